@@ -1,0 +1,302 @@
+import { Context } from '@temporalio/activity';
+import { ErrorType, PolyglotError } from '../common/errors';
+import { buildChatRequest, eligibleSeeds, interpretResult, type GenerationContext, type SyntheticRow } from '../generation/requests';
+import { ChatClient, type ChatResult } from '../llm/client';
+import type { LimiterRegistry } from '../llm/limiter';
+import { loadSeedPool, type SeedRow } from '../seeds/pool';
+import { GENERATION_CODE_VERSION } from '../spec/plan';
+import { seededShuffle } from '../spec/random';
+import { keys } from '../storage/layout';
+import { parseS3Uri, type S3Store, type StoreRegistry } from '../storage/s3';
+import type {
+  DatasetManifest,
+  FinalizeDatasetInput,
+  FinalizeDatasetResult,
+  GenerateShardInput,
+  GenerateShardResult,
+  PrepareDatasetInput,
+  PrepareDatasetResult,
+  ShardStats,
+} from './types';
+
+export interface DatasetDeps {
+  stores: StoreRegistry;
+  limiters: LimiterRegistry;
+  /** Environment to read API keys from (by the name the spec gives). */
+  env: NodeJS.ProcessEnv;
+  fetchImpl?: typeof fetch;
+}
+
+/** One line of a part-file: the outcome for one seed, with the tokens it cost. */
+interface PartLine {
+  seedId: string;
+  ok: boolean;
+  reason?: string;
+  row?: SyntheticRow;
+  promptTokens: number;
+  completionTokens: number;
+}
+
+type ShardMarker = Omit<GenerateShardResult, 'cached' | 'calls'>;
+
+const emptyStats = (): ShardStats => ({
+  requested: 0,
+  produced: 0,
+  parseFailures: 0,
+  emptyResponses: 0,
+  promptTokens: 0,
+  completionTokens: 0,
+  costUsd: 0,
+});
+
+function addStats(into: ShardStats, s: ShardStats): void {
+  into.requested += s.requested;
+  into.produced += s.produced;
+  into.parseFailures += s.parseFailures;
+  into.emptyResponses += s.emptyResponses;
+  into.promptTokens += s.promptTokens;
+  into.completionTokens += s.completionTokens;
+  into.costUsd += s.costUsd;
+}
+
+/** Seed pools are read by every shard of a cell; keep the last few in memory. */
+class SeedPoolCache {
+  private readonly pools = new Map<string, Promise<SeedRow[]>>();
+  load(store: S3Store, poolKey: string): Promise<SeedRow[]> {
+    const id = `${store.bucket}/${poolKey}`;
+    let p = this.pools.get(id);
+    if (!p) {
+      p = loadSeedPool(store, poolKey);
+      p.catch(() => this.pools.delete(id));
+      this.pools.set(id, p);
+      if (this.pools.size > 4) this.pools.delete(this.pools.keys().next().value!);
+    }
+    return p;
+  }
+}
+
+function selectionSeed(seed: number, strategy: string, language: string): string {
+  // Same seed → same selection for every teacher of a language: teachers are compared on equal inputs.
+  return `${seed}|${strategy}|${strategy === 'translate' ? 'en' : language}`;
+}
+
+export function createDatasetActivities(deps: DatasetDeps) {
+  const pools = new SeedPoolCache();
+
+  async function prepareDataset(input: PrepareDatasetInput): Promise<PrepareDatasetResult> {
+    const store = deps.stores.for(input.storage.bucket);
+    const ds = keys.dataset(input.storage.prefix, input.datasetKey);
+    const existing = await store.getJson<DatasetManifest>(keys.datasetManifest(ds));
+    if (existing) {
+      return {
+        manifestUri: store.uri(keys.datasetManifest(ds)),
+        examples: existing.produced,
+        strategies: Object.entries(existing.perStrategy).map(([strategy, s]) => ({
+          strategy: strategy as PrepareDatasetResult['strategies'][number]['strategy'],
+          selected: s.requested,
+          shards: s.shards.length,
+          shardsDone: s.shards.length,
+        })),
+      };
+    }
+    await store.ensureBucket();
+    await store.putJson(keys.datasetKeyManifest(ds), input.keyManifest);
+    const digest = input.datasetKey.split('/').pop()!;
+    await store.putJson(
+      keys.cellIndexEntry(input.storage.prefix, input.keyManifest.teacher.id, input.language, digest),
+      { datasetKey: input.datasetKey, keyManifest: input.keyManifest },
+    );
+    const pool = await pools.load(store, parseS3Uri(input.seedPool).key);
+    const out: PrepareDatasetResult['strategies'] = [];
+    for (const { strategy, count } of input.strategies) {
+      const selKey = keys.selection(ds, strategy);
+      let ids = await store.getJson<string[]>(selKey);
+      if (!ids) {
+        const eligible = eligibleSeeds(pool, strategy, input.language).sort((a, b) => (a.id < b.id ? -1 : 1));
+        ids = seededShuffle(eligible, selectionSeed(input.seed, strategy, input.language))
+          .slice(0, count)
+          .map((r) => r.id);
+        await store.putJson(selKey, ids);
+      }
+      const shards = Math.ceil(ids.length / input.shardSize);
+      let shardsDone = 0;
+      for (let s = 0; s < shards; s++) if (await store.exists(keys.shardMarker(ds, strategy, s))) shardsDone++;
+      out.push({ strategy, selected: ids.length, shards, shardsDone });
+    }
+    return { strategies: out };
+  }
+
+  async function readParts(store: S3Store, prefix: string): Promise<{ lines: Map<string, PartLine>; nextPart: number }> {
+    const partKeys = (await store.list(prefix)).filter((k) => k.endsWith('.jsonl'));
+    const lines = new Map<string, PartLine>();
+    let nextPart = 0;
+    for (const k of partKeys) {
+      const n = Number(/part-(\d+)\.jsonl$/.exec(k)?.[1] ?? -1);
+      nextPart = Math.max(nextPart, n + 1);
+      const text = (await store.getText(k)) ?? '';
+      for (const l of text.split('\n')) {
+        if (!l.trim()) continue;
+        const line = JSON.parse(l) as PartLine;
+        // First outcome wins: a seed is never generated twice into one dataset.
+        if (!lines.has(line.seedId)) lines.set(line.seedId, line);
+      }
+    }
+    return { lines, nextPart };
+  }
+
+  async function generateShard(input: GenerateShardInput): Promise<GenerateShardResult> {
+    const actx = Context.current();
+    const store = deps.stores.for(input.storage.bucket);
+    const ds = keys.dataset(input.storage.prefix, input.datasetKey);
+    const markerKey = keys.shardMarker(ds, input.strategy, input.shard);
+    const marker = await store.getJson<ShardMarker>(markerKey);
+    if (marker) return { ...marker, cached: true, calls: 0 };
+
+    const pool = await pools.load(store, parseS3Uri(input.seedPool).key);
+    const selectionIds = await store.getJson<string[]>(keys.selection(ds, input.strategy));
+    if (!selectionIds) throw new PolyglotError(ErrorType.StorageError, `selection for ${ds}/${input.strategy} is missing; prepareDataset must run first`);
+    const byId = new Map(pool.map((r) => [r.id, r]));
+    const selection = selectionIds.map((id) => {
+      const row = byId.get(id);
+      if (!row) throw new PolyglotError(ErrorType.InvalidInput, `seed ${id} of the selection is not in the pool ${input.seedPool}`);
+      return row;
+    });
+    const shardRows = selection.slice(input.shard * input.shardSize, (input.shard + 1) * input.shardSize);
+    const partsPrefix = keys.shardPartsPrefix(ds, input.strategy, input.shard);
+    const { lines, nextPart: firstPart } = await readParts(store, partsPrefix);
+    let nextPart = firstPart;
+
+    const apiKeyEnv = input.provider.apiKeyEnv;
+    const apiKey = apiKeyEnv ? deps.env[apiKeyEnv] : undefined;
+    if (apiKeyEnv && !apiKey) {
+      throw new PolyglotError(
+        ErrorType.MissingSecret,
+        `environment variable ${apiKeyEnv} (provider "${input.provider.id}".apiKeyEnv) is not set on the worker; export it before starting the worker`,
+      );
+    }
+    const client = new ChatClient({
+      baseUrl: input.provider.baseUrl,
+      apiKey,
+      timeoutMs: input.provider.timeoutSeconds * 1000,
+      fetchImpl: deps.fetchImpl,
+    });
+    const limiter = deps.limiters.get(input.provider.id, {
+      concurrency: input.provider.concurrency,
+      requestsPerMinute: input.provider.requestsPerMinute,
+      tokensPerMinute: input.provider.tokensPerMinute,
+    });
+    const gctx: GenerationContext = {
+      datasetKey: input.datasetKey,
+      strategy: input.strategy,
+      language: input.language,
+      teacher: input.teacher,
+      templateVersion: input.templateVersion,
+      seed: input.seed,
+      selection,
+    };
+
+    const todo = shardRows.filter((r) => !lines.has(r.id));
+    let calls = 0;
+    for (let i = 0; i < todo.length; i += input.checkpointEvery) {
+      const window = todo.slice(i, i + input.checkpointEvery);
+      const settled = await Promise.allSettled(
+        window.map(async (row) => {
+          const { request, synthPrompt } = buildChatRequest(gctx, row);
+          const result = await limiter.run(
+            () => client.chat(request, actx.cancellationSignal),
+            (r: ChatResult) => r.promptTokens + r.completionTokens,
+          );
+          calls++;
+          actx.heartbeat({ part: nextPart, done: lines.size });
+          const outcome = interpretResult(gctx, row, synthPrompt, result);
+          const line: PartLine = {
+            seedId: row.id,
+            ok: outcome.ok,
+            promptTokens: result.promptTokens,
+            completionTokens: result.completionTokens,
+            ...(outcome.ok ? { row: outcome.row } : { reason: outcome.reason }),
+          };
+          return line;
+        }),
+      );
+      const finished = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+      // Checkpoint what finished, even when part of the window failed, so a retry repeats only the failures.
+      if (finished.length) {
+        await store.putText(
+          keys.shardPart(ds, input.strategy, input.shard, nextPart++),
+          finished.map((l) => JSON.stringify(l)).join('\n') + '\n',
+          'application/x-ndjson',
+        );
+        for (const l of finished) lines.set(l.seedId, l);
+      }
+      actx.heartbeat({ part: nextPart, done: lines.size });
+      const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+      if (failure) throw failure.reason;
+    }
+
+    // Assemble in selection order; the shard file and then its marker are written whole.
+    const stats = emptyStats();
+    const rows: SyntheticRow[] = [];
+    for (const r of shardRows) {
+      const l = lines.get(r.id)!;
+      stats.requested++;
+      stats.promptTokens += l.promptTokens;
+      stats.completionTokens += l.completionTokens;
+      if (l.ok && l.row) rows.push(l.row);
+      else if (l.reason === 'empty') stats.emptyResponses++;
+      else stats.parseFailures++;
+    }
+    stats.produced = rows.length;
+    const price = input.provider.pricePerMTok;
+    stats.costUsd = (stats.promptTokens * price.input + stats.completionTokens * price.output) / 1e6;
+    const shardKey = keys.shardData(ds, input.strategy, input.shard);
+    await store.putText(shardKey, rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : ''), 'application/x-ndjson');
+    const result: ShardMarker = { ...stats, shardUri: store.uri(shardKey) };
+    await store.putJson(markerKey, result);
+    return { ...result, cached: false, calls };
+  }
+
+  async function finalizeDataset(input: FinalizeDatasetInput): Promise<FinalizeDatasetResult> {
+    const store = deps.stores.for(input.storage.bucket);
+    const ds = keys.dataset(input.storage.prefix, input.datasetKey);
+    const manifestKey = keys.datasetManifest(ds);
+    let manifest = await store.getJson<DatasetManifest>(manifestKey);
+    if (!manifest) {
+      const total = emptyStats();
+      const perStrategy: DatasetManifest['perStrategy'] = {};
+      for (const { strategy, shards } of input.strategies) {
+        const s = { ...emptyStats(), shards: [] as string[] };
+        for (let i = 0; i < shards; i++) {
+          const m = await store.getJson<ShardMarker>(keys.shardMarker(ds, strategy, i));
+          if (!m) throw new PolyglotError(ErrorType.StorageError, `shard ${strategy}-${i} of ${ds} has no completion marker`);
+          addStats(s, m);
+          s.shards.push(m.shardUri);
+        }
+        perStrategy[strategy] = s;
+        addStats(total, s);
+      }
+      manifest = {
+        ...total,
+        datasetKey: input.datasetKey,
+        uri: store.uri(ds),
+        keyManifest: input.keyManifest,
+        perStrategy,
+        createdBy: { sweepId: input.sweepId, workflowId: input.workflowId, runId: input.runId },
+        codeVersion: GENERATION_CODE_VERSION,
+        createdAt: new Date().toISOString(),
+      };
+      // Last write of the cell: its presence means "complete" to every later run.
+      await store.putJson(manifestKey, manifest);
+    }
+    return {
+      manifestUri: store.uri(manifestKey),
+      examples: manifest.produced,
+      promptTokens: manifest.promptTokens,
+      completionTokens: manifest.completionTokens,
+      costUsd: manifest.costUsd,
+      parseFailures: manifest.parseFailures,
+    };
+  }
+
+  return { prepareDataset, generateShard, finalizeDataset };
+}

@@ -1,0 +1,99 @@
+import type { DatasetKeyManifest } from '../spec/plan';
+import type { Provider, Strategy, Teacher } from '../spec/sweep';
+import type { TemplateVersion } from '../spec/templates';
+
+/** Inputs and outputs of activities: ids, URIs, digests and small numbers only (they go through history). */
+
+export interface StorageRef {
+  bucket: string;
+  prefix: string;
+}
+
+export interface PrepareDatasetInput {
+  storage: StorageRef;
+  datasetKey: string;
+  keyManifest: DatasetKeyManifest;
+  seedPool: string;
+  language: string;
+  strategies: { strategy: Strategy; count: number }[];
+  seed: number;
+  shardSize: number;
+  sweepId: string;
+}
+
+export interface PrepareDatasetResult {
+  /** Set when the dataset is already complete: nothing to generate. */
+  manifestUri?: string;
+  examples?: number;
+  strategies: { strategy: Strategy; selected: number; shards: number; shardsDone: number }[];
+}
+
+export interface GenerateShardInput {
+  storage: StorageRef;
+  datasetKey: string;
+  seedPool: string;
+  strategy: Strategy;
+  shard: number;
+  shardSize: number;
+  checkpointEvery: number;
+  language: string;
+  templateVersion: TemplateVersion;
+  seed: number;
+  teacher: Teacher;
+  provider: Provider;
+}
+
+export interface ShardStats {
+  requested: number;
+  produced: number;
+  parseFailures: number;
+  emptyResponses: number;
+  promptTokens: number;
+  completionTokens: number;
+  costUsd: number;
+}
+
+export interface GenerateShardResult extends ShardStats {
+  shardUri: string;
+  /** True when the shard was already complete and no call was made. */
+  cached: boolean;
+  /** LLM calls this attempt made (0 when cached). */
+  calls: number;
+}
+
+export interface DatasetManifest extends ShardStats {
+  datasetKey: string;
+  uri: string;
+  keyManifest: DatasetKeyManifest;
+  perStrategy: Record<string, ShardStats & { shards: string[] }>;
+  createdBy: { sweepId: string; workflowId: string; runId: string };
+  codeVersion: string;
+  createdAt: string;
+}
+
+export interface FinalizeDatasetInput {
+  storage: StorageRef;
+  datasetKey: string;
+  keyManifest: DatasetKeyManifest;
+  strategies: { strategy: Strategy; shards: number }[];
+  sweepId: string;
+  workflowId: string;
+  runId: string;
+}
+
+export interface FinalizeDatasetResult {
+  manifestUri: string;
+  examples: number;
+  promptTokens: number;
+  completionTokens: number;
+  costUsd: number;
+  parseFailures: number;
+}
+
+export interface RecordSweepInput {
+  storage: StorageRef;
+  sweepId: string;
+  spec: unknown;
+  workflowId: string;
+  runId: string;
+}

@@ -1,0 +1,221 @@
+import { z } from 'zod';
+import { LANGUAGES, suggestLanguage } from './languages';
+
+/**
+ * The sweep spec: one document that defines every work item of a sweep. It is parsed from YAML or
+ * JSON by the CLI and, because Web UI starts bypass the CLI, parsed again inside `sweepWorkflow`.
+ * Everything here is pure (zod only), so workflows may import it.
+ */
+
+export const STRATEGIES = ['generate', 'translate', 'respond'] as const;
+export type Strategy = (typeof STRATEGIES)[number];
+
+/** Ids end up in S3 keys, workflow ids, search attributes and Kubernetes names: keep them boring. */
+const ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const id = (what: string) =>
+  z
+    .string({ error: `must be a string (${what})` })
+    .regex(ID_PATTERN, {
+      error: `must be 1-63 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit (it is used in S3 keys and workflow ids)`,
+    });
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** A field that names an environment variable holding a secret; never the secret itself. */
+const envVarName = z
+  .string()
+  .refine((v) => !/^(sk-|hf_|AKIA|Bearer )/.test(v), {
+    error: 'looks like a secret value; put the secret in an environment variable and give its NAME here',
+  })
+  .refine((v) => ENV_NAME.test(v), { error: 'must be an environment variable name like OPENAI_API_KEY' });
+
+export const ProviderSchema = z.strictObject({
+  /** Provider id; generation activities for it run on task queue `llm-<id>`. */
+  id: id('provider id'),
+  /** OpenAI-compatible base URL including `/v1`, e.g. `https://api.openai.com/v1`. */
+  baseUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL such as http://127.0.0.1:8000/v1' }),
+  /** Name of the environment variable that holds the API key on the worker. Optional for local servers. */
+  apiKeyEnv: envVarName.optional(),
+  /** Requests in flight at once per worker process. Default 4. */
+  concurrency: z.int().min(1).max(1024).default(4),
+  /** Requests per minute per worker process (token bucket). Default: unlimited. */
+  requestsPerMinute: z.number().positive().max(1e7).optional(),
+  /** Prompt + completion tokens per minute per worker process. Default: unlimited. */
+  tokensPerMinute: z.number().positive().max(1e10).optional(),
+  /** USD per million tokens; used for cost accounting and budget caps. Default 0. */
+  pricePerMTok: z
+    .strictObject({ input: z.number().min(0).max(10_000), output: z.number().min(0).max(10_000) })
+    .default({ input: 0, output: 0 }),
+  /** Per-request timeout in seconds. Default 120. */
+  timeoutSeconds: z.number().positive().max(3600).default(120),
+});
+export type Provider = z.infer<typeof ProviderSchema>;
+
+export const SamplingSchema = z.strictObject({
+  temperature: z.number().min(0).max(2).default(0.8),
+  topP: z.number().gt(0).max(1).default(0.9),
+  /** Max new tokens per request. Default 512. */
+  maxTokens: z.int().min(1).max(65_536).default(512),
+});
+
+export const TeacherSchema = z.strictObject({
+  id: id('teacher id'),
+  /** Id of an entry in `providers`. */
+  provider: z.string(),
+  /** Model name as the provider knows it (sent as `model`). */
+  model: z.string().min(1).max(256),
+  /** Model revision or snapshot; part of the cache key so a new snapshot recomputes. */
+  revision: z.string().max(128).optional(),
+  sampling: SamplingSchema.default({ temperature: 0.8, topP: 0.9, maxTokens: 512 }),
+});
+export type Teacher = z.infer<typeof TeacherSchema>;
+
+const StrategyCount = z.strictObject({ count: z.int().min(0).max(1_000_000) });
+
+export const StudentSchema = z.strictObject({
+  id: id('student id'),
+  model: z.string().min(1).max(256),
+  family: z.string().max(64).optional(),
+});
+
+const SEED_POOL = /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/(?:[A-Za-z0-9._-]+\/)*seeds\/sha256-[0-9a-f]{64}\/?$/;
+
+export const SweepSpecSchema = z.strictObject({
+  /** Human name for the sweep (free text, shown in reports). */
+  name: z.string().max(200).optional(),
+  /** Sweep id; workflow id is `sweep/<sweepId>`. Default: derived from the spec's hash. */
+  sweepId: id('sweep id').optional(),
+  storage: z.strictObject({
+    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { error: 'must be a valid S3 bucket name' }),
+    prefix: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/, {
+        error: "must be S3-safe path segments (A-Z a-z 0-9 . _ -) separated by '/', without leading or trailing '/'",
+      })
+      .refine((p) => !p.split('/').some((s) => s === '.' || s === '..'), { error: "must not contain '.' or '..' segments" })
+      .default('polyglot'),
+  }),
+  providers: z.array(ProviderSchema).min(1, { error: 'needs at least one provider' }),
+  teachers: z.array(TeacherSchema).min(1, { error: 'needs at least one teacher' }),
+  languages: z.array(z.string()).min(1, { error: 'needs at least one language (ISO 639-1, e.g. de)' }),
+  strategies: z
+    .strictObject({ generate: StrategyCount.optional(), translate: StrategyCount.optional(), respond: StrategyCount.optional() })
+    .refine((s) => Object.values(s).some((c) => c && c.count > 0), {
+      error: 'needs at least one of generate, translate, respond with count > 0',
+    }),
+  /** S3 URI of an imported seed pool: `s3://<bucket>/<prefix>/seeds/sha256-<hex>` (see `polyglot seeds import`). */
+  seedPool: z.string().regex(SEED_POOL, {
+    error: 'must be the S3 URI printed by `polyglot seeds import` (s3://<bucket>/<prefix>/seeds/sha256-<64 hex>)',
+  }),
+  /** Prompt template version: `v1` (main grid) or `v2` (with the ten task categories). */
+  templateVersion: z.enum(['v1', 'v2']).default('v1'),
+  /** Examples per generation activity. Default 50. */
+  shardSize: z.int().min(1).max(10_000).default(50),
+  /** Examples per part-file inside a shard: a crashed shard repeats at most this many calls. Default 10. */
+  checkpointEvery: z.int().min(1).max(10_000).default(10),
+  /** Random seed for seed shuffles and in-context draws. Paper default 921. */
+  seed: z.int().min(0).max(2 ** 31 - 1).default(921),
+  /** Caps over the whole sweep; when reached the sweep pauses (it does not fail). */
+  budget: z
+    .strictObject({ maxCostUsd: z.number().min(0).max(1e7).optional(), maxTokens: z.int().min(0).optional() })
+    .default({}),
+  students: z.array(StudentSchema).default([]),
+  timeouts: z
+    .strictObject({
+      /** Heartbeat timeout of a generation shard, seconds. Default 120. */
+      heartbeatSeconds: z.number().min(1).max(3600).default(120),
+      /** Start-to-close timeout of one shard attempt, minutes. Default 120. */
+      shardMinutes: z.number().min(1).max(24 * 60).default(120),
+    })
+    .default({ heartbeatSeconds: 120, shardMinutes: 120 }),
+  retry: z
+    .strictObject({
+      maximumAttempts: z.int().min(1).max(1000).default(20),
+      initialIntervalSeconds: z.number().min(0.1).max(3600).default(1),
+      maximumIntervalSeconds: z.number().min(1).max(86_400).default(60),
+    })
+    .default({ maximumAttempts: 20, initialIntervalSeconds: 1, maximumIntervalSeconds: 60 }),
+});
+
+export type SweepSpec = z.infer<typeof SweepSpecSchema>;
+export type SweepSpecInput = z.input<typeof SweepSpecSchema>;
+
+/** Thrown when a spec is invalid; `problems` holds one `path: message` line per problem. */
+export class InvalidSpecError extends Error {
+  readonly type = 'InvalidSpec';
+  constructor(readonly problems: string[]) {
+    super(`invalid sweep spec:\n  ${problems.join('\n  ')}`);
+    this.name = 'InvalidSpecError';
+  }
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out ? `.${String(p)}` : String(p);
+  }
+  return out || '(root)';
+}
+
+function crossFieldProblems(spec: SweepSpec): string[] {
+  const problems: string[] = [];
+  const dup = <T>(items: T[], key: (t: T) => string, path: string) => {
+    const seen = new Map<string, number>();
+    items.forEach((item, i) => {
+      const k = key(item);
+      const first = seen.get(k);
+      if (first !== undefined) problems.push(`${path}[${i}].id: duplicate id "${k}" (also ${path}[${first}]); ids must be unique`);
+      else seen.set(k, i);
+    });
+  };
+  dup(spec.providers, (p) => p.id, 'providers');
+  dup(spec.teachers, (t) => t.id, 'teachers');
+  dup(spec.students, (s) => s.id, 'students');
+  const providerIds = spec.providers.map((p) => p.id);
+  spec.teachers.forEach((t, i) => {
+    if (!providerIds.includes(t.provider)) {
+      problems.push(`teachers[${i}].provider: unknown provider "${t.provider}"; known: ${providerIds.join(', ')}`);
+    }
+  });
+  const seenLang = new Set<string>();
+  spec.languages.forEach((code, i) => {
+    if (!LANGUAGES[code]) {
+      const hint = suggestLanguage(code);
+      problems.push(
+        `languages[${i}]: unknown language code "${code}"; use a lowercase ISO 639-1 code${hint ? ` (did you mean "${hint}"?)` : ', e.g. de, es, ar'}`,
+      );
+    } else if (seenLang.has(code)) {
+      problems.push(`languages[${i}]: "${code}" is listed twice; list each language once`);
+    }
+    seenLang.add(code);
+  });
+  if (spec.checkpointEvery > spec.shardSize) {
+    problems.push(`checkpointEvery: ${spec.checkpointEvery} is larger than shardSize ${spec.shardSize}; use a value ≤ shardSize`);
+  }
+  const bucketInUri = /^s3:\/\/([^/]+)\//.exec(spec.seedPool)?.[1];
+  if (bucketInUri && bucketInUri !== spec.storage.bucket) {
+    problems.push(`seedPool: bucket "${bucketInUri}" differs from storage.bucket "${spec.storage.bucket}"; import the seeds into the sweep's bucket`);
+  }
+  return problems;
+}
+
+/** Parse and validate a spec; throws InvalidSpecError listing every problem with its path. */
+export function parseSweepSpec(input: unknown): SweepSpec {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    throw new InvalidSpecError(['(root): the spec must be a JSON/YAML object with storage, providers, teachers, languages, strategies, seedPool']);
+  }
+  const result = SweepSpecSchema.safeParse(input);
+  if (!result.success) {
+    throw new InvalidSpecError(
+      result.error.issues.map((issue) => {
+        if (issue.code === 'unrecognized_keys') {
+          return `${formatPath(issue.path)}: unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}; check the spelling against the spec reference in README.md`;
+        }
+        return `${formatPath(issue.path)}: ${issue.message}`;
+      }),
+    );
+  }
+  const problems = crossFieldProblems(result.data);
+  if (problems.length) throw new InvalidSpecError(problems);
+  return result.data;
+}

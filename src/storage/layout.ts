@@ -1,0 +1,33 @@
+/**
+ * The S3 layout, in one place. Every key Polyglot reads or writes is built here from ids and digests,
+ * so a finished artifact is found again by recomputing its key — that is what makes resume cheap.
+ */
+export interface Layout {
+  prefix: string;
+}
+
+const pad = (n: number) => String(n).padStart(5, '0');
+
+export const keys = {
+  seedPool: (prefix: string, digest: string) => `${prefix}/seeds/${digest}`,
+  seedRows: (poolKey: string) => `${poolKey}/seeds.jsonl`,
+  seedManifest: (poolKey: string) => `${poolKey}/manifest.json`,
+
+  dataset: (prefix: string, datasetKey: string) => `${prefix}/datasets/${datasetKey}`,
+  datasetKeyManifest: (ds: string) => `${ds}/key.json`,
+  datasetManifest: (ds: string) => `${ds}/manifest.json`,
+  selection: (ds: string, strategy: string) => `${ds}/selection/${strategy}.json`,
+  shardData: (ds: string, strategy: string, shard: number) => `${ds}/shards/${strategy}-${pad(shard)}.jsonl`,
+  shardMarker: (ds: string, strategy: string, shard: number) => `${ds}/shards/${strategy}-${pad(shard)}.done.json`,
+  shardPartsPrefix: (ds: string, strategy: string, shard: number) => `${ds}/parts/${strategy}-${pad(shard)}/`,
+  shardPart: (ds: string, strategy: string, shard: number, part: number) =>
+    `${ds}/parts/${strategy}-${pad(shard)}/part-${pad(part)}.jsonl`,
+  /** Index of every dataset ever made for a teacher × language, so `plan` can say why a key changed. */
+  cellIndexPrefix: (prefix: string, teacherId: string, language: string) => `${prefix}/index/${teacherId}/${language}/`,
+  cellIndexEntry: (prefix: string, teacherId: string, language: string, digest: string) =>
+    `${prefix}/index/${teacherId}/${language}/${digest}.json`,
+
+  sweep: (prefix: string, sweepId: string) => `${prefix}/sweeps/${sweepId}`,
+  sweepSpec: (prefix: string, sweepId: string) => `${prefix}/sweeps/${sweepId}/spec.json`,
+  sweepSummary: (prefix: string, sweepId: string) => `${prefix}/sweeps/${sweepId}/summary.json`,
+};

@@ -1,0 +1,153 @@
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import { ErrorType, PolyglotError } from '../common/errors';
+
+/**
+ * The S3 adapter. Every artifact goes through here. Writes are whole-object PUTs, so a reader never
+ * sees half an object; completion is signalled by writing a marker/manifest object last.
+ */
+
+export function makeS3Client(endpoint: string | undefined, region: string): S3Client {
+  return new S3Client({
+    endpoint,
+    region,
+    forcePathStyle: endpoint !== undefined,
+    // Non-AWS endpoints mishandle aws-chunked trailing checksums (infra.md §2.1); send checksums only when required.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    maxAttempts: 3,
+  });
+}
+
+export function s3Uri(bucket: string, key: string): string {
+  return `s3://${bucket}/${key}`;
+}
+
+export function parseS3Uri(uri: string): { bucket: string; key: string } {
+  const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(uri);
+  if (!m) throw new PolyglotError(ErrorType.InvalidInput, `not an s3:// URI: ${uri}`);
+  return { bucket: m[1]!, key: m[2]! };
+}
+
+function isNotFound(e: unknown): boolean {
+  if (e instanceof S3ServiceException) {
+    return e.$metadata.httpStatusCode === 404 || e.name === 'NoSuchKey' || e.name === 'NotFound' || e.name === 'NoSuchBucket';
+  }
+  return false;
+}
+
+function storageError(op: string, key: string, e: unknown): PolyglotError {
+  const msg = e instanceof Error ? e.message : String(e);
+  return new PolyglotError(ErrorType.StorageError, `S3 ${op} ${key}: ${msg}`);
+}
+
+export class S3Store {
+  constructor(
+    readonly client: S3Client,
+    readonly bucket: string,
+  ) {}
+
+  uri(key: string): string {
+    return s3Uri(this.bucket, key);
+  }
+
+  async ensureBucket(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (e) {
+      if (!isNotFound(e) && !(e instanceof S3ServiceException && e.$metadata.httpStatusCode === 403)) {
+        throw storageError('HeadBucket', this.bucket, e);
+      }
+      try {
+        await this.client.send(new CreateBucketCommand({ Bucket: this.bucket }));
+      } catch (err) {
+        const name = err instanceof Error ? err.name : '';
+        if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists') throw storageError('CreateBucket', this.bucket, err);
+      }
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return true;
+    } catch (e) {
+      if (isNotFound(e)) return false;
+      throw storageError('HeadObject', key, e);
+    }
+  }
+
+  async putText(key: string, body: string | Uint8Array, contentType = 'application/octet-stream'): Promise<string> {
+    try {
+      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }));
+      return this.uri(key);
+    } catch (e) {
+      throw storageError('PutObject', key, e);
+    }
+  }
+
+  putJson(key: string, value: unknown): Promise<string> {
+    return this.putText(key, JSON.stringify(value, null, 2) + '\n', 'application/json');
+  }
+
+  async getBytes(key: string): Promise<Uint8Array | undefined> {
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      return out.Body ? await out.Body.transformToByteArray() : new Uint8Array();
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw storageError('GetObject', key, e);
+    }
+  }
+
+  async getText(key: string): Promise<string | undefined> {
+    const bytes = await this.getBytes(key);
+    return bytes === undefined ? undefined : new TextDecoder().decode(bytes);
+  }
+
+  async getJson<T>(key: string): Promise<T | undefined> {
+    const text = await this.getText(key);
+    return text === undefined ? undefined : (JSON.parse(text) as T);
+  }
+
+  /** All keys under a prefix, paging through ListObjectsV2. */
+  async list(prefix: string): Promise<string[]> {
+    const keys: string[] = [];
+    let token: string | undefined;
+    try {
+      do {
+        const out = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
+        );
+        for (const o of out.Contents ?? []) if (o.Key) keys.push(o.Key);
+        token = out.IsTruncated ? out.NextContinuationToken : undefined;
+      } while (token);
+    } catch (e) {
+      if (isNotFound(e)) return [];
+      throw storageError('ListObjectsV2', prefix, e);
+    }
+    return keys.sort();
+  }
+}
+
+/** One store per bucket, sharing a client: a worker serves sweeps that may use different buckets. */
+export class StoreRegistry {
+  private readonly stores = new Map<string, S3Store>();
+  constructor(readonly client: S3Client) {}
+  for(bucket: string): S3Store {
+    let s = this.stores.get(bucket);
+    if (!s) {
+      s = new S3Store(this.client, bucket);
+      this.stores.set(bucket, s);
+    }
+    return s;
+  }
+}

@@ -1,0 +1,81 @@
+import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
+import { createActivities, type ActivityDeps } from '../activities';
+import { llmTaskQueue, type RuntimeEnv } from '../common/env';
+import { LimiterRegistry } from '../llm/limiter';
+import { StoreRegistry, makeS3Client } from '../storage/s3';
+
+/**
+ * Worker construction, shared by the worker process, the tests and the benchmarks.
+ * One worker polls the main queue (workflows and light activities); one more per inference
+ * provider polls `llm-<provider>`, so each provider's concurrency is bounded separately.
+ */
+export interface WorkerSetOptions {
+  env: RuntimeEnv;
+  /** Providers whose generation queues this process serves. */
+  providers: string[];
+  /** Shard activities per provider queue at once. Default 8. */
+  shardSlots?: number;
+  /** Task-queue-wide dispatch limit per provider queue (activities/second, enforced by the server). */
+  maxShardsPerSecond?: number;
+  /** Prebuilt bundle (tests build it once). */
+  workflowBundle?: WorkflowBundle;
+  deps?: Partial<ActivityDeps>;
+  connection?: NativeConnection;
+}
+
+let cachedBundle: Promise<WorkflowBundle> | undefined;
+export function workflowBundle(): Promise<WorkflowBundle> {
+  cachedBundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: quietLogger });
+  return cachedBundle;
+}
+
+const quietLogger = {
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: (m: string) => console.warn(m),
+  error: (m: string) => console.error(m),
+};
+
+export function defaultDeps(env: RuntimeEnv): ActivityDeps {
+  return {
+    stores: new StoreRegistry(makeS3Client(env.s3Endpoint, env.s3Region)),
+    limiters: new LimiterRegistry(),
+    env: process.env,
+  };
+}
+
+export async function createWorkers(opts: WorkerSetOptions): Promise<{ workers: Worker[]; connection: NativeConnection }> {
+  const connection = opts.connection ?? (await NativeConnection.connect({ address: opts.env.temporalAddress }));
+  const deps = { ...defaultDeps(opts.env), ...opts.deps };
+  const activities = createActivities(deps);
+  const bundle = opts.workflowBundle ?? (await workflowBundle());
+  const main = await Worker.create({
+    connection,
+    namespace: opts.env.temporalNamespace,
+    taskQueue: opts.env.taskQueue,
+    workflowBundle: bundle,
+    activities,
+    // A killed worker's sticky workflow tasks move to another worker after this long.
+    stickyQueueScheduleToStartTimeout: '3s',
+  });
+  const llm = await Promise.all(
+    opts.providers.map((p) =>
+      Worker.create({
+        connection,
+        namespace: opts.env.temporalNamespace,
+        taskQueue: llmTaskQueue(p),
+        activities: { generateShard: activities.generateShard },
+        maxConcurrentActivityTaskExecutions: opts.shardSlots ?? 8,
+        ...(opts.maxShardsPerSecond ? { maxTaskQueueActivitiesPerSecond: opts.maxShardsPerSecond } : {}),
+      }),
+    ),
+  );
+  return { workers: [main, ...llm], connection };
+}
+
+/** Run workers until one stops (e.g. on SIGTERM, which the SDK turns into a graceful shutdown). */
+export async function runWorkers(workers: Worker[]): Promise<void> {
+  await Promise.all(workers.map((w) => w.run()));
+}

@@ -1,0 +1,206 @@
+import {
+  ActivityCancellationType,
+  condition,
+  getExternalWorkflowHandle,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities, GenerateShardResult } from '../activities';
+import { NON_RETRYABLE } from '../common/errors';
+import { llmTaskQueue } from '../common/env';
+import type { CellPlan } from '../spec/plan';
+import type { Provider, SweepSpec, Teacher } from '../spec/sweep';
+import {
+  StageKey,
+  cellProgressQuery,
+  cellProgressSignal,
+  pauseSignal,
+  resumeSignal,
+  type CellProgress,
+} from './shared';
+
+export interface DatasetWorkflowInput {
+  sweepId: string;
+  cell: CellPlan;
+  teacher: Teacher;
+  provider: Provider;
+  spec: Pick<SweepSpec, 'storage' | 'seedPool' | 'templateVersion' | 'shardSize' | 'checkpointEvery' | 'seed' | 'timeouts' | 'retry'>;
+  /** Parent sweep workflow id, for progress signals; absent when run standalone. */
+  parentWorkflowId?: string;
+  /** Shards in flight at once for this cell. Default 8. */
+  maxParallelShards?: number;
+}
+
+export interface DatasetWorkflowResult {
+  cellId: string;
+  manifestUri: string;
+  examples: number;
+  tokens: number;
+  costUsd: number;
+  parseFailures: number;
+  cached: boolean;
+}
+
+const { prepareDataset, finalizeDataset } = proxyActivities<Activities>({
+  startToCloseTimeout: '10 minutes',
+  retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: [...NON_RETRYABLE] },
+});
+
+/**
+ * One teacher × language dataset: select seeds, generate every shard of every strategy on the
+ * provider's task queue, then write the manifest. Finished shards and datasets are found in S3 by
+ * their keys, so a re-run repeats nothing that completed.
+ */
+function setStage(stage: string): void {
+  upsertSearchAttributes([{ key: StageKey, value: stage }]);
+}
+
+export async function datasetWorkflow(input: DatasetWorkflowInput): Promise<DatasetWorkflowResult> {
+  const { cell, spec } = input;
+  const storage = { bucket: spec.storage.bucket, prefix: spec.storage.prefix };
+  const progress: CellProgress = {
+    cellId: cell.cellId,
+    teacherId: cell.teacherId,
+    language: cell.language,
+    status: 'running',
+    shardsDone: 0,
+    shardsTotal: cell.strategies.reduce((n, s) => n + s.shards, 0),
+    examples: 0,
+    tokens: 0,
+    costUsd: 0,
+  };
+  let paused = false;
+  setHandler(cellProgressQuery, () => progress);
+  setHandler(pauseSignal, () => {
+    paused = true;
+    if (progress.status === 'running') progress.status = 'paused';
+  });
+  setHandler(resumeSignal, () => {
+    paused = false;
+    if (progress.status === 'paused') progress.status = 'running';
+  });
+
+  const parent = input.parentWorkflowId ? getExternalWorkflowHandle(input.parentWorkflowId) : undefined;
+  let lastReported = -1;
+  const report = async (force = false) => {
+    if (!parent) return;
+    // At most ~20 reports per cell: the parent's history must stay small at paper scale.
+    const step = Math.max(1, Math.floor(progress.shardsTotal / 20));
+    if (!force && progress.shardsDone - lastReported < step) return;
+    lastReported = progress.shardsDone;
+    await parent.signal(cellProgressSignal, { ...progress });
+  };
+
+  const generateShard = proxyActivities<Activities>({
+    taskQueue: llmTaskQueue(input.provider.id),
+    startToCloseTimeout: `${spec.timeouts.shardMinutes} minutes`,
+    heartbeatTimeout: `${spec.timeouts.heartbeatSeconds} seconds`,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: {
+      initialInterval: `${spec.retry.initialIntervalSeconds} seconds`,
+      maximumInterval: `${spec.retry.maximumIntervalSeconds} seconds`,
+      backoffCoefficient: 2,
+      maximumAttempts: spec.retry.maximumAttempts,
+      nonRetryableErrorTypes: [...NON_RETRYABLE],
+    },
+  }).generateShard;
+
+  setStage('prepare');
+  const prepared = await prepareDataset({
+    storage,
+    datasetKey: cell.datasetKey,
+    keyManifest: cell.keyManifest,
+    seedPool: spec.seedPool,
+    language: cell.language,
+    strategies: cell.strategies.map((s) => ({ strategy: s.strategy, count: s.count })),
+    seed: spec.seed,
+    shardSize: spec.shardSize,
+    sweepId: input.sweepId,
+  });
+  progress.shardsTotal = prepared.strategies.reduce((n, s) => n + s.shards, 0);
+
+  if (prepared.manifestUri) {
+    progress.status = 'cached';
+    progress.shardsDone = progress.shardsTotal;
+    progress.examples = prepared.examples ?? 0;
+    progress.manifestUri = prepared.manifestUri;
+    await report(true);
+    setStage('done');
+    return {
+      cellId: cell.cellId,
+      manifestUri: prepared.manifestUri,
+      examples: progress.examples,
+      tokens: 0,
+      costUsd: 0,
+      parseFailures: 0,
+      cached: true,
+    };
+  }
+
+  setStage('generate');
+  const work = prepared.strategies.flatMap((s) => Array.from({ length: s.shards }, (_, shard) => ({ strategy: s.strategy, shard })));
+  const maxParallel = input.maxParallelShards ?? 8;
+  let next = 0;
+  const runOne = async (): Promise<void> => {
+    while (next < work.length) {
+      await condition(() => !paused);
+      const item = work[next++]!;
+      const r: GenerateShardResult = await generateShard({
+        storage,
+        datasetKey: cell.datasetKey,
+        seedPool: spec.seedPool,
+        strategy: item.strategy,
+        shard: item.shard,
+        shardSize: spec.shardSize,
+        checkpointEvery: spec.checkpointEvery,
+        language: cell.language,
+        templateVersion: spec.templateVersion,
+        seed: spec.seed,
+        teacher: input.teacher,
+        provider: input.provider,
+      });
+      progress.shardsDone++;
+      progress.examples += r.produced;
+      if (!r.cached) {
+        progress.tokens += r.promptTokens + r.completionTokens;
+        progress.costUsd += r.costUsd;
+      }
+      await report();
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(maxParallel, work.length) }, runOne));
+  } catch (e) {
+    progress.status = isCancellation(e) ? 'cancelled' : 'failed';
+    throw e;
+  }
+
+  setStage('finalize');
+  const info = workflowInfo();
+  const fin = await finalizeDataset({
+    storage,
+    datasetKey: cell.datasetKey,
+    keyManifest: cell.keyManifest,
+    strategies: prepared.strategies.map((s) => ({ strategy: s.strategy, shards: s.shards })),
+    sweepId: input.sweepId,
+    workflowId: info.workflowId,
+    runId: info.runId,
+  });
+  progress.status = 'done';
+  progress.manifestUri = fin.manifestUri;
+  progress.examples = fin.examples;
+  await report(true);
+  setStage('done');
+  return {
+    cellId: cell.cellId,
+    manifestUri: fin.manifestUri,
+    examples: fin.examples,
+    tokens: progress.tokens,
+    costUsd: progress.costUsd,
+    parseFailures: fin.parseFailures,
+    cached: false,
+  };
+}

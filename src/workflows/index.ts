@@ -1,0 +1,3 @@
+/** Workflow entry points, bundled by the worker. Only deterministic code below this folder. */
+export { sweepWorkflow } from './sweep';
+export { datasetWorkflow } from './dataset';

@@ -1,0 +1,47 @@
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+
+/** Search attributes the project registers (see `polyglot dev up` and the test setup). */
+export const SweepIdKey = defineSearchAttributeKey('SweepId', SearchAttributeType.KEYWORD);
+export const TeacherKey = defineSearchAttributeKey('Teacher', SearchAttributeType.KEYWORD);
+export const LanguageKey = defineSearchAttributeKey('Language', SearchAttributeType.KEYWORD);
+export const StageKey = defineSearchAttributeKey('Stage', SearchAttributeType.KEYWORD);
+export const SEARCH_ATTRIBUTES = [SweepIdKey, TeacherKey, LanguageKey, StageKey];
+
+export type CellStatus = 'pending' | 'running' | 'paused' | 'done' | 'cached' | 'failed' | 'cancelled';
+
+export interface CellProgress {
+  cellId: string;
+  teacherId: string;
+  language: string;
+  status: CellStatus;
+  shardsDone: number;
+  shardsTotal: number;
+  examples: number;
+  tokens: number;
+  costUsd: number;
+  manifestUri?: string;
+  error?: string;
+}
+
+export interface SweepProgress {
+  sweepId: string;
+  stage: string;
+  paused: boolean;
+  pauseReason?: string;
+  cells: CellProgress[];
+  totals: { tokens: number; costUsd: number; examples: number };
+}
+
+export interface ResumeArgs {
+  /** Raise the budget caps when resuming a sweep that paused on its budget. */
+  maxCostUsd?: number;
+  maxTokens?: number;
+}
+
+export const pauseSignal = defineSignal<[string?]>('pause');
+export const resumeSignal = defineSignal<[ResumeArgs?]>('resume');
+/** Child → parent: a cell's progress (throttled to a few per cell, to keep the parent's history small). */
+export const cellProgressSignal = defineSignal<[CellProgress]>('cellProgress');
+export const sweepProgressQuery = defineQuery<SweepProgress>('progress');
+export const cellProgressQuery = defineQuery<CellProgress>('cellProgress');

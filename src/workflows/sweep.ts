@@ -1,0 +1,214 @@
+import {
+  ApplicationFailure,
+  ChildWorkflowHandle,
+  condition,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  startChild,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { NON_RETRYABLE } from '../common/errors';
+import { planSweep, type CellPlan } from '../spec/plan';
+import { InvalidSpecError, parseSweepSpec, type SweepSpec } from '../spec/sweep';
+import { datasetWorkflow, type DatasetWorkflowResult } from './dataset';
+import {
+  LanguageKey,
+  StageKey,
+  SweepIdKey,
+  TeacherKey,
+  cellProgressSignal,
+  pauseSignal,
+  resumeSignal,
+  sweepProgressQuery,
+  type CellProgress,
+  type SweepProgress,
+} from './shared';
+
+export interface SweepResult {
+  sweepId: string;
+  summaryUri: string;
+  cells: DatasetWorkflowResult[];
+  totals: SweepProgress['totals'];
+}
+
+const { recordSweep, writeSweepSummary } = proxyActivities<Activities>({
+  startToCloseTimeout: '5 minutes',
+  retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: [...NON_RETRYABLE] },
+});
+
+/** Cells whose dataset workflows run at once. Keeps pending children far below Temporal's 2,000. */
+const MAX_PARALLEL_CELLS = 64;
+
+/**
+ * A whole sweep: validate the spec (again — Web UI starts bypass the CLI), plan cells, run one
+ * dataset workflow per teacher × language, enforce the budget, and write a summary.
+ * The single argument is the spec itself, so the Web UI's one-JSON-input form can start it.
+ */
+export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
+  let spec: SweepSpec;
+  try {
+    spec = parseSweepSpec(input);
+  } catch (e) {
+    if (e instanceof InvalidSpecError) throw ApplicationFailure.nonRetryable(e.message, 'InvalidSpec', { problems: e.problems });
+    throw e;
+  }
+  const plan = planSweep(spec);
+  const info = workflowInfo();
+  const storage = { bucket: spec.storage.bucket, prefix: spec.storage.prefix };
+
+  const state: SweepProgress = {
+    sweepId: plan.sweepId,
+    stage: 'plan',
+    paused: false,
+    cells: plan.cells.map((c) => ({
+      cellId: c.cellId,
+      teacherId: c.teacherId,
+      language: c.language,
+      status: 'pending',
+      shardsDone: 0,
+      shardsTotal: c.strategies.reduce((n, s) => n + s.shards, 0),
+      examples: 0,
+      tokens: 0,
+      costUsd: 0,
+    })),
+    totals: { tokens: 0, costUsd: 0, examples: 0 },
+  };
+  const byId = new Map(state.cells.map((c) => [c.cellId, c]));
+  const running = new Map<string, ChildWorkflowHandle<typeof datasetWorkflow>>();
+  const budget = { ...spec.budget };
+
+  const recomputeTotals = () => {
+    state.totals = state.cells.reduce(
+      (t, c) => ({ tokens: t.tokens + c.tokens, costUsd: t.costUsd + c.costUsd, examples: t.examples + c.examples }),
+      { tokens: 0, costUsd: 0, examples: 0 },
+    );
+  };
+  const overBudget = (): string | undefined => {
+    if (budget.maxCostUsd !== undefined && state.totals.costUsd >= budget.maxCostUsd) {
+      return `budget reached: cost $${state.totals.costUsd.toFixed(4)} ≥ maxCostUsd $${budget.maxCostUsd}`;
+    }
+    if (budget.maxTokens !== undefined && state.totals.tokens >= budget.maxTokens) {
+      return `budget reached: ${state.totals.tokens} tokens ≥ maxTokens ${budget.maxTokens}`;
+    }
+    return undefined;
+  };
+  const forward = async (signal: typeof pauseSignal | typeof resumeSignal) => {
+    await Promise.all([...running.values()].map((h) => h.signal(signal as typeof pauseSignal).catch(() => undefined)));
+  };
+  const pause = async (reason: string) => {
+    if (state.paused) return;
+    state.paused = true;
+    state.pauseReason = reason;
+    await forward(pauseSignal);
+  };
+
+  setHandler(sweepProgressQuery, () => state);
+  setHandler(pauseSignal, async (reason?: string) => pause(reason ?? 'paused by signal'));
+  setHandler(resumeSignal, async (args) => {
+    if (args?.maxCostUsd !== undefined) budget.maxCostUsd = args.maxCostUsd;
+    if (args?.maxTokens !== undefined) budget.maxTokens = args.maxTokens;
+    const still = overBudget();
+    if (still) {
+      state.pauseReason = `${still}; resume with a higher cap`;
+      return;
+    }
+    state.paused = false;
+    state.pauseReason = undefined;
+    await forward(resumeSignal);
+  });
+  setHandler(cellProgressSignal, async (p: CellProgress) => {
+    const cell = byId.get(p.cellId);
+    if (!cell) return;
+    Object.assign(cell, p);
+    recomputeTotals();
+    const reason = overBudget();
+    if (reason) await pause(reason);
+  });
+
+  upsertSearchAttributes([
+    { key: SweepIdKey, value: plan.sweepId },
+    { key: StageKey, value: 'generate' },
+  ]);
+  state.stage = 'generate';
+  await recordSweep({ storage, sweepId: plan.sweepId, spec, workflowId: info.workflowId, runId: info.runId });
+
+  const results: DatasetWorkflowResult[] = [];
+  const failures: string[] = [];
+  const queue: CellPlan[] = plan.cells.slice();
+  const runCell = async (): Promise<void> => {
+    for (let cell = queue.shift(); cell; cell = queue.shift()) {
+      await condition(() => !state.paused);
+      const progress = byId.get(cell.cellId)!;
+      const teacher = spec.teachers.find((t) => t.id === cell.teacherId)!;
+      const provider = spec.providers.find((p) => p.id === teacher.provider)!;
+      progress.status = 'running';
+      const handle = await startChild(datasetWorkflow, {
+        workflowId: cell.cellId,
+        args: [
+          {
+            sweepId: plan.sweepId,
+            cell,
+            teacher,
+            provider,
+            spec: {
+              storage: spec.storage,
+              seedPool: spec.seedPool,
+              templateVersion: spec.templateVersion,
+              shardSize: spec.shardSize,
+              checkpointEvery: spec.checkpointEvery,
+              seed: spec.seed,
+              timeouts: spec.timeouts,
+              retry: spec.retry,
+            },
+            parentWorkflowId: info.workflowId,
+          },
+        ],
+        typedSearchAttributes: [
+          { key: SweepIdKey, value: plan.sweepId },
+          { key: TeacherKey, value: cell.teacherId },
+          { key: LanguageKey, value: cell.language },
+          { key: StageKey, value: 'prepare' },
+        ],
+      });
+      running.set(cell.cellId, handle);
+      // A child started while the sweep was pausing must pause too.
+      if (state.paused) await handle.signal(pauseSignal).catch(() => undefined);
+      try {
+        const r = await handle.result();
+        results.push(r);
+        Object.assign(progress, {
+          status: r.cached ? 'cached' : 'done',
+          manifestUri: r.manifestUri,
+          examples: r.examples,
+          shardsDone: progress.shardsTotal,
+        });
+      } catch (e) {
+        if (isCancellation(e)) throw e;
+        progress.status = 'failed';
+        progress.error = e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e);
+        failures.push(`${cell.cellId}: ${progress.error}`);
+      } finally {
+        running.delete(cell.cellId);
+        recomputeTotals();
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(MAX_PARALLEL_CELLS, plan.cells.length) }, runCell));
+
+  state.stage = failures.length ? 'failed' : 'done';
+  upsertSearchAttributes([{ key: StageKey, value: state.stage }]);
+  results.sort((a, b) => (a.cellId < b.cellId ? -1 : 1));
+  const summaryUri = await writeSweepSummary({
+    storage,
+    sweepId: plan.sweepId,
+    summary: { sweepId: plan.sweepId, workflowId: info.workflowId, runId: info.runId, state, results, failures },
+  });
+  if (failures.length) {
+    // Other cells were allowed to finish first: a resume then only redoes the failed ones.
+    throw ApplicationFailure.nonRetryable(`${failures.length} of ${plan.cells.length} cells failed:\n${failures.join('\n')}`, 'CellsFailed');
+  }
+  return { sweepId: plan.sweepId, summaryUri, cells: results, totals: state.totals };
+}

