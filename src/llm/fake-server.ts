@@ -46,7 +46,7 @@ export interface FakeServerStats {
   faulted: number;
   /** Requests rejected on their own merits: bad auth, oversized body, invalid JSON, invalid request shape. */
   rejected: number;
-  /** Served (normal 200) answers keyed by sha256 hex of JSON.stringify(messages). */
+  /** Served (normal 200) answers keyed by the request hash (model, messages, temperature, seed). */
   byPrompt: Map<string, number>;
   /** Maximum number of chat-completion requests in flight at once. */
   concurrentPeak: number;
@@ -514,8 +514,9 @@ export class FakeLlmServer {
         const obj = this.jsonContent(request, hash);
         const content = obj !== undefined ? JSON.stringify(obj) : plainSentence(hash);
         this.counters.served++;
-        const promptKey = sha256(JSON.stringify(request.messages));
-        this.byPrompt.set(promptKey, (this.byPrompt.get(promptKey) ?? 0) + 1);
+        // Keyed by the whole request identity (model, messages, sampling, seed): two teachers that
+        // send the same prompt with other sampling are different requests, a retry is the same one.
+        this.byPrompt.set(hash, (this.byPrompt.get(hash) ?? 0) + 1);
         return this.sendJson(res, 200, this.envelope(request, hash, content, 'stop'));
       }
     }

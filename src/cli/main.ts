@@ -1,0 +1,211 @@
+import { readFile } from 'node:fs/promises';
+import { readEnv } from '../common/env';
+import { isPolyglotError } from '../common/errors';
+import { importSeedPool, readSeedFile } from '../seeds/pool';
+import { sweepWorkflowId } from '../spec/plan';
+import { InvalidSpecError } from '../spec/sweep';
+import { StoreRegistry, makeS3Client } from '../storage/s3';
+import { pauseSignal, resumeSignal } from '../workflows/shared';
+import { devDown, devPorts, devStatus, devUp, loadDevEnv } from './devstack';
+import { loadSpec } from './spec-file';
+import {
+  estimate,
+  explainPlan,
+  missingPollers,
+  renderGrid,
+  specOfSweep,
+  startSweep,
+  sweepProgress,
+  temporalClient,
+} from './sweep';
+
+const USAGE = `polyglot — durable Polyglot Teachers sweeps on Temporal
+
+usage:
+  polyglot dev up | down | status          local stack: Temporal (+Web UI), S3, local LLM, worker
+  polyglot seeds import <file> --bucket B [--prefix P]
+                                           import a JSONL/Parquet seed pool; prints its s3:// URI
+  polyglot sweep plan <spec.yaml>          grid, cache hit/miss per cell and why, estimates
+  polyglot sweep start <spec.yaml> [--wait] start (or attach to) the sweep
+  polyglot sweep status <sweepId> [--watch] teacher × language grid with per-cell progress
+  polyglot sweep resume <sweepId> [--spec <spec.yaml>] [--wait]
+                                           re-run a stopped sweep; finished work is skipped
+  polyglot sweep pause|unpause <sweepId>   pause between shards / continue
+  polyglot sweep cancel <sweepId>          cancel the sweep and all its cells
+
+environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, S3_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY (defaults come from .data/dev.env after \`polyglot dev up\`).`;
+
+function flag(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  if (i < 0) return undefined;
+  const v = args[i + 1];
+  if (v === undefined || v.startsWith('--')) throw new UsageError(`${name} needs a value`);
+  args.splice(i, 2);
+  return v;
+}
+function bool(args: string[], name: string): boolean {
+  const i = args.indexOf(name);
+  if (i >= 0) args.splice(i, 1);
+  return i >= 0;
+}
+class UsageError extends Error {}
+
+function stores(): StoreRegistry {
+  const env = readEnv();
+  return new StoreRegistry(makeS3Client(env.s3Endpoint, env.s3Region));
+}
+
+function need(arg: string | undefined, what: string): string {
+  if (!arg) throw new UsageError(`missing ${what}`);
+  return arg;
+}
+
+async function waitAndReport(sweepId: string): Promise<number> {
+  const client = await temporalClient();
+  const handle = client.workflow.getHandle(sweepWorkflowId(sweepId));
+  let last = '';
+  const timer = setInterval(() => {
+    void sweepProgress(client, sweepId)
+      .then(({ progress }) => {
+        if (!progress) return;
+        const line = `  ${progress.totals.examples} examples, ${progress.cells.filter((c) => ['done', 'cached'].includes(c.status)).length}/${progress.cells.length} cells done`;
+        if (line !== last) console.log(line);
+        last = line;
+      })
+      .catch(() => undefined);
+  }, 5000);
+  try {
+    await handle.result();
+  } catch {
+    // reported below from the final status
+  } finally {
+    clearInterval(timer);
+  }
+  const { status, progress, failure } = await sweepProgress(client, sweepId);
+  if (progress) console.log(renderGrid(progress));
+  console.log(`sweep ${sweepId}: ${status}`);
+  if (failure) console.log(failure);
+  return status === 'COMPLETED' ? 0 : 1;
+}
+
+async function run(argv: string[]): Promise<number> {
+  const args = argv.slice();
+  const [group, cmd] = [args.shift(), args.shift()];
+  if (!group || group === '--help' || group === 'help') {
+    console.log(USAGE);
+    return 0;
+  }
+  if (group !== 'dev') loadDevEnv();
+  if (group === 'dev') {
+    if (cmd === 'up') {
+      console.log('starting the local stack on 127.0.0.1 …');
+      const ports = await devUp();
+      console.log(`Temporal Web UI: http://127.0.0.1:${ports.ui}   (settings in .data/dev.env)`);
+      return 0;
+    }
+    if (cmd === 'down') {
+      await devDown();
+      return 0;
+    }
+    if (cmd === 'status') {
+      const st = await devStatus();
+      for (const s of st) console.log(`  ${s.name.padEnd(8)} ${s.ok ? 'up  ' : 'DOWN'} ${s.pid ? `pid ${s.pid}` : ''} ${s.where}`);
+      console.log(`Web UI: http://127.0.0.1:${devPorts().ui}`);
+      return st.every((s) => s.ok) ? 0 : 1;
+    }
+    throw new UsageError(`unknown dev command "${cmd ?? ''}"; use up, down or status`);
+  }
+  if (group === 'seeds') {
+    if (cmd !== 'import') throw new UsageError(`unknown seeds command "${cmd ?? ''}"; use import`);
+    const bucket = need(flag(args, '--bucket'), '--bucket');
+    const prefix = flag(args, '--prefix') ?? 'polyglot';
+    const file = need(args[0], 'seed file');
+    const rows = await readSeedFile(file, await readFile(file));
+    const store = stores().for(bucket);
+    await store.ensureBucket();
+    const { uri, manifest, created } = await importSeedPool(store, prefix, rows, file);
+    console.log(`${created ? 'imported' : 'already present'}: ${manifest.rows} rows → ${uri}`);
+    for (const [k, n] of Object.entries(manifest.counts).sort()) console.log(`  ${k.padEnd(16)} ${n}`);
+    return 0;
+  }
+  if (group === 'sweep') {
+    const wait = bool(args, '--wait');
+    const watch = bool(args, '--watch');
+    const specOverride = flag(args, '--spec');
+    const target = need(args[0], cmd === 'plan' || cmd === 'start' ? 'spec file' : 'sweep id');
+    switch (cmd) {
+      case 'plan': {
+        const spec = await loadSpec(target, stores(), { importSeeds: false });
+        const { plan, verdicts, warnings } = await explainPlan(spec, stores());
+        console.log(`sweep ${plan.sweepId} (workflow ${plan.workflowId}): ${plan.cells.length} cells, ${plan.totalShards} shards, ${plan.totalRequested} examples requested`);
+        for (const v of verdicts) {
+          const strat = v.cell.strategies.map((s) => `${s.strategy}×${s.count}`).join(' ');
+          console.log(`  ${v.hit ? 'HIT ' : 'MISS'} ${v.cell.teacherId} / ${v.cell.language}  [${strat}]  key ${v.cell.datasetKey}`);
+          for (const w of v.why) console.log(`         ${w}`);
+        }
+        for (const w of warnings) console.log(`  warning: ${w}`);
+        const est = estimate(spec, plan, verdicts);
+        console.log(`to compute: ${est.requests} requests, ≤ ${est.maxTokens} tokens, ≤ $${est.maxCostUsd.toFixed(2)}`);
+        return 0;
+      }
+      case 'start': {
+        const spec = await loadSpec(target, stores(), { importSeeds: true });
+        const client = await temporalClient();
+        const missing = await missingPollers(client, spec);
+        if (missing.length) console.log(`warning: no worker polls ${missing.join(', ')}; the sweep waits until one does (POLYGLOT_PROVIDERS on the worker)`);
+        const r = await startSweep(client, spec);
+        const sweepId = r.workflowId.replace(/^sweep\//, '');
+        console.log(`${r.alreadyRunning ? 'already running' : 'started'}: sweep ${sweepId} (workflow ${r.workflowId}, run ${r.runId})`);
+        return wait ? waitAndReport(sweepId) : 0;
+      }
+      case 'status': {
+        const client = await temporalClient();
+        for (;;) {
+          const { status, progress, failure } = await sweepProgress(client, target);
+          console.log(`sweep ${target}: ${status}`);
+          if (progress) console.log(renderGrid(progress));
+          if (failure) console.log(failure);
+          if (!watch || status !== 'RUNNING') return 0;
+          await new Promise((r) => setTimeout(r, 5000));
+        }
+      }
+      case 'resume': {
+        const client = await temporalClient();
+        const spec = specOverride ? await loadSpec(specOverride, stores(), { importSeeds: true }) : await specOfSweep(client, target);
+        const r = await startSweep(client, spec);
+        console.log(r.alreadyRunning ? `sweep ${target} is still running; nothing to resume` : `resumed: sweep ${target} (run ${r.runId}); finished cells and shards are reused`);
+        return wait ? waitAndReport(target) : 0;
+      }
+      case 'pause':
+      case 'unpause': {
+        const client = await temporalClient();
+        const h = client.workflow.getHandle(sweepWorkflowId(target));
+        if (cmd === 'pause') await h.signal(pauseSignal, 'paused from the CLI');
+        else await h.signal(resumeSignal, {});
+        console.log(`${cmd}d sweep ${target}`);
+        return 0;
+      }
+      case 'cancel': {
+        const client = await temporalClient();
+        await client.workflow.getHandle(sweepWorkflowId(target)).cancel();
+        console.log(`cancel requested for sweep ${target}; its cells are cancelled too`);
+        return 0;
+      }
+      default:
+        throw new UsageError(`unknown sweep command "${cmd ?? ''}"`);
+    }
+  }
+  throw new UsageError(`unknown command "${group}"`);
+}
+
+run(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    if (e instanceof UsageError) console.error(`error: ${e.message}\n\n${USAGE}`);
+    else if (e instanceof InvalidSpecError) console.error(e.message);
+    else if (isPolyglotError(e)) console.error(`error: ${e.message}`);
+    else console.error(`error: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(2);
+  },
+);

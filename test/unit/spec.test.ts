@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import { InvalidSpecError, parseSweepSpec, type SweepSpecInput } from '../../src/spec/sweep';
+import { deriveSweepId, planSweep, diffManifests } from '../../src/spec/plan';
+
+const POOL = `s3://polyglot-test/polyglot/seeds/sha256-${'a'.repeat(64)}`;
+
+function valid(): SweepSpecInput {
+  return {
+    storage: { bucket: 'polyglot-test', prefix: 'polyglot' },
+    providers: [
+      { id: 'local', baseUrl: 'http://127.0.0.1:8000/v1' },
+      { id: 'openai', baseUrl: 'https://api.openai.com/v1', apiKeyEnv: 'OPENAI_API_KEY' },
+    ],
+    teachers: [
+      { id: 'smol', provider: 'local', model: 'smollm2-135m' },
+      { id: 'gpt4o-mini', provider: 'openai', model: 'gpt-4o-mini-2024-07-18' },
+    ],
+    languages: ['de', 'es'],
+    strategies: { generate: { count: 10 }, translate: { count: 10 }, respond: { count: 5 } },
+    seedPool: POOL,
+  };
+}
+
+// Bad specs are built by mutating a valid one in ways the type system would (rightly) forbid.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Doc = any;
+
+function problemsOf(mutate: (s: Doc) => void): string[] {
+  const spec = structuredClone(valid()) as Doc;
+  mutate(spec);
+  try {
+    parseSweepSpec(spec);
+  } catch (e) {
+    assert.ok(e instanceof InvalidSpecError, `expected InvalidSpecError, got ${String(e)}`);
+    return e.problems;
+  }
+  assert.fail('spec was accepted');
+}
+
+/** Each bad spec, and the message (path + fix) a user must see. */
+const BAD: [string, (s: Doc) => void, RegExp][] = [
+  ['unknown provider', (s) => (s.teachers[1].provider = 'x'), /^teachers\[1\]\.provider: unknown provider "x"; known: local, openai$/],
+  ['duplicate teacher', (s) => (s.teachers[1].id = 'smol'), /^teachers\[1\]\.id: duplicate id "smol" \(also teachers\[0\]\)/],
+  ['unknown language with a hint', (s) => (s.languages = ['de', 'ge']), /^languages\[1\]: unknown language code "ge".*did you mean "de"\?/],
+  ['duplicate language', (s) => (s.languages = ['de', 'de']), /^languages\[1\]: "de" is listed twice/],
+  ['negative count', (s) => (s.strategies.generate.count = -1), /^strategies\.generate\.count: .*>=0/],
+  ['no strategy', (s) => (s.strategies = { generate: { count: 0 } }), /^strategies: needs at least one of generate, translate, respond/],
+  ['unknown strategy', (s) => (s.strategies.summarize = { count: 3 }), /^strategies: unknown field\(s\) "summarize"/],
+  ['typo in a field', (s) => (s.teachers[0].modle = 'x'), /^teachers\[0\]: unknown field\(s\) "modle"/],
+  ['secret instead of env name', (s) => (s.providers[1].apiKeyEnv = 'sk-abc123'), /^providers\[1\]\.apiKeyEnv: looks like a secret value/],
+  ['bad base URL', (s) => (s.providers[0].baseUrl = 'localhost:8000'), /^providers\[0\]\.baseUrl: must be an http\(s\) URL/],
+  ['S3-unsafe teacher id', (s) => (s.teachers[0].id = '../etc'), /^teachers\[0\]\.id: must be 1-63 characters/],
+  ['path traversal in prefix', (s) => (s.storage.prefix = 'a/../b'), /^storage\.prefix: must not contain '\.' or '\.\.' segments/],
+  ['bad bucket', (s) => (s.storage.bucket = 'Bad_Bucket'), /^storage\.bucket: must be a valid S3 bucket name/],
+  ['temperature out of range', (s) => (s.teachers[0].sampling = { temperature: 5 }), /^teachers\[0\]\.sampling\.temperature: .*<=2/],
+  ['seed pool not a URI', (s) => (s.seedPool = 'seeds.jsonl'), /^seedPool: must be the S3 URI printed by `polyglot seeds import`/],
+  ['no teachers', (s) => (s.teachers = []), /^teachers: needs at least one teacher/],
+  ['missing storage', (s) => delete s.storage, /^storage: /],
+  ['checkpoint larger than shard', (s) => Object.assign(s, { shardSize: 5, checkpointEvery: 10 }), /^checkpointEvery: 10 is larger than shardSize 5/],
+  ['negative budget', (s) => (s.budget = { maxCostUsd: -3 }), /^budget\.maxCostUsd: /],
+  ['count is a string', (s) => (s.strategies.respond.count = '5'), /^strategies\.respond\.count: .*expected number/],
+  ['seed pool in another bucket', (s) => (s.seedPool = POOL.replace('polyglot-test', 'other-bucket')), /^seedPool: bucket "other-bucket" differs from storage\.bucket/],
+];
+
+describe('sweep spec validation', () => {
+  it('accepts a valid spec and fills defaults', () => {
+    const spec = parseSweepSpec(valid());
+    assert.equal(spec.shardSize, 50);
+    assert.equal(spec.seed, 921);
+    assert.equal(spec.teachers[0]!.sampling.temperature, 0.8);
+    assert.equal(spec.providers[0]!.concurrency, 4);
+  });
+
+  for (const [name, mutate, expected] of BAD) {
+    it(`rejects: ${name}`, () => {
+      const problems = problemsOf(mutate);
+      assert.ok(
+        problems.some((p) => expected.test(p)),
+        `expected a problem matching ${expected}, got:\n${problems.join('\n')}`,
+      );
+    });
+  }
+
+  it('reports every problem at once, not just the first', () => {
+    const problems = problemsOf((s) => {
+      s.teachers[0].provider = 'nope';
+      s.languages = ['xx'];
+    });
+    assert.equal(problems.length, 2);
+  });
+
+  it('rejects a non-object document', () => {
+    assert.throws(() => parseSweepSpec([1, 2]), /the spec must be a JSON\/YAML object/);
+  });
+});
+
+describe('planning', () => {
+  it('expands teachers × languages into cells with readable ids and stable keys', () => {
+    const plan = planSweep(parseSweepSpec(valid()));
+    assert.equal(plan.cells.length, 4);
+    assert.deepEqual(
+      plan.cells.map((c) => c.cellId),
+      [
+        `sweep/${plan.sweepId}/t=smol/l=de/dataset`,
+        `sweep/${plan.sweepId}/t=smol/l=es/dataset`,
+        `sweep/${plan.sweepId}/t=gpt4o-mini/l=de/dataset`,
+        `sweep/${plan.sweepId}/t=gpt4o-mini/l=es/dataset`,
+      ],
+    );
+    // generate 10 → 1 shard of 50; counts per strategy carried into the key.
+    assert.deepEqual(plan.cells[0]!.strategies.map((s) => [s.strategy, s.count, s.shards]), [
+      ['generate', 10, 1],
+      ['translate', 10, 1],
+      ['respond', 5, 1],
+    ]);
+    assert.equal(plan.totalRequested, 100);
+  });
+
+  it('keys ignore field order and budget but change with anything that changes the data', () => {
+    const a = planSweep(parseSweepSpec(valid()));
+    const reordered = valid();
+    reordered.strategies = { respond: { count: 5 }, translate: { count: 10 }, generate: { count: 10 } };
+    reordered.budget = { maxCostUsd: 3 };
+    const b = planSweep(parseSweepSpec(reordered));
+    assert.deepEqual(
+      b.cells.map((c) => c.datasetKey),
+      a.cells.map((c) => c.datasetKey),
+    );
+    assert.equal(deriveSweepId(parseSweepSpec(reordered)), a.sweepId);
+    const hotter = valid();
+    hotter.teachers[0]!.sampling = { temperature: 0.9 };
+    const c = planSweep(parseSweepSpec(hotter));
+    assert.notEqual(c.cells[0]!.datasetKey, a.cells[0]!.datasetKey);
+    assert.equal(c.cells[2]!.datasetKey, a.cells[2]!.datasetKey, 'other teachers keep their keys');
+    assert.deepEqual(diffManifests(a.cells[0]!.keyManifest, c.cells[0]!.keyManifest), ['teacher.sampling.temperature: 0.8 → 0.9']);
+  });
+});
