@@ -47,6 +47,14 @@ const MAX_PARALLEL_CELLS = 64;
  * dataset workflow per teacher × language, enforce the budget, and write a summary.
  * The single argument is the spec itself, so the Web UI's one-JSON-input form can start it.
  */
+/** The innermost failure's type and message: "Activity task failed" alone tells a user nothing. */
+function describeFailure(e: unknown): string {
+  let cur: unknown = e;
+  while (cur instanceof Error && cur.cause instanceof Error) cur = cur.cause;
+  if (cur instanceof ApplicationFailure) return `${cur.type ?? 'Error'}: ${cur.message}`;
+  return cur instanceof Error ? cur.message : String(cur);
+}
+
 export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
   let spec: SweepSpec;
   try {
@@ -188,7 +196,7 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
       } catch (e) {
         if (isCancellation(e)) throw e;
         progress.status = 'failed';
-        progress.error = e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e);
+        progress.error = describeFailure(e);
         failures.push(`${cell.cellId}: ${progress.error}`);
       } finally {
         running.delete(cell.cellId);

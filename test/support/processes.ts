@@ -13,7 +13,7 @@ export function processEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
     AWS_ACCESS_KEY_ID: 'test',
     AWS_SECRET_ACCESS_KEY: 'test',
     AWS_REGION: 'us-east-1',
-    AWS_SDK_JS_SUPPRESS_NODE_VERSION_WARNING: '1',
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     ...extra,
   };
 }
