@@ -1,6 +1,12 @@
 import { Context } from '@temporalio/activity';
 import { ErrorType, PolyglotError } from '../common/errors';
-import { buildChatRequest, eligibleSeeds, interpretResult, type GenerationContext, type SyntheticRow } from '../generation/requests';
+import {
+  buildChatRequest,
+  eligibleSeeds,
+  interpretResult,
+  type GenerationContext,
+  type SyntheticRow,
+} from '../generation/requests';
 import { ChatClient, type ChatResult } from '../llm/client';
 import type { LimiterRegistry } from '../llm/limiter';
 import { loadSeedPool, type SeedRow } from '../seeds/pool';
@@ -126,7 +132,10 @@ export function createDatasetActivities(deps: DatasetDeps) {
     return { strategies: out };
   }
 
-  async function readParts(store: S3Store, prefix: string): Promise<{ lines: Map<string, PartLine>; nextPart: number }> {
+  async function readParts(
+    store: S3Store,
+    prefix: string,
+  ): Promise<{ lines: Map<string, PartLine>; nextPart: number }> {
     const partKeys = (await store.list(prefix)).filter((k) => k.endsWith('.jsonl'));
     const lines = new Map<string, PartLine>();
     let nextPart = 0;
@@ -154,11 +163,19 @@ export function createDatasetActivities(deps: DatasetDeps) {
 
     const pool = await pools.load(store, parseS3Uri(input.seedPool).key);
     const selectionIds = await store.getJson<string[]>(keys.selection(ds, input.strategy));
-    if (!selectionIds) throw new PolyglotError(ErrorType.StorageError, `selection for ${ds}/${input.strategy} is missing; prepareDataset must run first`);
+    if (!selectionIds)
+      throw new PolyglotError(
+        ErrorType.StorageError,
+        `selection for ${ds}/${input.strategy} is missing; prepareDataset must run first`,
+      );
     const byId = new Map(pool.map((r) => [r.id, r]));
     const selection = selectionIds.map((id) => {
       const row = byId.get(id);
-      if (!row) throw new PolyglotError(ErrorType.InvalidInput, `seed ${id} of the selection is not in the pool ${input.seedPool}`);
+      if (!row)
+        throw new PolyglotError(
+          ErrorType.InvalidInput,
+          `seed ${id} of the selection is not in the pool ${input.seedPool}`,
+        );
       return row;
     });
     const shardRows = selection.slice(input.shard * input.shardSize, (input.shard + 1) * input.shardSize);
@@ -250,7 +267,11 @@ export function createDatasetActivities(deps: DatasetDeps) {
     const price = input.provider.pricePerMTok;
     stats.costUsd = (stats.promptTokens * price.input + stats.completionTokens * price.output) / 1e6;
     const shardKey = keys.shardData(ds, input.strategy, input.shard);
-    await store.putText(shardKey, rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : ''), 'application/x-ndjson');
+    await store.putText(
+      shardKey,
+      rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : ''),
+      'application/x-ndjson',
+    );
     const result: ShardMarker = { ...stats, shardUri: store.uri(shardKey) };
     await store.putJson(markerKey, result);
     return { ...result, cached: false, calls };
@@ -268,7 +289,8 @@ export function createDatasetActivities(deps: DatasetDeps) {
         const s = { ...emptyStats(), shards: [] as string[] };
         for (let i = 0; i < shards; i++) {
           const m = await store.getJson<ShardMarker>(keys.shardMarker(ds, strategy, i));
-          if (!m) throw new PolyglotError(ErrorType.StorageError, `shard ${strategy}-${i} of ${ds} has no completion marker`);
+          if (!m)
+            throw new PolyglotError(ErrorType.StorageError, `shard ${strategy}-${i} of ${ds} has no completion marker`);
           addStats(s, m);
           s.shards.push(m.shardUri);
         }

@@ -7,7 +7,9 @@ export type ActivityDeps = DatasetDeps;
 /** All activities, with dependencies injected so tests and workers choose real or local backends. */
 export function createActivities(deps: ActivityDeps) {
   const all = { ...createDatasetActivities(deps), ...createSweepActivities(deps) };
-  return Object.fromEntries(Object.entries(all).map(([name, fn]) => [name, mapped(fn as (...a: unknown[]) => Promise<unknown>)])) as typeof all;
+  return Object.fromEntries(
+    Object.entries(all).map(([name, fn]) => [name, mapped(fn as (...a: unknown[]) => Promise<unknown>)]),
+  ) as typeof all;
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -131,8 +131,19 @@ function components(ports: Ports, env: Record<string, string>): Component[] {
       portEnv: 'POLYGLOT_TEMPORAL_PORT',
       command: path.join(VENV, 'temporal'),
       args: [
-        'server', 'start-dev', '--ip', '127.0.0.1', '--port', String(ports.temporal), '--ui-port', String(ports.ui),
-        '--db-filename', path.join(DATA, 'temporal.sqlite'), '--log-level', 'error', ...saArgs,
+        'server',
+        'start-dev',
+        '--ip',
+        '127.0.0.1',
+        '--port',
+        String(ports.temporal),
+        '--ui-port',
+        String(ports.ui),
+        '--db-filename',
+        path.join(DATA, 'temporal.sqlite'),
+        '--log-level',
+        'error',
+        ...saArgs,
       ],
       ready: async () => (await portOpen(ports.temporal)) && (await httpOk(`http://127.0.0.1:${ports.ui}/`)),
       requires: [path.join(VENV, 'temporal')],
@@ -142,7 +153,15 @@ function components(ports: Ports, env: Record<string, string>): Component[] {
       port: ports.s3,
       portEnv: 'POLYGLOT_S3_PORT',
       command: path.join(VENV, 'rclone'),
-      args: ['serve', 's3', '--addr', `127.0.0.1:${ports.s3}`, '--auth-key', `${env.AWS_ACCESS_KEY_ID},${env.AWS_SECRET_ACCESS_KEY}`, path.join(DATA, 's3')],
+      args: [
+        'serve',
+        's3',
+        '--addr',
+        `127.0.0.1:${ports.s3}`,
+        '--auth-key',
+        `${env.AWS_ACCESS_KEY_ID},${env.AWS_SECRET_ACCESS_KEY}`,
+        path.join(DATA, 's3'),
+      ],
       env: { RCLONE_CONFIG: '/dev/null' },
       ready: () => portOpen(ports.s3),
       requires: [path.join(VENV, 'rclone')],
@@ -152,7 +171,15 @@ function components(ports: Ports, env: Record<string, string>): Component[] {
       port: ports.llm,
       portEnv: 'POLYGLOT_LLM_PORT',
       command: process.execPath,
-      args: [path.join(ROOT, 'tools/local-llm/server.mjs'), '--model', MODEL, '--port', String(ports.llm), '--model-id', 'smollm2-135m'],
+      args: [
+        path.join(ROOT, 'tools/local-llm/server.mjs'),
+        '--model',
+        MODEL,
+        '--port',
+        String(ports.llm),
+        '--model-id',
+        'smollm2-135m',
+      ],
       ready: () => httpOk(`http://127.0.0.1:${ports.llm}/v1/models`),
       requires: [MODEL, path.join(ROOT, 'tools/local-llm/node_modules/node-llama-cpp')],
     },
@@ -179,7 +206,8 @@ async function waitReady(c: Component, timeoutMs: number): Promise<void> {
     if (!readPid(c.name)) {
       throw new Error(`${c.name} exited during start-up; see ${path.join(LOGS, `${c.name}.log`)}`);
     }
-    if (Date.now() > deadline) throw new Error(`${c.name} not ready after ${timeoutMs / 1000} s; see ${path.join(LOGS, `${c.name}.log`)}`);
+    if (Date.now() > deadline)
+      throw new Error(`${c.name} not ready after ${timeoutMs / 1000} s; see ${path.join(LOGS, `${c.name}.log`)}`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -192,14 +220,17 @@ export async function devUp(log: (m: string) => void = console.log): Promise<Por
   const env = devEnv(ports);
   for (const c of components(ports, env)) {
     for (const req of c.requires) {
-      if (!existsSync(req)) throw new Error(`${c.name}: missing ${req}; run \`bash scripts/setup.sh\` to install the tools`);
+      if (!existsSync(req))
+        throw new Error(`${c.name}: missing ${req}; run \`bash scripts/setup.sh\` to install the tools`);
     }
     if (readPid(c.name)) {
       log(`  ${c.name.padEnd(8)} already running (pid ${readPid(c.name)})`);
       continue;
     }
     if (c.port !== undefined && (await portOpen(c.port))) {
-      throw new Error(`${c.name}: port ${c.port} on 127.0.0.1 is taken by another process; stop it or choose another port with ${c.portEnv}=<port>`);
+      throw new Error(
+        `${c.name}: port ${c.port} on 127.0.0.1 is taken by another process; stop it or choose another port with ${c.portEnv}=<port>`,
+      );
     }
     const logFd = openSync(path.join(LOGS, `${c.name}.log`), 'w');
     const child = spawn(c.command, c.args, {

@@ -110,7 +110,8 @@ async function run(argv: string[]): Promise<number> {
     }
     if (cmd === 'status') {
       const st = await devStatus();
-      for (const s of st) console.log(`  ${s.name.padEnd(8)} ${s.ok ? 'up  ' : 'DOWN'} ${s.pid ? `pid ${s.pid}` : ''} ${s.where}`);
+      for (const s of st)
+        console.log(`  ${s.name.padEnd(8)} ${s.ok ? 'up  ' : 'DOWN'} ${s.pid ? `pid ${s.pid}` : ''} ${s.where}`);
       console.log(`Web UI: http://127.0.0.1:${devPorts().ui}`);
       return st.every((s) => s.ok) ? 0 : 1;
     }
@@ -138,10 +139,14 @@ async function run(argv: string[]): Promise<number> {
       case 'plan': {
         const spec = await loadSpec(target, stores(), { importSeeds: false });
         const { plan, verdicts, warnings } = await explainPlan(spec, stores());
-        console.log(`sweep ${plan.sweepId} (workflow ${plan.workflowId}): ${plan.cells.length} cells, ${plan.totalShards} shards, ${plan.totalRequested} examples requested`);
+        console.log(
+          `sweep ${plan.sweepId} (workflow ${plan.workflowId}): ${plan.cells.length} cells, ${plan.totalShards} shards, ${plan.totalRequested} examples requested`,
+        );
         for (const v of verdicts) {
           const strat = v.cell.strategies.map((s) => `${s.strategy}×${s.count}`).join(' ');
-          console.log(`  ${v.hit ? 'HIT ' : 'MISS'} ${v.cell.teacherId} / ${v.cell.language}  [${strat}]  key ${v.cell.datasetKey}`);
+          console.log(
+            `  ${v.hit ? 'HIT ' : 'MISS'} ${v.cell.teacherId} / ${v.cell.language}  [${strat}]  key ${v.cell.datasetKey}`,
+          );
           for (const w of v.why) console.log(`         ${w}`);
         }
         for (const w of warnings) console.log(`  warning: ${w}`);
@@ -153,10 +158,15 @@ async function run(argv: string[]): Promise<number> {
         const spec = await loadSpec(target, stores(), { importSeeds: true });
         const client = await temporalClient();
         const missing = await missingPollers(client, spec);
-        if (missing.length) console.log(`warning: no worker polls ${missing.join(', ')}; the sweep waits until one does (POLYGLOT_PROVIDERS on the worker)`);
+        if (missing.length)
+          console.log(
+            `warning: no worker polls ${missing.join(', ')}; the sweep waits until one does (POLYGLOT_PROVIDERS on the worker)`,
+          );
         const r = await startSweep(client, spec);
         const sweepId = r.workflowId.replace(/^sweep\//, '');
-        console.log(`${r.alreadyRunning ? 'already running' : 'started'}: sweep ${sweepId} (workflow ${r.workflowId}, run ${r.runId})`);
+        console.log(
+          `${r.alreadyRunning ? 'already running' : 'started'}: sweep ${sweepId} (workflow ${r.workflowId}, run ${r.runId})`,
+        );
         return wait ? waitAndReport(sweepId) : 0;
       }
       case 'status': {
@@ -172,9 +182,15 @@ async function run(argv: string[]): Promise<number> {
       }
       case 'resume': {
         const client = await temporalClient();
-        const spec = specOverride ? await loadSpec(specOverride, stores(), { importSeeds: true }) : await specOfSweep(client, target);
+        const spec = specOverride
+          ? await loadSpec(specOverride, stores(), { importSeeds: true })
+          : await specOfSweep(client, target);
         const r = await startSweep(client, spec);
-        console.log(r.alreadyRunning ? `sweep ${target} is still running; nothing to resume` : `resumed: sweep ${target} (run ${r.runId}); finished cells and shards are reused`);
+        console.log(
+          r.alreadyRunning
+            ? `sweep ${target} is still running; nothing to resume`
+            : `resumed: sweep ${target} (run ${r.runId}); finished cells and shards are reused`,
+        );
         return wait ? waitAndReport(target) : 0;
       }
       case 'pause':

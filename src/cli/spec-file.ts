@@ -18,7 +18,10 @@ export async function readSpecFile(file: string): Promise<Record<string, unknown
   try {
     doc = /\.json$/i.test(file) ? JSON.parse(text) : parseYaml(text);
   } catch (e) {
-    throw new PolyglotError(ErrorType.InvalidInput, `${file}: not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'}: ${(e as Error).message}`);
+    throw new PolyglotError(
+      ErrorType.InvalidInput,
+      `${file}: not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'}: ${(e as Error).message}`,
+    );
   }
   if (!doc || typeof doc !== 'object' || Array.isArray(doc)) {
     throw new PolyglotError(ErrorType.InvalidInput, `${file}: the spec must be a mapping (object) at the top level`);
@@ -31,7 +34,11 @@ export async function readSpecFile(file: string): Promise<Record<string, unknown
  * first — content-addressed, so importing again is free — and replaced by its S3 URI, which is what
  * the workflow sees. Everything else is validated exactly as the workflow validates it.
  */
-export async function loadSpec(file: string, stores: StoreRegistry, opts: { importSeeds: boolean }): Promise<SweepSpec> {
+export async function loadSpec(
+  file: string,
+  stores: StoreRegistry,
+  opts: { importSeeds: boolean },
+): Promise<SweepSpec> {
   const doc = await readSpecFile(file);
   const pool = doc.seedPool;
   if (typeof pool === 'string' && !pool.startsWith('s3://')) {
@@ -39,12 +46,20 @@ export async function loadSpec(file: string, stores: StoreRegistry, opts: { impo
     const storage = (doc.storage ?? {}) as { bucket?: unknown; prefix?: unknown };
     // Validate the rest first so a typo in storage is reported before anything is written.
     parseSweepSpec({ ...doc, seedPool: placeholderPool(storage) });
-    const rows = await readSeedFile(local, await readFile(local).catch(() => {
-      throw new PolyglotError(ErrorType.InvalidInput, `seedPool: cannot read seed file ${local}; give an existing JSONL/Parquet file or an s3:// URI`);
-    }));
+    const rows = await readSeedFile(
+      local,
+      await readFile(local).catch(() => {
+        throw new PolyglotError(
+          ErrorType.InvalidInput,
+          `seedPool: cannot read seed file ${local}; give an existing JSONL/Parquet file or an s3:// URI`,
+        );
+      }),
+    );
     if (opts.importSeeds) {
       const store = stores.for(String(storage.bucket));
-      doc.seedPool = (await importSeedPool(store, String(storage.prefix ?? 'polyglot'), rows, path.basename(local))).uri;
+      doc.seedPool = (
+        await importSeedPool(store, String(storage.prefix ?? 'polyglot'), rows, path.basename(local))
+      ).uri;
     } else {
       // Same digest as an import would give, so `plan` shows the keys `start` will use.
       doc.seedPool = `s3://${String(storage.bucket)}/${String(storage.prefix ?? 'polyglot')}/seeds/${poolDigest(canonicalSeedJsonl(rows))}`;

@@ -3,7 +3,14 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { readEnv, llmTaskQueue } from '../common/env';
 import { eligibleSeeds } from '../generation/requests';
 import { loadSeedPool } from '../seeds/pool';
-import { diffManifests, planSweep, sweepWorkflowId, type CellPlan, type DatasetKeyManifest, type SweepPlan } from '../spec/plan';
+import {
+  diffManifests,
+  planSweep,
+  sweepWorkflowId,
+  type CellPlan,
+  type DatasetKeyManifest,
+  type SweepPlan,
+} from '../spec/plan';
 import type { SweepSpec } from '../spec/sweep';
 import { keys } from '../storage/layout';
 import { parseS3Uri, type StoreRegistry } from '../storage/s3';
@@ -18,7 +25,9 @@ export async function temporalClient(): Promise<Client> {
   try {
     connection = await Connection.connect({ address: env.temporalAddress, connectTimeout: '5s' });
   } catch (e) {
-    throw new Error(`cannot reach Temporal at ${env.temporalAddress} (${(e as Error).message}); start the local stack with \`polyglot dev up\` or set TEMPORAL_ADDRESS`);
+    throw new Error(
+      `cannot reach Temporal at ${env.temporalAddress} (${(e as Error).message}); start the local stack with \`polyglot dev up\` or set TEMPORAL_ADDRESS`,
+    );
   }
   return new Client({ connection, namespace: env.temporalNamespace });
 }
@@ -30,7 +39,10 @@ export interface CellVerdict {
 }
 
 /** For each cell: will it hit the cache or recompute, and why. Reads S3, writes nothing. */
-export async function explainPlan(spec: SweepSpec, stores: StoreRegistry): Promise<{ plan: SweepPlan; verdicts: CellVerdict[]; warnings: string[] }> {
+export async function explainPlan(
+  spec: SweepSpec,
+  stores: StoreRegistry,
+): Promise<{ plan: SweepPlan; verdicts: CellVerdict[]; warnings: string[] }> {
   const plan = planSweep(spec);
   const store = stores.for(spec.storage.bucket);
   const prefix = spec.storage.prefix;
@@ -42,8 +54,12 @@ export async function explainPlan(spec: SweepSpec, stores: StoreRegistry): Promi
     for (const lang of spec.languages) {
       for (const s of plan.cells[0]!.strategies) {
         const n = eligibleSeeds(pool, s.strategy, lang).length;
-        if (n === 0) warnings.push(`${s.strategy}/${lang}: the seed pool has no eligible seeds; this strategy will produce nothing for ${lang}`);
-        else if (n < s.count) warnings.push(`${s.strategy}/${lang}: ${n} eligible seeds < count ${s.count}; capped at ${n}`);
+        if (n === 0)
+          warnings.push(
+            `${s.strategy}/${lang}: the seed pool has no eligible seeds; this strategy will produce nothing for ${lang}`,
+          );
+        else if (n < s.count)
+          warnings.push(`${s.strategy}/${lang}: ${n} eligible seeds < count ${s.count}; capped at ${n}`);
       }
     }
   } else {
@@ -54,7 +70,11 @@ export async function explainPlan(spec: SweepSpec, stores: StoreRegistry): Promi
     const ds = keys.dataset(prefix, cell.datasetKey);
     const manifest = await store.getJson<{ produced: number }>(keys.datasetManifest(ds));
     if (manifest) {
-      verdicts.push({ cell, hit: true, why: [`hit: dataset complete (${manifest.produced} examples) at ${store.uri(ds)}`] });
+      verdicts.push({
+        cell,
+        hit: true,
+        why: [`hit: dataset complete (${manifest.produced} examples) at ${store.uri(ds)}`],
+      });
       continue;
     }
     const markers = (await store.list(`${ds}/shards/`)).filter((k) => k.endsWith('.done.json')).length;
@@ -69,14 +89,19 @@ export async function explainPlan(spec: SweepSpec, stores: StoreRegistry): Promi
     const why = ['miss: no dataset with this key'];
     for (const k of others.slice(-1)) {
       const prev = await store.getJson<{ keyManifest: DatasetKeyManifest }>(k);
-      if (prev) why.push(...diffManifests(prev.keyManifest, cell.keyManifest).map((d) => `changed since last run: ${d}`));
+      if (prev)
+        why.push(...diffManifests(prev.keyManifest, cell.keyManifest).map((d) => `changed since last run: ${d}`));
     }
     verdicts.push({ cell, hit: false, why });
   }
   return { plan, verdicts, warnings };
 }
 
-export function estimate(spec: SweepSpec, plan: SweepPlan, verdicts: CellVerdict[]): { requests: number; maxTokens: number; maxCostUsd: number } {
+export function estimate(
+  spec: SweepSpec,
+  plan: SweepPlan,
+  verdicts: CellVerdict[],
+): { requests: number; maxTokens: number; maxCostUsd: number } {
   let requests = 0;
   let maxTokens = 0;
   let maxCostUsd = 0;
@@ -116,7 +141,10 @@ export async function missingPollers(client: Client, spec: SweepSpec): Promise<s
   return missing;
 }
 
-export async function startSweep(client: Client, spec: SweepSpec): Promise<{ workflowId: string; runId: string; alreadyRunning: boolean }> {
+export async function startSweep(
+  client: Client,
+  spec: SweepSpec,
+): Promise<{ workflowId: string; runId: string; alreadyRunning: boolean }> {
   const plan = planSweep(spec);
   const env = readEnv();
   const handle = client.workflow.getHandle(plan.workflowId);
@@ -147,7 +175,10 @@ export async function specOfSweep(client: Client, sweepId: string): Promise<Swee
   return defaultPayloadConverter.fromPayload(payload) as SweepSpec;
 }
 
-export async function sweepProgress(client: Client, sweepId: string): Promise<{ status: string; progress?: SweepProgress; failure?: string }> {
+export async function sweepProgress(
+  client: Client,
+  sweepId: string,
+): Promise<{ status: string; progress?: SweepProgress; failure?: string }> {
   const handle = client.workflow.getHandle(sweepWorkflowId(sweepId));
   const d = await handle.describe();
   let progress: SweepProgress | undefined;
@@ -181,7 +212,10 @@ export function renderGrid(progress: SweepProgress): string {
   const line = (cols: string[]) => cols.map((c, i) => (i === 0 ? c.padEnd(w0) : c.padEnd(widths[i - 1]!))).join('  ');
   const rows = [line(['teacher', ...langs]), ...teachers.map((t) => line([t, ...langs.map((l) => cellText(t, l))]))];
   const tot = progress.totals;
-  rows.push('', `stage ${progress.stage}${progress.paused ? ` — PAUSED: ${progress.pauseReason ?? ''}` : ''}; ${tot.examples} examples, ${tot.tokens} tokens, $${tot.costUsd.toFixed(4)}`);
+  rows.push(
+    '',
+    `stage ${progress.stage}${progress.paused ? ` — PAUSED: ${progress.pauseReason ?? ''}` : ''}; ${tot.examples} examples, ${tot.tokens} tokens, $${tot.costUsd.toFixed(4)}`,
+  );
   for (const c of progress.cells) if (c.error) rows.push(`failed ${c.cellId}: ${c.error}`);
   return rows.join('\n');
 }

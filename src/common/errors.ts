@@ -53,7 +53,10 @@ export function llmErrorForStatus(status: number, body: string, retryAfterMs?: n
   const detail = summarizeBody(body);
   if (status === 429) return new PolyglotError(ErrorType.LlmRateLimited, `429 rate limited: ${detail}`, retryAfterMs);
   if (status === 401 || status === 403) {
-    return new PolyglotError(ErrorType.LlmAuth, `${status} authentication/permission error: ${detail}; check the provider's apiKeyEnv variable on the worker`);
+    return new PolyglotError(
+      ErrorType.LlmAuth,
+      `${status} authentication/permission error: ${detail}; check the provider's apiKeyEnv variable on the worker`,
+    );
   }
   if (status === 400 && /content[_ ]?(filter|policy)/i.test(body)) {
     return new PolyglotError(ErrorType.LlmContentFilter, `400 content filter: ${detail}`);

@@ -50,7 +50,12 @@ export function exampleId(datasetKey: string, strategy: string, seedId: string):
 /** In-context examples for a generate row: seeded by (run seed, row id), never the row itself. */
 export function inContextExamples(ctx: GenerationContext, row: SeedRow): SeedRow[] {
   const self = ctx.selection.findIndex((r) => r.id === row.id);
-  const picks = sampleIndices(ctx.selection.length, IN_CONTEXT_EXAMPLES, `${ctx.seed}|${row.id}`, self < 0 ? undefined : self);
+  const picks = sampleIndices(
+    ctx.selection.length,
+    IN_CONTEXT_EXAMPLES,
+    `${ctx.seed}|${row.id}`,
+    self < 0 ? undefined : self,
+  );
   return picks.map((i) => ctx.selection[i]!);
 }
 
@@ -83,7 +88,9 @@ export function buildChatRequest(ctx: GenerationContext, row: SeedRow): { reques
     max_tokens: ctx.teacher.sampling.maxTokens,
     // A per-row seed makes a repeated call reproducible where the server honours it.
     seed: parseInt(sha256Hex(`${ctx.seed}|${row.id}|${ctx.strategy}`).slice(0, 8), 16) & 0x7fffffff,
-    ...(schema ? { response_format: { type: 'json_schema' as const, json_schema: { name: 'SFTExample', schema, strict: true } } } : {}),
+    ...(schema
+      ? { response_format: { type: 'json_schema' as const, json_schema: { name: 'SFTExample', schema, strict: true } } }
+      : {}),
   };
   return { request, synthPrompt };
 }
@@ -91,7 +98,12 @@ export function buildChatRequest(ctx: GenerationContext, row: SeedRow): { reques
 export type Outcome = { ok: true; row: SyntheticRow } | { ok: false; reason: 'unparseable' | 'empty' };
 
 /** Turn a model answer into a row, or into a counted failure (never an exception: paper §3 "nulls"). */
-export function interpretResult(ctx: GenerationContext, row: SeedRow, synthPrompt: string, result: ChatResult): Outcome {
+export function interpretResult(
+  ctx: GenerationContext,
+  row: SeedRow,
+  synthPrompt: string,
+  result: ChatResult,
+): Outcome {
   let prompt: string;
   let response: string;
   if (ctx.strategy === 'respond') {
@@ -134,5 +146,7 @@ export function interpretResult(ctx: GenerationContext, row: SeedRow, synthPromp
 
 /** Seeds a strategy may use for a target language (paper §3 "Seed selection per job"). */
 export function eligibleSeeds(pool: SeedRow[], strategy: Strategy, language: string): SeedRow[] {
-  return pool.filter((r) => r.strategy.includes(strategy) && (strategy === 'translate' ? r.language === 'en' : r.language === language));
+  return pool.filter(
+    (r) => r.strategy.includes(strategy) && (strategy === 'translate' ? r.language === 'en' : r.language === language),
+  );
 }

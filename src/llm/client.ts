@@ -17,7 +17,10 @@ export interface ChatRequest {
   top_p?: number;
   max_tokens?: number;
   seed?: number;
-  response_format?: { type: 'json_schema'; json_schema: { name: string; schema: Record<string, unknown>; strict?: boolean } };
+  response_format?: {
+    type: 'json_schema';
+    json_schema: { name: string; schema: Record<string, unknown>; strict?: boolean };
+  };
 }
 
 export interface ChatResult {
@@ -56,7 +59,8 @@ export class ChatClient {
       });
       text = await res.text();
     } catch (e) {
-      if (timeout.aborted) throw new PolyglotError(ErrorType.LlmTimeout, `no answer from ${url} within ${this.opts.timeoutMs} ms`);
+      if (timeout.aborted)
+        throw new PolyglotError(ErrorType.LlmTimeout, `no answer from ${url} within ${this.opts.timeoutMs} ms`);
       if (signal?.aborted) throw e;
       const cause = e instanceof Error ? ((e.cause as Error | undefined)?.message ?? e.message) : String(e);
       throw new PolyglotError(ErrorType.LlmConnection, `cannot reach ${url}: ${cause}`);
@@ -69,7 +73,10 @@ export class ChatClient {
     try {
       body = JSON.parse(text) as typeof body;
     } catch {
-      throw new PolyglotError(ErrorType.LlmBadResponse, `${url} answered ${res.status} with a body that is not JSON: ${text.slice(0, 120)}`);
+      throw new PolyglotError(
+        ErrorType.LlmBadResponse,
+        `${url} answered ${res.status} with a body that is not JSON: ${text.slice(0, 120)}`,
+      );
     }
     const choice = body.choices?.[0];
     if (!choice) throw new PolyglotError(ErrorType.LlmBadResponse, `${url} answered without choices`);
@@ -86,7 +93,10 @@ export class ChatClient {
 
 /** Parse a structured `{prompt, response}` answer; undefined when it is not valid (counted, not thrown). */
 export function parseSftJson(content: string): { prompt: string; response: string } | undefined {
-  const trimmed = content.trim().replace(/^```(?:json)?\s*/i, '').replace(/\s*```$/, '');
+  const trimmed = content
+    .trim()
+    .replace(/^```(?:json)?\s*/i, '')
+    .replace(/\s*```$/, '');
   try {
     const v = JSON.parse(trimmed) as unknown;
     if (v && typeof v === 'object' && !Array.isArray(v)) {

@@ -14,7 +14,9 @@ import type { S3Store } from '../storage/s3';
 export const SeedRowSchema = z.strictObject({
   id: z.string().min(1).max(128),
   source: z.string().min(1).max(256),
-  language: z.string().refine((l) => LANGUAGES[l] !== undefined, { error: 'must be an ISO 639-1 code such as en, de, es' }),
+  language: z
+    .string()
+    .refine((l) => LANGUAGES[l] !== undefined, { error: 'must be an ISO 639-1 code such as en, de, es' }),
   strategy: z.array(z.enum(STRATEGIES)).min(1, { error: 'must list at least one of generate, translate, respond' }),
   source_id: z.string().max(256),
   prompt: z.string().trim().min(1, { error: 'must be a non-empty string' }).max(100_000),
@@ -43,21 +45,26 @@ export function validateSeedRows(records: unknown[], origin: string): SeedRow[] 
     if (!r.success) {
       for (const issue of r.error.issues) {
         const field = issue.path.join('.') || '(row)';
-        const msg =
-          issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.join(', ')}` : issue.message;
+        const msg = issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.join(', ')}` : issue.message;
         problems.push(`${origin} row ${i + 1}: ${field}: ${msg}`);
       }
       return;
     }
     const first = seen.get(r.data.id);
-    if (first !== undefined) problems.push(`${origin} row ${i + 1}: id: duplicate id "${r.data.id}" (first at row ${first}); ids must be unique`);
+    if (first !== undefined)
+      problems.push(
+        `${origin} row ${i + 1}: id: duplicate id "${r.data.id}" (first at row ${first}); ids must be unique`,
+      );
     else seen.set(r.data.id, i + 1);
     rows.push(r.data);
   });
   if (records.length === 0) problems.push(`${origin}: the seed pool is empty; it needs at least one row`);
   if (problems.length) {
     const more = problems.length > MAX_PROBLEMS ? `\n  … and ${problems.length - MAX_PROBLEMS} more` : '';
-    throw new PolyglotError(ErrorType.InvalidInput, `invalid seed file:\n  ${problems.slice(0, MAX_PROBLEMS).join('\n  ')}${more}`);
+    throw new PolyglotError(
+      ErrorType.InvalidInput,
+      `invalid seed file:\n  ${problems.slice(0, MAX_PROBLEMS).join('\n  ')}${more}`,
+    );
   }
   return rows;
 }
@@ -79,7 +86,10 @@ export function parseJsonl(text: string, origin: string): unknown[] {
     try {
       out.push(JSON.parse(line));
     } catch (e) {
-      throw new PolyglotError(ErrorType.InvalidInput, `${origin} line ${i + 1}: not valid JSON (${(e as Error).message})`);
+      throw new PolyglotError(
+        ErrorType.InvalidInput,
+        `${origin} line ${i + 1}: not valid JSON (${(e as Error).message})`,
+      );
     }
   });
   return out;
@@ -132,8 +142,15 @@ export async function importSeedPool(
   const existing = await store.getJson<SeedPoolManifest>(keys.seedManifest(poolKey));
   if (existing) return { uri: store.uri(poolKey), manifest: existing, created: false };
   const counts: Record<string, number> = {};
-  for (const r of rows) for (const s of r.strategy) counts[`${r.language}/${s}`] = (counts[`${r.language}/${s}`] ?? 0) + 1;
-  const manifest: SeedPoolManifest = { digest, rows: rows.length, counts, source, importedAt: new Date().toISOString() };
+  for (const r of rows)
+    for (const s of r.strategy) counts[`${r.language}/${s}`] = (counts[`${r.language}/${s}`] ?? 0) + 1;
+  const manifest: SeedPoolManifest = {
+    digest,
+    rows: rows.length,
+    counts,
+    source,
+    importedAt: new Date().toISOString(),
+  };
   await store.ensureBucket();
   await store.putText(keys.seedRows(poolKey), canonical, 'application/x-ndjson');
   // The manifest is the completion marker: written last, so a pool is either complete or absent.
@@ -142,7 +159,9 @@ export async function importSeedPool(
 }
 
 export async function readSeedFile(path: string, bytes: Uint8Array): Promise<SeedRow[]> {
-  const records = /\.parquet$/i.test(path) ? await parseParquet(bytes, path) : parseJsonl(decodeUtf8(bytes, path), path);
+  const records = /\.parquet$/i.test(path)
+    ? await parseParquet(bytes, path)
+    : parseJsonl(decodeUtf8(bytes, path), path);
   return validateSeedRows(records, path);
 }
 
@@ -150,9 +169,13 @@ export async function readSeedFile(path: string, bytes: Uint8Array): Promise<See
 export async function loadSeedPool(store: S3Store, poolKey: string): Promise<SeedRow[]> {
   const manifest = await store.getJson<SeedPoolManifest>(keys.seedManifest(poolKey));
   if (!manifest) {
-    throw new PolyglotError(ErrorType.InvalidInput, `no seed pool at ${store.uri(poolKey)}; import one with \`polyglot seeds import <file>\``);
+    throw new PolyglotError(
+      ErrorType.InvalidInput,
+      `no seed pool at ${store.uri(poolKey)}; import one with \`polyglot seeds import <file>\``,
+    );
   }
   const text = await store.getText(keys.seedRows(poolKey));
-  if (text === undefined) throw new PolyglotError(ErrorType.StorageError, `seed pool ${store.uri(poolKey)} has a manifest but no rows`);
+  if (text === undefined)
+    throw new PolyglotError(ErrorType.StorageError, `seed pool ${store.uri(poolKey)} has a manifest but no rows`);
   return validateSeedRows(parseJsonl(text, store.uri(poolKey)), store.uri(poolKey));
 }

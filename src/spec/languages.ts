@@ -3,6 +3,7 @@
  * The list is deliberately finite: an unknown code is almost always a typo (`ge` for German),
  * and a closed table lets the spec error name the fix.
  */
+// prettier-ignore
 export const LANGUAGES: Readonly<Record<string, string>> = {
   af: 'Afrikaans', am: 'Amharic', ar: 'Arabic', az: 'Azerbaijani', be: 'Belarusian', bg: 'Bulgarian',
   bn: 'Bengali', bs: 'Bosnian', ca: 'Catalan', cs: 'Czech', cy: 'Welsh', da: 'Danish', de: 'German',
@@ -20,6 +21,7 @@ export const LANGUAGES: Readonly<Record<string, string>> = {
 };
 
 /** Common mistakes mapped to the code the user most likely meant, for error messages. */
+// prettier-ignore
 const LIKELY_MEANT: Readonly<Record<string, string>> = {
   ge: 'de', ger: 'de', deu: 'de', sp: 'es', spa: 'es', jp: 'ja', jpn: 'ja', cz: 'cs', ces: 'cs', ara: 'ar',
   ind: 'id', in: 'id', fil: 'tl', tgl: 'tl', eng: 'en', fra: 'fr', fre: 'fr', cn: 'zh', kr: 'ko', ua: 'uk',

@@ -13,11 +13,9 @@ export type Strategy = (typeof STRATEGIES)[number];
 /** Ids end up in S3 keys, workflow ids, search attributes and Kubernetes names: keep them boring. */
 const ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const id = (what: string) =>
-  z
-    .string({ error: `must be a string (${what})` })
-    .regex(ID_PATTERN, {
-      error: `must be 1-63 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit (it is used in S3 keys and workflow ids)`,
-    });
+  z.string({ error: `must be a string (${what})` }).regex(ID_PATTERN, {
+    error: `must be 1-63 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit (it is used in S3 keys and workflow ids)`,
+  });
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** A field that names an environment variable holding a secret; never the secret itself. */
@@ -91,14 +89,20 @@ export const SweepSpecSchema = z.strictObject({
       .regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/, {
         error: "must be S3-safe path segments (A-Z a-z 0-9 . _ -) separated by '/', without leading or trailing '/'",
       })
-      .refine((p) => !p.split('/').some((s) => s === '.' || s === '..'), { error: "must not contain '.' or '..' segments" })
+      .refine((p) => !p.split('/').some((s) => s === '.' || s === '..'), {
+        error: "must not contain '.' or '..' segments",
+      })
       .default('polyglot'),
   }),
   providers: z.array(ProviderSchema).min(1, { error: 'needs at least one provider' }),
   teachers: z.array(TeacherSchema).min(1, { error: 'needs at least one teacher' }),
   languages: z.array(z.string()).min(1, { error: 'needs at least one language (ISO 639-1, e.g. de)' }),
   strategies: z
-    .strictObject({ generate: StrategyCount.optional(), translate: StrategyCount.optional(), respond: StrategyCount.optional() })
+    .strictObject({
+      generate: StrategyCount.optional(),
+      translate: StrategyCount.optional(),
+      respond: StrategyCount.optional(),
+    })
     .refine((s) => Object.values(s).some((c) => c && c.count > 0), {
       error: 'needs at least one of generate, translate, respond with count > 0',
     }),
@@ -113,7 +117,11 @@ export const SweepSpecSchema = z.strictObject({
   /** Examples per part-file inside a shard: a crashed shard repeats at most this many calls. Default 10. */
   checkpointEvery: z.int().min(1).max(10_000).default(10),
   /** Random seed for seed shuffles and in-context draws. Paper default 921. */
-  seed: z.int().min(0).max(2 ** 31 - 1).default(921),
+  seed: z
+    .int()
+    .min(0)
+    .max(2 ** 31 - 1)
+    .default(921),
   /** Caps over the whole sweep; when reached the sweep pauses (it does not fail). */
   budget: z
     .strictObject({ maxCostUsd: z.number().min(0).max(1e7).optional(), maxTokens: z.int().min(0).optional() })
@@ -124,7 +132,11 @@ export const SweepSpecSchema = z.strictObject({
       /** Heartbeat timeout of a generation shard, seconds. Default 120. */
       heartbeatSeconds: z.number().min(1).max(3600).default(120),
       /** Start-to-close timeout of one shard attempt, minutes. Default 120. */
-      shardMinutes: z.number().min(1).max(24 * 60).default(120),
+      shardMinutes: z
+        .number()
+        .min(1)
+        .max(24 * 60)
+        .default(120),
     })
     .default({ heartbeatSeconds: 120, shardMinutes: 120 }),
   retry: z
@@ -164,7 +176,8 @@ function crossFieldProblems(spec: SweepSpec): string[] {
     items.forEach((item, i) => {
       const k = key(item);
       const first = seen.get(k);
-      if (first !== undefined) problems.push(`${path}[${i}].id: duplicate id "${k}" (also ${path}[${first}]); ids must be unique`);
+      if (first !== undefined)
+        problems.push(`${path}[${i}].id: duplicate id "${k}" (also ${path}[${first}]); ids must be unique`);
       else seen.set(k, i);
     });
   };
@@ -190,11 +203,15 @@ function crossFieldProblems(spec: SweepSpec): string[] {
     seenLang.add(code);
   });
   if (spec.checkpointEvery > spec.shardSize) {
-    problems.push(`checkpointEvery: ${spec.checkpointEvery} is larger than shardSize ${spec.shardSize}; use a value ≤ shardSize`);
+    problems.push(
+      `checkpointEvery: ${spec.checkpointEvery} is larger than shardSize ${spec.shardSize}; use a value ≤ shardSize`,
+    );
   }
   const bucketInUri = /^s3:\/\/([^/]+)\//.exec(spec.seedPool)?.[1];
   if (bucketInUri && bucketInUri !== spec.storage.bucket) {
-    problems.push(`seedPool: bucket "${bucketInUri}" differs from storage.bucket "${spec.storage.bucket}"; import the seeds into the sweep's bucket`);
+    problems.push(
+      `seedPool: bucket "${bucketInUri}" differs from storage.bucket "${spec.storage.bucket}"; import the seeds into the sweep's bucket`,
+    );
   }
   return problems;
 }
@@ -202,7 +219,9 @@ function crossFieldProblems(spec: SweepSpec): string[] {
 /** Parse and validate a spec; throws InvalidSpecError listing every problem with its path. */
 export function parseSweepSpec(input: unknown): SweepSpec {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
-    throw new InvalidSpecError(['(root): the spec must be a JSON/YAML object with storage, providers, teachers, languages, strategies, seedPool']);
+    throw new InvalidSpecError([
+      '(root): the spec must be a JSON/YAML object with storage, providers, teachers, languages, strategies, seedPool',
+    ]);
   }
   const result = SweepSpecSchema.safeParse(input);
   if (!result.success) {

@@ -116,7 +116,9 @@ export const TEMPLATE_HASHES: Record<TemplateVersion, string> = (() => {
   const probe: Example[] = [{ prompt: 'P', response: 'R' }];
   const hashOf = (v: TemplateVersion) => {
     const t = TEMPLATES[v];
-    return sha256Hex([t.system('L'), t.generate('L', probe), t.translate('L', 'E'), t.respond('L', 'Q')].join('\u0000')).slice(0, 16);
+    return sha256Hex(
+      [t.system('L'), t.generate('L', probe), t.translate('L', 'E'), t.respond('L', 'Q')].join('\u0000'),
+    ).slice(0, 16);
   };
   return { v1: hashOf('v1'), v2: hashOf('v2') };
 })();

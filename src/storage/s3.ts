@@ -39,7 +39,9 @@ export function parseS3Uri(uri: string): { bucket: string; key: string } {
 
 function isNotFound(e: unknown): boolean {
   if (e instanceof S3ServiceException) {
-    return e.$metadata.httpStatusCode === 404 || e.name === 'NoSuchKey' || e.name === 'NotFound' || e.name === 'NoSuchBucket';
+    return (
+      e.$metadata.httpStatusCode === 404 || e.name === 'NoSuchKey' || e.name === 'NotFound' || e.name === 'NoSuchBucket'
+    );
   }
   return false;
 }
@@ -70,7 +72,8 @@ export class S3Store {
         await this.client.send(new CreateBucketCommand({ Bucket: this.bucket }));
       } catch (err) {
         const name = err instanceof Error ? err.name : '';
-        if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists') throw storageError('CreateBucket', this.bucket, err);
+        if (name !== 'BucketAlreadyOwnedByYou' && name !== 'BucketAlreadyExists')
+          throw storageError('CreateBucket', this.bucket, err);
       }
     }
   }
@@ -87,7 +90,9 @@ export class S3Store {
 
   async putText(key: string, body: string | Uint8Array, contentType = 'application/octet-stream'): Promise<string> {
     try {
-      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }));
+      await this.client.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }),
+      );
       return this.uri(key);
     } catch (e) {
       throw storageError('PutObject', key, e);

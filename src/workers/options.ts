@@ -46,7 +46,9 @@ export function defaultDeps(env: RuntimeEnv): ActivityDeps {
   };
 }
 
-export async function createWorkers(opts: WorkerSetOptions): Promise<{ workers: Worker[]; connection: NativeConnection }> {
+export async function createWorkers(
+  opts: WorkerSetOptions,
+): Promise<{ workers: Worker[]; connection: NativeConnection }> {
   const connection = opts.connection ?? (await NativeConnection.connect({ address: opts.env.temporalAddress }));
   const deps = { ...defaultDeps(opts.env), ...opts.deps };
   const activities = createActivities(deps);

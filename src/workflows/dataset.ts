@@ -27,7 +27,10 @@ export interface DatasetWorkflowInput {
   cell: CellPlan;
   teacher: Teacher;
   provider: Provider;
-  spec: Pick<SweepSpec, 'storage' | 'seedPool' | 'templateVersion' | 'shardSize' | 'checkpointEvery' | 'seed' | 'timeouts' | 'retry'>;
+  spec: Pick<
+    SweepSpec,
+    'storage' | 'seedPool' | 'templateVersion' | 'shardSize' | 'checkpointEvery' | 'seed' | 'timeouts' | 'retry'
+  >;
   /** Parent sweep workflow id, for progress signals; absent when run standalone. */
   parentWorkflowId?: string;
   /** Shards in flight at once for this cell. Default 8. */
@@ -141,7 +144,9 @@ export async function datasetWorkflow(input: DatasetWorkflowInput): Promise<Data
   }
 
   setStage('generate');
-  const work = prepared.strategies.flatMap((s) => Array.from({ length: s.shards }, (_, shard) => ({ strategy: s.strategy, shard })));
+  const work = prepared.strategies.flatMap((s) =>
+    Array.from({ length: s.shards }, (_, shard) => ({ strategy: s.strategy, shard })),
+  );
   const maxParallel = input.maxParallelShards ?? 8;
   let next = 0;
   const runOne = async (): Promise<void> => {

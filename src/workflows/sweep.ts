@@ -60,7 +60,8 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
   try {
     spec = parseSweepSpec(input);
   } catch (e) {
-    if (e instanceof InvalidSpecError) throw ApplicationFailure.nonRetryable(e.message, 'InvalidSpec', { problems: e.problems });
+    if (e instanceof InvalidSpecError)
+      throw ApplicationFailure.nonRetryable(e.message, 'InvalidSpec', { problems: e.problems });
     throw e;
   }
   const plan = planSweep(spec);
@@ -216,7 +217,10 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
   });
   if (failures.length) {
     // Other cells were allowed to finish first: a resume then only redoes the failed ones.
-    throw ApplicationFailure.nonRetryable(`${failures.length} of ${plan.cells.length} cells failed:\n${failures.join('\n')}`, 'CellsFailed');
+    throw ApplicationFailure.nonRetryable(
+      `${failures.length} of ${plan.cells.length} cells failed:\n${failures.join('\n')}`,
+      'CellsFailed',
+    );
   }
   return { sweepId: plan.sweepId, summaryUri, cells: results, totals: state.totals };
 }

@@ -55,7 +55,11 @@ describe('durability: worker processes, SIGKILL, resume, Temporal CLI', function
     const providerId = uniqueName('p');
     const taskQueue = uniqueName('tq');
     const seedPool = await importDemoSeeds(bucket);
-    const spec = { ...smallSpec({ bucket, seedPool, llmUrl: llm.url, sweepId: uniqueName('sw'), providerId, counts: 6 }), shardSize: 6, checkpointEvery: 2 };
+    const spec = {
+      ...smallSpec({ bucket, seedPool, llmUrl: llm.url, sweepId: uniqueName('sw'), providerId, counts: 6 }),
+      shardSize: 6,
+      checkpointEvery: 2,
+    };
     spec.providers[0]!.concurrency = 2;
     const plan = planSweep(parseSweepSpec(spec));
     const workerEnv = { POLYGLOT_TASK_QUEUE: taskQueue, POLYGLOT_PROVIDERS: providerId, POLYGLOT_SHARD_SLOTS: '1' };
@@ -63,7 +67,11 @@ describe('durability: worker processes, SIGKILL, resume, Temporal CLI', function
     llm.resetStats();
     worker = await spawnWorker(workerEnv);
     const client = getStack().env.client;
-    const handle = await client.workflow.start('sweepWorkflow', { taskQueue, workflowId: plan.workflowId, args: [spec] });
+    const handle = await client.workflow.start('sweepWorkflow', {
+      taskQueue,
+      workflowId: plan.workflowId,
+      args: [spec],
+    });
 
     // Kill in the middle of a shard: 15 calls = 2 full shards of 6 + half of the third.
     await until(() => llm.stats().served >= 15, 60_000, '15 LLM calls');
@@ -79,12 +87,19 @@ describe('durability: worker processes, SIGKILL, resume, Temporal CLI', function
       assert.equal(new Set(list).size, list.length, `${cellId}: duplicate example ids`);
     }
     const repeated = repeatedCalls(llm);
-    assert.ok(repeated <= spec.checkpointEvery, `repeated ${repeated} calls, more than one checkpoint (${spec.checkpointEvery})`);
+    assert.ok(
+      repeated <= spec.checkpointEvery,
+      `repeated ${repeated} calls, more than one checkpoint (${spec.checkpointEvery})`,
+    );
     assert.equal(llm.stats().served, plan.totalRequested + repeated);
 
     // `polyglot sweep resume` of the finished sweep, through the real CLI: zero LLM calls.
     llm.resetStats();
-    const res = await runCommand(path.join(ROOT, 'bin/polyglot'), ['sweep', 'resume', plan.sweepId, '--wait'], processEnv(workerEnv));
+    const res = await runCommand(
+      path.join(ROOT, 'bin/polyglot'),
+      ['sweep', 'resume', plan.sweepId, '--wait'],
+      processEnv(workerEnv),
+    );
     assert.equal(res.code, 0, res.out);
     assert.match(res.out, /COMPLETED/);
     assert.equal(llm.stats().chatCompletions, 0, 'resume of a finished sweep called the LLM');
@@ -103,14 +118,27 @@ describe('durability: worker processes, SIGKILL, resume, Temporal CLI', function
     const start = await runCommand(
       path.join(TOOLS, 'temporal'),
       [
-        'workflow', 'start', '--address', getStack().temporalAddress, '--namespace', 'default',
-        '--type', 'sweepWorkflow', '--task-queue', taskQueue, '--workflow-id', plan.workflowId,
-        '--input', JSON.stringify(spec),
+        'workflow',
+        'start',
+        '--address',
+        getStack().temporalAddress,
+        '--namespace',
+        'default',
+        '--type',
+        'sweepWorkflow',
+        '--task-queue',
+        taskQueue,
+        '--workflow-id',
+        plan.workflowId,
+        '--input',
+        JSON.stringify(spec),
       ],
       process.env,
     );
     assert.equal(start.code, 0, start.out);
-    const result = (await getStack().env.client.workflow.getHandle(plan.workflowId).result()) as { cells: { examples: number }[] };
+    const result = (await getStack().env.client.workflow.getHandle(plan.workflowId).result()) as {
+      cells: { examples: number }[];
+    };
     assert.deepEqual(
       result.cells.map((c) => c.examples),
       [6, 6, 6, 6],

@@ -53,7 +53,11 @@ describe('LLM server failures, budget, pause and cancel', function () {
     const started = Date.now();
     try {
       const result = await getStack()
-        .env.client.workflow.execute(sweepWorkflow, { taskQueue: workers.taskQueue, workflowId: plan.workflowId, args: [spec] })
+        .env.client.workflow.execute(sweepWorkflow, {
+          taskQueue: workers.taskQueue,
+          workflowId: plan.workflowId,
+          args: [spec],
+        })
         .then(
           (r) => ({ ok: true as const, r }),
           (e: unknown) => ({ ok: false as const, e }),
@@ -101,7 +105,12 @@ describe('LLM server failures, budget, pause and cancel', function () {
     const { result, manifest } = await runSweep(spec);
     assert.ok(result.ok);
     assert.deepEqual(
-      { requested: manifest?.requested, produced: manifest?.produced, parse: manifest?.parseFailures, empty: manifest?.emptyResponses },
+      {
+        requested: manifest?.requested,
+        produced: manifest?.produced,
+        parse: manifest?.parseFailures,
+        empty: manifest?.emptyResponses,
+      },
       { requested: 4, produced: 2, parse: 1, empty: 1 },
     );
     assert.equal(llm.stats().chatCompletions, 4, 'no retries for bad model output');
@@ -113,7 +122,10 @@ describe('LLM server failures, budget, pause and cancel', function () {
       const spec = tinySpec(1, uniqueName('p'));
       const { result, manifest } = await runSweep(spec);
       assert.ok(!result.ok && result.e instanceof WorkflowFailedError);
-      assert.match(String((result.e as WorkflowFailedError).cause?.message), kind === '401' ? /LlmAuth: 401 authentication/ : /LlmBadRequest: 400 bad request/);
+      assert.match(
+        String((result.e as WorkflowFailedError).cause?.message),
+        kind === '401' ? /LlmAuth: 401 authentication/ : /LlmBadRequest: 400 bad request/,
+      );
       assert.equal(manifest, undefined, 'no manifest for a failed cell');
       assert.equal(llm.stats().chatCompletions, 1);
     });
@@ -124,7 +136,10 @@ describe('LLM server failures, budget, pause and cancel', function () {
     spec.providers[0]!.apiKeyEnv = 'POLYGLOT_TEST_KEY_THAT_IS_NOT_SET';
     const { result } = await runSweep(spec);
     assert.ok(!result.ok);
-    assert.match(String((result.e as WorkflowFailedError).cause?.message), /MissingSecret: environment variable POLYGLOT_TEST_KEY_THAT_IS_NOT_SET .* is not set on the worker/);
+    assert.match(
+      String((result.e as WorkflowFailedError).cause?.message),
+      /MissingSecret: environment variable POLYGLOT_TEST_KEY_THAT_IS_NOT_SET .* is not set on the worker/,
+    );
     assert.equal(llm.stats().chatCompletions, 0);
   });
 
@@ -153,7 +168,10 @@ describe('LLM server failures, budget, pause and cancel', function () {
       const callsWhenPaused = llm.stats().chatCompletions;
       assert.ok(callsWhenPaused < 20, 'paused before finishing');
       await new Promise((r) => setTimeout(r, 1500));
-      assert.ok(llm.stats().chatCompletions <= callsWhenPaused + 8, 'only shards already in flight finish while paused');
+      assert.ok(
+        llm.stats().chatCompletions <= callsWhenPaused + 8,
+        'only shards already in flight finish while paused',
+      );
       await handle.signal('resume', { maxTokens: 1_000_000 });
       const r = await handle.result();
       assert.equal(r.totals.examples, 20);
@@ -170,7 +188,11 @@ describe('LLM server failures, budget, pause and cancel', function () {
     try {
       const plan = planSweep(parseSweepSpec(spec));
       const client = getStack().env.client;
-      const handle = await client.workflow.start(sweepWorkflow, { taskQueue: workers.taskQueue, workflowId: plan.workflowId, args: [spec] });
+      const handle = await client.workflow.start(sweepWorkflow, {
+        taskQueue: workers.taskQueue,
+        workflowId: plan.workflowId,
+        args: [spec],
+      });
       await until(() => llm.stats().served >= 2, 30_000, 'first calls');
       await handle.cancel();
       await assert.rejects(handle.result(), WorkflowFailedError);
@@ -178,7 +200,10 @@ describe('LLM server failures, budget, pause and cancel', function () {
       const child = await client.workflow.getHandle(plan.cells[0]!.cellId).describe();
       assert.equal(child.status.name, 'CANCELLED');
       const store = storeFor(bucket);
-      assert.equal(await store.exists(keys.datasetManifest(keys.dataset('polyglot', plan.cells[0]!.datasetKey))), false);
+      assert.equal(
+        await store.exists(keys.datasetManifest(keys.dataset('polyglot', plan.cells[0]!.datasetKey))),
+        false,
+      );
       const after = llm.stats().chatCompletions;
       await new Promise((r) => setTimeout(r, 1000));
       assert.equal(llm.stats().chatCompletions, after, 'calls continued after cancel');

@@ -38,9 +38,11 @@ describe('sweep on a real Temporal server and a real S3 server', function () {
       const store = storeFor(bucket);
       for (const cell of plan.cells) {
         const ds = keys.dataset('polyglot', cell.datasetKey);
-        const manifest = await store.getJson<{ produced: number; requested: number; perStrategy: Record<string, { shards: string[] }> }>(
-          keys.datasetManifest(ds),
-        );
+        const manifest = await store.getJson<{
+          produced: number;
+          requested: number;
+          perStrategy: Record<string, { shards: string[] }>;
+        }>(keys.datasetManifest(ds));
         assert.ok(manifest, `manifest of ${cell.cellId}`);
         assert.equal(manifest.requested, 12);
         assert.equal(manifest.produced, 12);

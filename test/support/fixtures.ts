@@ -44,8 +44,18 @@ export function smallSpec(opts: {
     storage: { bucket: opts.bucket, prefix: 'polyglot' },
     providers: [{ id: providerId, baseUrl: opts.llmUrl, concurrency: 4 }],
     teachers: [
-      { id: 'teacher-a', provider: providerId, model: 'fake-model', sampling: { temperature: 0.8, topP: 0.9, maxTokens: 128 } },
-      { id: 'teacher-b', provider: providerId, model: 'fake-model', sampling: { temperature: 0.3, topP: 0.9, maxTokens: 128 } },
+      {
+        id: 'teacher-a',
+        provider: providerId,
+        model: 'fake-model',
+        sampling: { temperature: 0.8, topP: 0.9, maxTokens: 128 },
+      },
+      {
+        id: 'teacher-b',
+        provider: providerId,
+        model: 'fake-model',
+        sampling: { temperature: 0.3, topP: 0.9, maxTokens: 128 },
+      },
     ],
     languages: ['de', 'es'],
     strategies: { generate: { count: n }, translate: { count: n }, respond: { count: n } },

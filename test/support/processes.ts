@@ -52,7 +52,11 @@ export function killHard(child: ChildProcess): Promise<void> {
 }
 
 /** Run a command to completion; resolves with its exit code and output. */
-export function runCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; out: string }> {
+export function runCommand(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number; out: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
     let out = '';

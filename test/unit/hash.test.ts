@@ -5,12 +5,25 @@ import { rng, seededShuffle, sampleIndices } from '../../src/spec/random';
 
 describe('pure sha256 and seeded randomness', () => {
   it('matches node:crypto on edge-length and multi-byte inputs', () => {
-    const inputs = ['', 'a', 'abc', 'x'.repeat(55), 'x'.repeat(56), 'x'.repeat(64), 'x'.repeat(1000), 'Grüße, 日本語 ✓'];
-    for (const s of inputs) assert.equal(sha256Hex(s), createHash('sha256').update(s, 'utf8').digest('hex'), `len ${s.length}`);
+    const inputs = [
+      '',
+      'a',
+      'abc',
+      'x'.repeat(55),
+      'x'.repeat(56),
+      'x'.repeat(64),
+      'x'.repeat(1000),
+      'Grüße, 日本語 ✓',
+    ];
+    for (const s of inputs)
+      assert.equal(sha256Hex(s), createHash('sha256').update(s, 'utf8').digest('hex'), `len ${s.length}`);
   });
 
   it('canonical JSON sorts keys at every depth and drops undefined', () => {
-    assert.equal(canonicalJson({ b: 1, a: { d: [1, { z: 1, y: 2 }], c: undefined } }), '{"a":{"d":[1,{"y":2,"z":1}]},"b":1}');
+    assert.equal(
+      canonicalJson({ b: 1, a: { d: [1, { z: 1, y: 2 }], c: undefined } }),
+      '{"a":{"d":[1,{"y":2,"z":1}]},"b":1}',
+    );
   });
 
   it('shuffles reproducibly from a seed and differently for another seed', () => {
@@ -18,7 +31,10 @@ describe('pure sha256 and seeded randomness', () => {
     const a = seededShuffle(items, 921);
     assert.deepEqual(seededShuffle(items, 921), a);
     assert.notDeepEqual(seededShuffle(items, 922), a);
-    assert.deepEqual([...a].sort((x, y) => x - y), items);
+    assert.deepEqual(
+      [...a].sort((x, y) => x - y),
+      items,
+    );
     const r = rng('s');
     for (let i = 0; i < 1000; i++) {
       const v = r();

@@ -39,27 +39,71 @@ function problemsOf(mutate: (s: Doc) => void): string[] {
 
 /** Each bad spec, and the message (path + fix) a user must see. */
 const BAD: [string, (s: Doc) => void, RegExp][] = [
-  ['unknown provider', (s) => (s.teachers[1].provider = 'x'), /^teachers\[1\]\.provider: unknown provider "x"; known: local, openai$/],
-  ['duplicate teacher', (s) => (s.teachers[1].id = 'smol'), /^teachers\[1\]\.id: duplicate id "smol" \(also teachers\[0\]\)/],
-  ['unknown language with a hint', (s) => (s.languages = ['de', 'ge']), /^languages\[1\]: unknown language code "ge".*did you mean "de"\?/],
+  [
+    'unknown provider',
+    (s) => (s.teachers[1].provider = 'x'),
+    /^teachers\[1\]\.provider: unknown provider "x"; known: local, openai$/,
+  ],
+  [
+    'duplicate teacher',
+    (s) => (s.teachers[1].id = 'smol'),
+    /^teachers\[1\]\.id: duplicate id "smol" \(also teachers\[0\]\)/,
+  ],
+  [
+    'unknown language with a hint',
+    (s) => (s.languages = ['de', 'ge']),
+    /^languages\[1\]: unknown language code "ge".*did you mean "de"\?/,
+  ],
   ['duplicate language', (s) => (s.languages = ['de', 'de']), /^languages\[1\]: "de" is listed twice/],
   ['negative count', (s) => (s.strategies.generate.count = -1), /^strategies\.generate\.count: .*>=0/],
-  ['no strategy', (s) => (s.strategies = { generate: { count: 0 } }), /^strategies: needs at least one of generate, translate, respond/],
+  [
+    'no strategy',
+    (s) => (s.strategies = { generate: { count: 0 } }),
+    /^strategies: needs at least one of generate, translate, respond/,
+  ],
   ['unknown strategy', (s) => (s.strategies.summarize = { count: 3 }), /^strategies: unknown field\(s\) "summarize"/],
   ['typo in a field', (s) => (s.teachers[0].modle = 'x'), /^teachers\[0\]: unknown field\(s\) "modle"/],
-  ['secret instead of env name', (s) => (s.providers[1].apiKeyEnv = 'sk-abc123'), /^providers\[1\]\.apiKeyEnv: looks like a secret value/],
-  ['bad base URL', (s) => (s.providers[0].baseUrl = 'localhost:8000'), /^providers\[0\]\.baseUrl: must be an http\(s\) URL/],
+  [
+    'secret instead of env name',
+    (s) => (s.providers[1].apiKeyEnv = 'sk-abc123'),
+    /^providers\[1\]\.apiKeyEnv: looks like a secret value/,
+  ],
+  [
+    'bad base URL',
+    (s) => (s.providers[0].baseUrl = 'localhost:8000'),
+    /^providers\[0\]\.baseUrl: must be an http\(s\) URL/,
+  ],
   ['S3-unsafe teacher id', (s) => (s.teachers[0].id = '../etc'), /^teachers\[0\]\.id: must be 1-63 characters/],
-  ['path traversal in prefix', (s) => (s.storage.prefix = 'a/../b'), /^storage\.prefix: must not contain '\.' or '\.\.' segments/],
+  [
+    'path traversal in prefix',
+    (s) => (s.storage.prefix = 'a/../b'),
+    /^storage\.prefix: must not contain '\.' or '\.\.' segments/,
+  ],
   ['bad bucket', (s) => (s.storage.bucket = 'Bad_Bucket'), /^storage\.bucket: must be a valid S3 bucket name/],
-  ['temperature out of range', (s) => (s.teachers[0].sampling = { temperature: 5 }), /^teachers\[0\]\.sampling\.temperature: .*<=2/],
-  ['seed pool not a URI', (s) => (s.seedPool = 'seeds.jsonl'), /^seedPool: must be the S3 URI printed by `polyglot seeds import`/],
+  [
+    'temperature out of range',
+    (s) => (s.teachers[0].sampling = { temperature: 5 }),
+    /^teachers\[0\]\.sampling\.temperature: .*<=2/,
+  ],
+  [
+    'seed pool not a URI',
+    (s) => (s.seedPool = 'seeds.jsonl'),
+    /^seedPool: must be the S3 URI printed by `polyglot seeds import`/,
+  ],
   ['no teachers', (s) => (s.teachers = []), /^teachers: needs at least one teacher/],
   ['missing storage', (s) => delete s.storage, /^storage: /],
-  ['checkpoint larger than shard', (s) => Object.assign(s, { shardSize: 5, checkpointEvery: 10 }), /^checkpointEvery: 10 is larger than shardSize 5/],
+  [
+    'checkpoint larger than shard',
+    (s) => Object.assign(s, { shardSize: 5, checkpointEvery: 10 }),
+    /^checkpointEvery: 10 is larger than shardSize 5/,
+  ],
   ['negative budget', (s) => (s.budget = { maxCostUsd: -3 }), /^budget\.maxCostUsd: /],
   ['count is a string', (s) => (s.strategies.respond.count = '5'), /^strategies\.respond\.count: .*expected number/],
-  ['seed pool in another bucket', (s) => (s.seedPool = POOL.replace('polyglot-test', 'other-bucket')), /^seedPool: bucket "other-bucket" differs from storage\.bucket/],
+  [
+    'seed pool in another bucket',
+    (s) => (s.seedPool = POOL.replace('polyglot-test', 'other-bucket')),
+    /^seedPool: bucket "other-bucket" differs from storage\.bucket/,
+  ],
 ];
 
 describe('sweep spec validation', () => {
@@ -108,11 +152,14 @@ describe('planning', () => {
       ],
     );
     // generate 10 → 1 shard of 50; counts per strategy carried into the key.
-    assert.deepEqual(plan.cells[0]!.strategies.map((s) => [s.strategy, s.count, s.shards]), [
-      ['generate', 10, 1],
-      ['translate', 10, 1],
-      ['respond', 5, 1],
-    ]);
+    assert.deepEqual(
+      plan.cells[0]!.strategies.map((s) => [s.strategy, s.count, s.shards]),
+      [
+        ['generate', 10, 1],
+        ['translate', 10, 1],
+        ['respond', 5, 1],
+      ],
+    );
     assert.equal(plan.totalRequested, 100);
   });
 
@@ -132,6 +179,8 @@ describe('planning', () => {
     const c = planSweep(parseSweepSpec(hotter));
     assert.notEqual(c.cells[0]!.datasetKey, a.cells[0]!.datasetKey);
     assert.equal(c.cells[2]!.datasetKey, a.cells[2]!.datasetKey, 'other teachers keep their keys');
-    assert.deepEqual(diffManifests(a.cells[0]!.keyManifest, c.cells[0]!.keyManifest), ['teacher.sampling.temperature: 0.8 → 0.9']);
+    assert.deepEqual(diffManifests(a.cells[0]!.keyManifest, c.cells[0]!.keyManifest), [
+      'teacher.sampling.temperature: 0.8 → 0.9',
+    ]);
   });
 });

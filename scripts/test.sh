@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The README's second command (and CI's): install what is missing, lint, then run every test
+# against real servers that the test run starts itself (Temporal dev server, moto S3, local LLM).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
+bash scripts/setup.sh
+echo "[test] lint"
+npx eslint --max-warnings 0 .
+npx prettier --check "src/**/*.ts" "test/**/*.ts" "bench/**/*.ts" >/dev/null
+echo "[test] mocha"
+log=$(mktemp)
+set +e
+npx mocha --exit --require lib/test/support/hooks.js "lib/test/**/*.test.js" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+passed=$(grep -Eo '^ *[0-9]+ passing' "$log" | grep -Eo '[0-9]+' || echo 0)
+failed=$(grep -Eo '^ *[0-9]+ failing' "$log" | grep -Eo '[0-9]+' || echo 0)
+rm -f "$log"
+echo "mocha: ${passed} passed, ${failed} failed"
+exit "$rc"
