@@ -15,6 +15,7 @@ import type { CellPlan } from '../spec/plan';
 import type { Provider, SweepSpec, Teacher } from '../spec/sweep';
 import {
   StageKey,
+  cellPauseSignal,
   cellProgressQuery,
   cellProgressSignal,
   pauseSignal,
@@ -84,6 +85,14 @@ export async function datasetWorkflow(input: DatasetWorkflowInput): Promise<Data
   setHandler(resumeSignal, () => {
     paused = false;
     if (progress.status === 'paused') progress.status = 'running';
+  });
+  let pauseEpoch = -1;
+  setHandler(cellPauseSignal, ({ paused: p, epoch }) => {
+    if (epoch <= pauseEpoch) return;
+    pauseEpoch = epoch;
+    paused = p;
+    if (p && progress.status === 'running') progress.status = 'paused';
+    if (!p && progress.status === 'paused') progress.status = 'running';
   });
 
   const parent = input.parentWorkflowId ? getExternalWorkflowHandle(input.parentWorkflowId) : undefined;

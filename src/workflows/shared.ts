@@ -41,6 +41,11 @@ export interface ResumeArgs {
 
 export const pauseSignal = defineSignal<[string?]>('pause');
 export const resumeSignal = defineSignal<[ResumeArgs?]>('resume');
+/**
+ * Parent → cell: the pause state, stamped with an epoch. Signals between workflows are separate
+ * commands that may arrive out of order, so a cell applies only a newer epoch than it has seen.
+ */
+export const cellPauseSignal = defineSignal<[{ paused: boolean; epoch: number }]>('cellPause');
 /** Child → parent: a cell's progress (throttled to a few per cell, to keep the parent's history small). */
 export const cellProgressSignal = defineSignal<[CellProgress]>('cellProgress');
 export const sweepProgressQuery = defineQuery<SweepProgress>('progress');

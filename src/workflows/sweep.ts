@@ -19,6 +19,7 @@ import {
   StageKey,
   SweepIdKey,
   TeacherKey,
+  cellPauseSignal,
   cellProgressSignal,
   pauseSignal,
   resumeSignal,
@@ -104,14 +105,16 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
     }
     return undefined;
   };
-  const forward = async (signal: typeof pauseSignal | typeof resumeSignal) => {
-    await Promise.all([...running.values()].map((h) => h.signal(signal as typeof pauseSignal).catch(() => undefined)));
+  let pauseEpoch = 0;
+  const forward = async () => {
+    const msg = { paused: state.paused, epoch: ++pauseEpoch };
+    await Promise.all([...running.values()].map((h) => h.signal(cellPauseSignal, msg).catch(() => undefined)));
   };
   const pause = async (reason: string) => {
     if (state.paused) return;
     state.paused = true;
     state.pauseReason = reason;
-    await forward(pauseSignal);
+    await forward();
   };
 
   setHandler(sweepProgressQuery, () => state);
@@ -126,7 +129,7 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
     }
     state.paused = false;
     state.pauseReason = undefined;
-    await forward(resumeSignal);
+    await forward();
   });
   setHandler(cellProgressSignal, async (p: CellProgress) => {
     const cell = byId.get(p.cellId);
@@ -184,7 +187,8 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
       });
       running.set(cell.cellId, handle);
       // A child started while the sweep was pausing must pause too.
-      if (state.paused) await handle.signal(pauseSignal).catch(() => undefined);
+      if (state.paused)
+        await handle.signal(cellPauseSignal, { paused: true, epoch: pauseEpoch }).catch(() => undefined);
       try {
         const r = await handle.result();
         results.push(r);
