@@ -6,6 +6,7 @@ import { parseSweepSpec } from '../../src/spec/sweep';
 import { keys } from '../../src/storage/layout';
 import { sweepWorkflow } from '../../src/workflows';
 import { importDemoSeeds, smallSpec, startWorkers, storeFor, uniqueName } from '../support/fixtures';
+import { until } from '../support/processes';
 import { getStack } from '../support/stack';
 
 describe('sweep on a real Temporal server and a real S3 server', function () {
@@ -61,6 +62,16 @@ describe('sweep on a real Temporal server and a real S3 server', function () {
         }
         assert.equal(ids.size, 12, 'unique example ids');
       }
+
+      // Search attributes: the sweep and its cells are found by SweepId, Teacher, Language and Stage.
+      const count = async (query: string) => {
+        let n = 0;
+        for await (const _ of client.workflow.list({ query })) n++;
+        return n;
+      };
+      await until(async () => (await count(`SweepId = "${plan.sweepId}"`)) === 5, 10_000, 'visibility');
+      assert.equal(await count(`SweepId = "${plan.sweepId}" AND Teacher = "teacher-a"`), 2);
+      assert.equal(await count(`SweepId = "${plan.sweepId}" AND \`Language\` = "es" AND Stage = "done"`), 2);
 
       // Same spec again (a resume of a finished sweep): every cell is a cache hit, zero LLM calls.
       llm.resetStats();
