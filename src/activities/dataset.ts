@@ -13,6 +13,7 @@ import { loadSeedPool, type SeedRow } from '../seeds/pool';
 import { GENERATION_CODE_VERSION } from '../spec/plan';
 import { seededShuffle } from '../spec/random';
 import { keys } from '../storage/layout';
+import { runCheckpointed } from './checkpoint';
 import { parseS3Uri, type S3Store, type StoreRegistry } from '../storage/s3';
 import type {
   DatasetManifest,
@@ -33,10 +34,10 @@ export interface DatasetDeps {
   fetchImpl?: typeof fetch;
 }
 
-/** One line of a part-file: the outcome for one seed, with the tokens it cost. */
+/** The checkpointed outcome for one seed, with the tokens it cost. */
 interface PartLine {
-  seedId: string;
   ok: boolean;
+  finishReason: string;
   reason?: string;
   row?: SyntheticRow;
   promptTokens: number;
@@ -132,27 +133,6 @@ export function createDatasetActivities(deps: DatasetDeps) {
     return { strategies: out };
   }
 
-  async function readParts(
-    store: S3Store,
-    prefix: string,
-  ): Promise<{ lines: Map<string, PartLine>; nextPart: number }> {
-    const partKeys = (await store.list(prefix)).filter((k) => k.endsWith('.jsonl'));
-    const lines = new Map<string, PartLine>();
-    let nextPart = 0;
-    for (const k of partKeys) {
-      const n = Number(/part-(\d+)\.jsonl$/.exec(k)?.[1] ?? -1);
-      nextPart = Math.max(nextPart, n + 1);
-      const text = (await store.getText(k)) ?? '';
-      for (const l of text.split('\n')) {
-        if (!l.trim()) continue;
-        const line = JSON.parse(l) as PartLine;
-        // First outcome wins: a seed is never generated twice into one dataset.
-        if (!lines.has(line.seedId)) lines.set(line.seedId, line);
-      }
-    }
-    return { lines, nextPart };
-  }
-
   async function generateShard(input: GenerateShardInput): Promise<GenerateShardResult> {
     const actx = Context.current();
     const store = deps.stores.for(input.storage.bucket);
@@ -179,9 +159,6 @@ export function createDatasetActivities(deps: DatasetDeps) {
       return row;
     });
     const shardRows = selection.slice(input.shard * input.shardSize, (input.shard + 1) * input.shardSize);
-    const partsPrefix = keys.shardPartsPrefix(ds, input.strategy, input.shard);
-    const { lines, nextPart: firstPart } = await readParts(store, partsPrefix);
-    let nextPart = firstPart;
 
     const apiKeyEnv = input.provider.apiKeyEnv;
     const apiKey = apiKeyEnv ? deps.env[apiKeyEnv] : undefined;
@@ -212,44 +189,29 @@ export function createDatasetActivities(deps: DatasetDeps) {
       selection,
     };
 
-    const todo = shardRows.filter((r) => !lines.has(r.id));
-    let calls = 0;
-    for (let i = 0; i < todo.length; i += input.checkpointEvery) {
-      const window = todo.slice(i, i + input.checkpointEvery);
-      const settled = await Promise.allSettled(
-        window.map(async (row) => {
-          const { request, synthPrompt } = buildChatRequest(gctx, row);
-          const result = await limiter.run(
-            () => client.chat(request, actx.cancellationSignal),
-            (r: ChatResult) => r.promptTokens + r.completionTokens,
-          );
-          calls++;
-          actx.heartbeat({ part: nextPart, done: lines.size });
-          const outcome = interpretResult(gctx, row, synthPrompt, result);
-          const line: PartLine = {
-            seedId: row.id,
-            ok: outcome.ok,
-            promptTokens: result.promptTokens,
-            completionTokens: result.completionTokens,
-            ...(outcome.ok ? { row: outcome.row } : { reason: outcome.reason }),
-          };
-          return line;
-        }),
-      );
-      const finished = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-      // Checkpoint what finished, even when part of the window failed, so a retry repeats only the failures.
-      if (finished.length) {
-        await store.putText(
-          keys.shardPart(ds, input.strategy, input.shard, nextPart++),
-          finished.map((l) => JSON.stringify(l)).join('\n') + '\n',
-          'application/x-ndjson',
+    const { outcomes: lines, processed: calls } = await runCheckpointed<SeedRow, PartLine>({
+      store,
+      partsPrefix: keys.shardPartsPrefix(ds, input.strategy, input.shard),
+      items: shardRows,
+      idOf: (row) => row.id,
+      checkpointEvery: input.checkpointEvery,
+      progress: (done, total) => actx.heartbeat({ done, total }),
+      process: async (row) => {
+        const { request, synthPrompt } = buildChatRequest(gctx, row);
+        const result = await limiter.run(
+          () => client.chat(request, actx.cancellationSignal),
+          (r: ChatResult) => r.promptTokens + r.completionTokens,
         );
-        for (const l of finished) lines.set(l.seedId, l);
-      }
-      actx.heartbeat({ part: nextPart, done: lines.size });
-      const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-      if (failure) throw failure.reason;
-    }
+        const outcome = interpretResult(gctx, row, synthPrompt, result);
+        return {
+          ok: outcome.ok,
+          finishReason: result.finishReason,
+          promptTokens: result.promptTokens,
+          completionTokens: result.completionTokens,
+          ...(outcome.ok ? { row: outcome.row } : { reason: outcome.reason }),
+        };
+      },
+    });
 
     // Assemble in selection order; the shard file and then its marker are written whole.
     const stats = emptyStats();

@@ -41,8 +41,8 @@ export interface ChatClientOptions {
 export class ChatClient {
   constructor(private readonly opts: ChatClientOptions) {}
 
-  async chat(req: ChatRequest, signal?: AbortSignal): Promise<ChatResult> {
-    const url = `${this.opts.baseUrl.replace(/\/+$/, '')}/chat/completions`;
+  /** POST JSON and return the parsed body; every failure becomes a typed PolyglotError. */
+  private async post<T>(url: string, payload: unknown, signal?: AbortSignal): Promise<T> {
     const timeout = AbortSignal.timeout(this.opts.timeoutMs);
     const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
     let res: Response;
@@ -54,7 +54,7 @@ export class ChatClient {
           'content-type': 'application/json',
           ...(this.opts.apiKey ? { authorization: `Bearer ${this.opts.apiKey}` } : {}),
         },
-        body: JSON.stringify(req),
+        body: JSON.stringify(payload),
         signal: combined,
       });
       text = await res.text();
@@ -66,18 +66,75 @@ export class ChatClient {
       throw new PolyglotError(ErrorType.LlmConnection, `cannot reach ${url}: ${cause}`);
     }
     if (!res.ok) throw llmErrorForStatus(res.status, text, parseRetryAfter(res.headers.get('retry-after'), Date.now()));
-    let body: {
-      choices?: { message?: { content?: string | null }; finish_reason?: string }[];
-      usage?: { prompt_tokens?: number; completion_tokens?: number };
-    };
     try {
-      body = JSON.parse(text) as typeof body;
+      return JSON.parse(text) as T;
     } catch {
       throw new PolyglotError(
         ErrorType.LlmBadResponse,
         `${url} answered ${res.status} with a body that is not JSON: ${text.slice(0, 120)}`,
       );
     }
+  }
+
+  private get base(): string {
+    return this.opts.baseUrl.replace(/\/+$/, '');
+  }
+
+  /** `/v1/embeddings`: one vector per input, in input order. */
+  async embed(model: string, input: string[], signal?: AbortSignal): Promise<number[][]> {
+    const body = await this.post<{ data?: { index?: number; embedding?: number[] }[] }>(
+      `${this.base}/embeddings`,
+      { model, input },
+      signal,
+    );
+    const data = body.data ?? [];
+    if (data.length !== input.length || data.some((d) => !Array.isArray(d.embedding))) {
+      throw new PolyglotError(
+        ErrorType.LlmBadResponse,
+        `embeddings: expected ${input.length} vectors, got ${data.length}`,
+      );
+    }
+    return data
+      .map((d, i) => ({ i: d.index ?? i, v: d.embedding! }))
+      .sort((a, b) => a.i - b.i)
+      .map((d) => d.v);
+  }
+
+  /** `/v1/completions` with echo + logprobs and no new tokens: the log-probability of each prompt token. */
+  async promptLogprobs(
+    model: string,
+    prompt: string,
+    signal?: AbortSignal,
+  ): Promise<{ tokens: string[]; logprobs: (number | null)[] }> {
+    const body = await this.post<{
+      choices?: { logprobs?: { tokens?: string[]; token_logprobs?: (number | null)[] } }[];
+    }>(`${this.base}/completions`, { model, prompt, echo: true, max_tokens: 0, logprobs: 0, temperature: 0 }, signal);
+    const lp = body.choices?.[0]?.logprobs;
+    if (!lp?.tokens || !lp.token_logprobs || lp.tokens.length !== lp.token_logprobs.length) {
+      throw new PolyglotError(ErrorType.LlmBadResponse, 'completions: no echo logprobs in the answer');
+    }
+    return { tokens: lp.tokens, logprobs: lp.token_logprobs };
+  }
+
+  /** `/tokenize` (vLLM and the local server serve it beside `/v1`): token count of a text. */
+  async countTokens(model: string, text: string, signal?: AbortSignal): Promise<number> {
+    const root = this.base.replace(/\/v1$/, '');
+    const body = await this.post<{ count?: number; tokens?: unknown[] }>(
+      `${root}/tokenize`,
+      { model, prompt: text, content: text },
+      signal,
+    );
+    const n = body.count ?? body.tokens?.length;
+    if (typeof n !== 'number') throw new PolyglotError(ErrorType.LlmBadResponse, 'tokenize: no tokens in the answer');
+    return n;
+  }
+
+  async chat(req: ChatRequest, signal?: AbortSignal): Promise<ChatResult> {
+    const url = `${this.base}/chat/completions`;
+    const body = await this.post<{
+      choices?: { message?: { content?: string | null }; finish_reason?: string }[];
+      usage?: { prompt_tokens?: number; completion_tokens?: number };
+    }>(url, req, signal);
     const choice = body.choices?.[0];
     if (!choice) throw new PolyglotError(ErrorType.LlmBadResponse, `${url} answered without choices`);
     const content = choice.message?.content ?? '';

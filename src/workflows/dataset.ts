@@ -159,8 +159,10 @@ export async function datasetWorkflow(input: DatasetWorkflowInput): Promise<Data
   const maxParallel = input.maxParallelShards ?? 8;
   let next = 0;
   const runOne = async (): Promise<void> => {
-    while (next < work.length) {
+    for (;;) {
       await condition(() => !paused);
+      // Check after waking: other loops may have taken the remaining shards while this one waited.
+      if (next >= work.length) return;
       const item = work[next++]!;
       const r: GenerateShardResult = await generateShard({
         storage,

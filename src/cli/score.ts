@@ -1,0 +1,400 @@
+/**
+ * `polyglot score`: PG-Score a results file outside any workflow (paper-spec.md §6–7), e.g. the
+ * paper's published table or an exported cohort. Reading and validation live here; the math is the
+ * pure `src/scoring` module that workflows also use.
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { ErrorType, PolyglotError } from '../common/errors';
+import { scoreCohort } from '../scoring/pgscore';
+import type { AnchorScores, CellInput, CohortScores, IntrinsicRecord } from '../scoring/types';
+
+export interface ScoreFileOptions {
+  /** Weight of z in PG(α); default 0.5. */
+  alpha?: number;
+  /** |R − B| below this is flagged; default 0.02. */
+  smallGapThreshold?: number;
+  /** Family whose results drive the analyses; default the one with most scored cells. */
+  primaryFamily?: string;
+  /** Anchors CSV with columns `family,language,base,reference`; added to a JSON file's `anchors`. */
+  anchorsFile?: string;
+  /** Directory to write `scores.json` (the full cohort) and `scores.txt` (the rendered tables) into. */
+  out?: string;
+}
+
+/**
+ * Score a results file and return the cohort.
+ *
+ * - JSON: `{ "cells": CellInput[], "anchors": AnchorScores[] }` (`anchors` may be omitted when
+ *   `anchorsFile` is given; a `null` number counts as absent, as pandas writes NaN).
+ * - CSV (any other extension): a header row with `teacher,language` and any of `family`, `result`,
+ *   `z_score` and the intrinsic columns (`prompts_distinct_ri`, `responses_distinct_ri`,
+ *   `average_rubric_score`, `average_perplexity`, `prompts_average_length`,
+ *   `responses_average_length`, plus the optional extras of `IntrinsicRecord`). Empty fields are
+ *   absent; the six core intrinsic fields are all given on a row or none. Other columns (e.g. a
+ *   table's own `pgr`, `pg_score`) are ignored with a warning. Anchors come from `anchorsFile`.
+ *
+ * Problems throw `PolyglotError(InvalidInput)` naming the file, row (and line) and column.
+ */
+export async function scoreFromFile(file: string, opts: ScoreFileOptions = {}): Promise<CohortScores> {
+  const text = await readText(file);
+  const warnings: string[] = [];
+  let cells: CellInput[];
+  let anchors: AnchorScores[] = [];
+  if (/\.json$/i.test(file)) ({ cells, anchors } = parseResultsJson(text, file));
+  else cells = parseResultsCsv(text, file, warnings);
+  if (opts.anchorsFile) anchors = anchors.concat(parseAnchorsCsv(await readText(opts.anchorsFile), opts.anchorsFile));
+  if (anchors.length === 0 && cells.some((c) => c.family !== undefined)) {
+    throw new PolyglotError(
+      ErrorType.InvalidInput,
+      `${file}: no anchors given; pass an anchors CSV (family,language,base,reference) or an "anchors" array`,
+    );
+  }
+  let cohort: CohortScores;
+  try {
+    cohort = scoreCohort(cells, anchors, {
+      alpha: opts.alpha,
+      smallGapThreshold: opts.smallGapThreshold,
+      primaryFamily: opts.primaryFamily,
+    });
+  } catch (e) {
+    throw new PolyglotError(ErrorType.InvalidInput, `${file}: ${(e as Error).message}`);
+  }
+  cohort.warnings.unshift(...warnings);
+  if (opts.out) {
+    await mkdir(opts.out, { recursive: true });
+    await writeFile(path.join(opts.out, 'scores.json'), JSON.stringify(cohort, null, 2) + '\n');
+    await writeFile(path.join(opts.out, 'scores.txt'), renderScoreTable(cohort));
+  }
+  return cohort;
+}
+
+async function readText(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (e) {
+    throw new PolyglotError(ErrorType.InvalidInput, `cannot read ${file}: ${(e as Error).message}`);
+  }
+}
+
+const CORE_INTRINSIC = [
+  'prompts_distinct_ri',
+  'responses_distinct_ri',
+  'average_rubric_score',
+  'average_perplexity',
+  'prompts_average_length',
+  'responses_average_length',
+] as const;
+const EXTRA_INTRINSIC = [
+  'rubric_parse_failures',
+  'rubric_mean_parsed_only',
+  'prompts_language_conformance',
+  'responses_language_conformance',
+  'duplicate_rate',
+  'subsample_size',
+] as const;
+
+// ---- JSON ------------------------------------------------------------------------------------------
+
+/** JSON null (pandas' NaN) is read as "absent". */
+const optNumber = z.preprocess((v) => (v === null ? undefined : v), z.number().optional());
+const ProvenanceSchema = z.object({
+  uri: z.string().optional(),
+  workflowId: z.string().optional(),
+  runId: z.string().optional(),
+});
+const IntrinsicSchema = z.object({
+  ...Object.fromEntries(CORE_INTRINSIC.map((f) => [f, z.number()])),
+  ...Object.fromEntries(EXTRA_INTRINSIC.map((f) => [f, optNumber])),
+});
+const CellSchema = z.object({
+  teacher: z.string().min(1),
+  language: z.string().min(1),
+  family: z.preprocess((v) => (v === null ? undefined : v), z.string().min(1).optional()),
+  result: optNumber,
+  z_score: optNumber,
+  intrinsic: z.preprocess((v) => (v === null ? undefined : v), IntrinsicSchema.optional()),
+  provenance: z.object({ intrinsic: ProvenanceSchema.optional(), result: ProvenanceSchema.optional() }).optional(),
+});
+const AnchorSchema = z.object({
+  family: z.string().min(1),
+  language: z.string().min(1),
+  base: z.number(),
+  reference: z.number(),
+  provenance: ProvenanceSchema.optional(),
+});
+const ResultsFileSchema = z.object({ cells: z.array(CellSchema).min(1), anchors: z.array(AnchorSchema).default([]) });
+
+/** Parse and validate a JSON results file; errors name the row (array index + 1) and field. */
+export function parseResultsJson(text: string, file: string): { cells: CellInput[]; anchors: AnchorScores[] } {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new PolyglotError(ErrorType.InvalidInput, `${file}: not valid JSON: ${(e as Error).message}`);
+  }
+  const r = ResultsFileSchema.safeParse(doc);
+  if (!r.success) {
+    const problems = r.error.issues.map((issue) => {
+      const [list, index, ...field] = issue.path;
+      if (typeof index === 'number') {
+        return `${String(list)} row ${index + 1}, column "${field.join('.') || '(row)'}": ${issue.message}`;
+      }
+      return `${issue.path.join('.') || '(root)'}: ${issue.message}`;
+    });
+    throw invalid(file, problems);
+  }
+  return r.data as { cells: CellInput[]; anchors: AnchorScores[] };
+}
+
+// ---- CSV -------------------------------------------------------------------------------------------
+
+export interface CsvRecord {
+  /** 1-based line where the record starts (quoted fields may span lines). */
+  line: number;
+  fields: string[];
+}
+
+/** RFC 4180 CSV: comma separated, `"` quotes with `""` escapes, LF or CRLF line ends, blank lines skipped. */
+export function parseCsv(text: string): CsvRecord[] {
+  const out: CsvRecord[] = [];
+  let fields: string[] = [];
+  let field = '';
+  let quoted = false;
+  let line = 1;
+  let start = 1;
+  const src = text.replace(/^\uFEFF/, '');
+  const endRecord = (): void => {
+    fields.push(field);
+    if (!(fields.length === 1 && fields[0] === '')) out.push({ line: start, fields });
+    fields = [];
+    field = '';
+  };
+  for (let i = 0; i < src.length; i++) {
+    const ch = src[i]!;
+    if (quoted) {
+      if (ch !== '"') {
+        if (ch === '\n') line++;
+        field += ch;
+      } else if (src[i + 1] === '"') {
+        field += '"'; // "" inside quotes is a literal quote
+        i++;
+      } else quoted = false;
+    } else if (ch === '"' && field === '') {
+      quoted = true;
+    } else if (ch === ',') {
+      fields.push(field);
+      field = '';
+    } else if (ch === '\n' || ch === '\r') {
+      if (ch === '\r' && src[i + 1] === '\n') i++;
+      endRecord();
+      line++;
+      start = line;
+    } else field += ch;
+  }
+  if (quoted) throw new Error(`unterminated quoted field starting on line ${start}`);
+  if (field !== '' || fields.length > 0) endRecord();
+  return out;
+}
+
+const NUMBER_RE = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+/** An optional numeric CSV field: empty is absent, anything else must be a decimal number. */
+const csvNumber = z
+  .string()
+  .trim()
+  .transform((s, ctx) => {
+    if (s === '') return undefined;
+    if (!NUMBER_RE.test(s)) {
+      ctx.addIssue({ code: 'custom', message: `expected a number, got "${s}"` });
+      return z.NEVER;
+    }
+    return Number(s);
+  });
+const csvText = z
+  .string()
+  .trim()
+  .transform((s) => (s === '' ? undefined : s));
+const csvRequired = z.string().trim().min(1, 'required, got an empty field');
+
+const RESULT_COLUMNS = ['teacher', 'language', 'family', 'result', 'z_score', ...CORE_INTRINSIC, ...EXTRA_INTRINSIC];
+const ResultRowSchema = z.object({
+  teacher: csvRequired,
+  language: csvRequired,
+  family: csvText.optional(),
+  result: csvNumber.optional(),
+  z_score: csvNumber.optional(),
+  ...Object.fromEntries([...CORE_INTRINSIC, ...EXTRA_INTRINSIC].map((f) => [f, csvNumber.optional()])),
+});
+const AnchorRowSchema = z.object({
+  family: csvRequired,
+  language: csvRequired,
+  base: csvNumber.pipe(z.number({ error: 'required, got an empty field' })),
+  reference: csvNumber.pipe(z.number({ error: 'required, got an empty field' })),
+});
+
+/** Rows of a CSV as header-keyed objects, checked for required columns and field counts. */
+function csvObjects(
+  text: string,
+  file: string,
+  required: readonly string[],
+  known: readonly string[],
+  warnings: string[],
+): { line: number; row: Record<string, string> }[] {
+  let records: CsvRecord[];
+  try {
+    records = parseCsv(text);
+  } catch (e) {
+    throw invalid(file, [(e as Error).message]);
+  }
+  const [header, ...body] = records;
+  if (!header) throw invalid(file, ['the file is empty; it needs a header row']);
+  const names = header.fields.map((h) => h.trim());
+  const missing = required.filter((c) => !names.includes(c));
+  if (missing.length) throw invalid(file, [`header: missing column(s) ${missing.map((c) => `"${c}"`).join(', ')}`]);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup !== undefined) throw invalid(file, [`header: column "${dup}" appears twice`]);
+  const unknown = names.filter((n) => !known.includes(n));
+  if (unknown.length) warnings.push(`${file}: ignored column(s) ${unknown.join(', ')}`);
+  const problems: string[] = [];
+  const rows = body.map((rec, i) => {
+    if (rec.fields.length !== names.length) {
+      problems.push(`row ${i + 1} (line ${rec.line}): ${rec.fields.length} fields, header has ${names.length}`);
+    }
+    return { line: rec.line, row: Object.fromEntries(names.map((n, j) => [n, rec.fields[j] ?? ''])) };
+  });
+  if (problems.length) throw invalid(file, problems);
+  return rows;
+}
+
+function rowProblems(error: z.ZodError, i: number, line: number): string[] {
+  return error.issues.map((issue) => `row ${i + 1} (line ${line}), column "${issue.path.join('.')}": ${issue.message}`);
+}
+
+/** Parse and validate a results CSV (see `scoreFromFile`); `warnings` receives ignored columns. */
+export function parseResultsCsv(text: string, file: string, warnings: string[] = []): CellInput[] {
+  const rows = csvObjects(text, file, ['teacher', 'language'], RESULT_COLUMNS, warnings);
+  const problems: string[] = [];
+  const cells: CellInput[] = [];
+  rows.forEach(({ line, row }, i) => {
+    const r = ResultRowSchema.safeParse(row);
+    if (!r.success) return void problems.push(...rowProblems(r.error, i, line));
+    const d = r.data as Record<string, string | number | undefined>;
+    const cell: CellInput = { teacher: d.teacher as string, language: d.language as string };
+    if (d.family !== undefined) cell.family = d.family as string;
+    if (d.result !== undefined) cell.result = d.result as number;
+    if (d.z_score !== undefined) cell.z_score = d.z_score as number;
+    const given = CORE_INTRINSIC.filter((f) => d[f] !== undefined);
+    if (given.length > 0 && given.length < CORE_INTRINSIC.length) {
+      const absent = CORE_INTRINSIC.filter((f) => d[f] === undefined);
+      return void problems.push(
+        `row ${i + 1} (line ${line}), column "${absent[0]}": missing; give all intrinsic columns on a row or none`,
+      );
+    }
+    if (given.length > 0) {
+      const rec: Record<string, number> = {};
+      for (const f of [...CORE_INTRINSIC, ...EXTRA_INTRINSIC]) if (d[f] !== undefined) rec[f] = d[f] as number;
+      cell.intrinsic = rec as unknown as IntrinsicRecord;
+    }
+    cells.push(cell);
+  });
+  if (rows.length === 0) problems.push('no data rows');
+  if (problems.length) throw invalid(file, problems);
+  return cells;
+}
+
+/** Parse and validate an anchors CSV with columns `family,language,base,reference`. */
+export function parseAnchorsCsv(text: string, file: string): AnchorScores[] {
+  const cols = ['family', 'language', 'base', 'reference'];
+  const rows = csvObjects(text, file, cols, cols, []);
+  const problems: string[] = [];
+  const anchors: AnchorScores[] = [];
+  rows.forEach(({ line, row }, i) => {
+    const r = AnchorRowSchema.safeParse(row);
+    if (!r.success) problems.push(...rowProblems(r.error, i, line));
+    else anchors.push(r.data);
+  });
+  if (problems.length) throw invalid(file, problems);
+  return anchors;
+}
+
+function invalid(file: string, problems: string[]): PolyglotError {
+  const shown = problems.slice(0, 20);
+  const more = problems.length > shown.length ? `\n  … and ${problems.length - shown.length} more` : '';
+  return new PolyglotError(ErrorType.InvalidInput, `invalid ${file}:\n  ${shown.join('\n  ')}${more}`);
+}
+
+// ---- Rendering -------------------------------------------------------------------------------------
+
+const fmt = (v: number | undefined, digits = 4): string =>
+  v === undefined || Number.isNaN(v) ? '-' : v.toFixed(digits);
+
+function table(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, j) => Math.max(h.length, ...rows.map((r) => r[j]!.length)));
+  const line = (r: string[]): string =>
+    r
+      .map((v, j) => v.padEnd(widths[j]!))
+      .join('  ')
+      .trimEnd();
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
+}
+
+/** Plain-text per-cell table, per-family leaderboards, analyses summary and warnings. */
+export function renderScoreTable(c: CohortScores): string {
+  const out: string[] = [`PG-Score cells (alpha = ${c.options.alpha})`, ''];
+  out.push(
+    ...table(
+      ['teacher', 'language', 'family', 'result', 'pgr', 'z', 'pg', 'flags'],
+      c.cells.map((s) => [
+        s.teacher,
+        s.language,
+        s.family ?? '-',
+        fmt(s.result),
+        fmt(s.pgr),
+        fmt(s.z_score),
+        fmt(s.pg_score),
+        s.flags.join(','),
+      ]),
+    ),
+  );
+  const families = [...new Set(c.teachers.map((t) => t.family ?? '-'))];
+  for (const family of families) {
+    const flagged = new Set(c.cells.filter((s) => s.family === family && s.flags.length).map((s) => s.teacher));
+    out.push('', `Leaderboard: ${family}`, '');
+    out.push(
+      ...table(
+        ['rank', 'teacher', 'pg_score', 'languages', 'flagged cells'],
+        c.teachers
+          .filter((t) => (t.family ?? '-') === family)
+          .map((t) => [
+            String(t.rank),
+            t.teacher,
+            fmt(t.pg_score),
+            String(t.languages),
+            flagged.has(t.teacher) ? 'yes' : '',
+          ]),
+      ),
+    );
+  }
+  const a = c.analyses;
+  const summary: string[] = [];
+  if (a.pca) {
+    const first4 = a.pca.cumulative[Math.min(3, a.pca.cumulative.length - 1)];
+    summary.push(`PCA (${a.pca.n ?? '?'} cells): first 4 components explain ${fmt((first4 ?? NaN) * 100, 1)}%`);
+  }
+  if (a.regression) {
+    const r = a.regression;
+    summary.push(`Linear regression of ${r.target} (${r.family ?? '-'}) on PCs: R² ${fmt(r.r2)}, RMSE ${fmt(r.rmse)}`);
+  }
+  if (a.robustness) {
+    const minRho = Math.min(...a.robustness.spearman.flat());
+    const zp = a.robustness.zVsPgr;
+    summary.push(`Weight robustness: min Spearman rho over alpha pairs ${fmt(minRho)}; rho(z, PGR) ${fmt(zp.rho)}`);
+  }
+  for (const f of a.families) {
+    summary.push(`Family agreement ${f.a} vs ${f.b}: rho ${fmt(f.rho)} (p ${fmt(f.p)}, ${f.teachers} teachers)`);
+  }
+  if (summary.length) out.push('', 'Analyses', ...summary.map((s) => `  ${s}`));
+  if (c.warnings.length) out.push('', 'Warnings', ...c.warnings.map((w) => `  ! ${w}`));
+  return out.join('\n') + '\n';
+}
