@@ -13,6 +13,10 @@ bin/polyglot sweep start examples/demo.yaml --wait
 echo
 ui_port=${POLYGLOT_UI_PORT:-8233}
 echo "Web UI (this sweep):  http://127.0.0.1:${ui_port}/namespaces/default/workflows?query=SweepId%3D%22demo%22"
+echo "Leaderboard (.data/s3/polyglot-demo/polyglot/reports/demo/leaderboard.md):"
+sed -n '1,40p' .data/s3/polyglot-demo/polyglot/reports/demo/leaderboard.md | sed 's/^/  /'
+echo
+echo "HTML report: $PWD/.data/s3/polyglot-demo/polyglot/reports/demo/report.html"
 echo "Dataset files (S3 bucket polyglot-demo, served from disk):"
 find .data/s3/polyglot-demo/polyglot/datasets -name manifest.json | sort | sed 's|/manifest.json$||; s|^|  |'
 echo "  each holds manifest.json (counts, tokens, cost) and shards/*.jsonl (the SFT rows)"

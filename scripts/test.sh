@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
 bash scripts/setup.sh
+# Headless Chromium (Debian) for the report rendering test; idempotent, never fails the run.
+bash scripts/install-chromium.sh
 echo "[test] lint"
 npx eslint --max-warnings 0 .
 npx prettier --check "src/**/*.ts" "test/**/*.ts" "bench/**/*.ts" >/dev/null

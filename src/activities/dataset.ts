@@ -7,13 +7,14 @@ import {
   type GenerationContext,
   type SyntheticRow,
 } from '../generation/requests';
-import { ChatClient, type ChatResult } from '../llm/client';
+import type { ChatResult } from '../llm/client';
 import type { LimiterRegistry } from '../llm/limiter';
 import { loadSeedPool, type SeedRow } from '../seeds/pool';
 import { GENERATION_CODE_VERSION } from '../spec/plan';
 import { seededShuffle } from '../spec/random';
 import { keys } from '../storage/layout';
 import { runCheckpointed } from './checkpoint';
+import { clientFor } from './provider';
 import { parseS3Uri, type S3Store, type StoreRegistry } from '../storage/s3';
 import type {
   DatasetManifest,
@@ -160,25 +161,7 @@ export function createDatasetActivities(deps: DatasetDeps) {
     });
     const shardRows = selection.slice(input.shard * input.shardSize, (input.shard + 1) * input.shardSize);
 
-    const apiKeyEnv = input.provider.apiKeyEnv;
-    const apiKey = apiKeyEnv ? deps.env[apiKeyEnv] : undefined;
-    if (apiKeyEnv && !apiKey) {
-      throw new PolyglotError(
-        ErrorType.MissingSecret,
-        `environment variable ${apiKeyEnv} (provider "${input.provider.id}".apiKeyEnv) is not set on the worker; export it before starting the worker`,
-      );
-    }
-    const client = new ChatClient({
-      baseUrl: input.provider.baseUrl,
-      apiKey,
-      timeoutMs: input.provider.timeoutSeconds * 1000,
-      fetchImpl: deps.fetchImpl,
-    });
-    const limiter = deps.limiters.get(input.provider.id, {
-      concurrency: input.provider.concurrency,
-      requestsPerMinute: input.provider.requestsPerMinute,
-      tokensPerMinute: input.provider.tokensPerMinute,
-    });
+    const { client, limiter } = clientFor(deps, input.provider);
     const gctx: GenerationContext = {
       datasetKey: input.datasetKey,
       strategy: input.strategy,

@@ -1,12 +1,19 @@
 import { createDatasetActivities, type DatasetDeps } from './dataset';
 import { mapped } from './failures';
+import { createMetricsActivities } from './metrics';
+import { createReportActivities } from './report';
 import { createSweepActivities } from './sweep';
 
 export type ActivityDeps = DatasetDeps;
 
 /** All activities, with dependencies injected so tests and workers choose real or local backends. */
 export function createActivities(deps: ActivityDeps) {
-  const all = { ...createDatasetActivities(deps), ...createSweepActivities(deps) };
+  const all = {
+    ...createDatasetActivities(deps),
+    ...createSweepActivities(deps),
+    ...createMetricsActivities(deps),
+    ...createReportActivities(deps),
+  };
   return Object.fromEntries(
     Object.entries(all).map(([name, fn]) => [name, mapped(fn as (...a: unknown[]) => Promise<unknown>)]),
   ) as typeof all;
@@ -15,3 +22,5 @@ export function createActivities(deps: ActivityDeps) {
 export type Activities = ReturnType<typeof createActivities>;
 export type { DatasetDeps } from './dataset';
 export type * from './types';
+export type { MetricInput, MetricResult, SubsampleInput, CombineInput } from './metrics';
+export type { ScoreSweepInput, ScoreSweepResult } from './report';

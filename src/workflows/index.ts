@@ -1,3 +1,4 @@
 /** Workflow entry points, bundled by the worker. Only deterministic code below this folder. */
 export { sweepWorkflow } from './sweep';
 export { datasetWorkflow } from './dataset';
+export { metricsWorkflow } from './metrics';

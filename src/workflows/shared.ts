@@ -8,7 +8,7 @@ export const LanguageKey = defineSearchAttributeKey('Language', SearchAttributeT
 export const StageKey = defineSearchAttributeKey('Stage', SearchAttributeType.KEYWORD);
 export const SEARCH_ATTRIBUTES = [SweepIdKey, TeacherKey, LanguageKey, StageKey];
 
-export type CellStatus = 'pending' | 'running' | 'paused' | 'done' | 'cached' | 'failed' | 'cancelled';
+export type CellStatus = 'pending' | 'running' | 'paused' | 'metrics' | 'done' | 'cached' | 'failed' | 'cancelled';
 
 export interface CellProgress {
   cellId: string;
@@ -21,6 +21,7 @@ export interface CellProgress {
   tokens: number;
   costUsd: number;
   manifestUri?: string;
+  intrinsicUri?: string;
   error?: string;
 }
 
@@ -31,6 +32,7 @@ export interface SweepProgress {
   pauseReason?: string;
   cells: CellProgress[];
   totals: { tokens: number; costUsd: number; examples: number };
+  report?: { htmlUri: string; markdownUri: string };
 }
 
 export interface ResumeArgs {

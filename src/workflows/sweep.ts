@@ -9,11 +9,12 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import type { Activities, ScoreSweepInput, ScoreSweepResult } from '../activities';
 import { NON_RETRYABLE } from '../common/errors';
 import { planSweep, type CellPlan } from '../spec/plan';
 import { InvalidSpecError, parseSweepSpec, type SweepSpec } from '../spec/sweep';
 import { datasetWorkflow, type DatasetWorkflowResult } from './dataset';
+import { metricsWorkflow } from './metrics';
 import {
   LanguageKey,
   StageKey,
@@ -33,10 +34,11 @@ export interface SweepResult {
   summaryUri: string;
   cells: DatasetWorkflowResult[];
   totals: SweepProgress['totals'];
+  report?: ScoreSweepResult;
 }
 
-const { recordSweep, writeSweepSummary } = proxyActivities<Activities>({
-  startToCloseTimeout: '5 minutes',
+const { recordSweep, writeSweepSummary, scoreSweep } = proxyActivities<Activities>({
+  startToCloseTimeout: '10 minutes',
   retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: [...NON_RETRYABLE] },
 });
 
@@ -148,6 +150,7 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
   await recordSweep({ storage, sweepId: plan.sweepId, spec, workflowId: info.workflowId, runId: info.runId });
 
   const results: DatasetWorkflowResult[] = [];
+  const intrinsic: ScoreSweepInput['cells'] = [];
   const failures: string[] = [];
   const queue: CellPlan[] = plan.cells.slice();
   const runCell = async (): Promise<void> => {
@@ -198,6 +201,45 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
           examples: r.examples,
           shardsDone: progress.shardsTotal,
         });
+        if (spec.metrics) {
+          progress.status = 'metrics';
+          const needed = new Set(
+            [spec.metrics.embeddings, spec.metrics.judge, spec.metrics.perplexity, spec.metrics.tokenizer].flatMap(
+              (x) => (x ? [x.provider] : []),
+            ),
+          );
+          const mh = await startChild(metricsWorkflow, {
+            workflowId: cell.cellId.replace(/\/dataset$/, '/metrics'),
+            args: [
+              {
+                cellId: cell.cellId,
+                teacherId: cell.teacherId,
+                language: cell.language,
+                datasetKey: cell.datasetKey,
+                storage: spec.storage,
+                metrics: spec.metrics,
+                providers: spec.providers.filter((p) => needed.has(p.id)),
+                retry: spec.retry,
+              },
+            ],
+            typedSearchAttributes: [
+              { key: SweepIdKey, value: plan.sweepId },
+              { key: TeacherKey, value: cell.teacherId },
+              { key: LanguageKey, value: cell.language },
+              { key: StageKey, value: 'metrics' },
+            ],
+          });
+          const m = await mh.result();
+          intrinsic.push({
+            teacher: cell.teacherId,
+            language: cell.language,
+            intrinsicUri: m.intrinsicUri,
+            workflowId: mh.workflowId,
+            runId: mh.firstExecutionRunId,
+          });
+          progress.intrinsicUri = m.intrinsicUri;
+          progress.status = r.cached ? 'cached' : 'done';
+        }
       } catch (e) {
         if (isCancellation(e)) throw e;
         progress.status = 'failed';
@@ -211,13 +253,37 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
   };
   await Promise.all(Array.from({ length: Math.min(MAX_PARALLEL_CELLS, plan.cells.length) }, runCell));
 
+  let report: ScoreSweepResult | undefined;
+  if (spec.metrics && !failures.length && intrinsic.length) {
+    state.stage = 'score';
+    upsertSearchAttributes([{ key: StageKey, value: 'score' }]);
+    intrinsic.sort((a, b) => (a.teacher + a.language < b.teacher + b.language ? -1 : 1));
+    report = await scoreSweep({
+      storage,
+      sweepId: plan.sweepId,
+      cells: intrinsic,
+      resultsUri: spec.scoring.resultsUri,
+      alpha: spec.scoring.alpha,
+      smallGapThreshold: spec.scoring.smallGapThreshold,
+    });
+    state.report = { htmlUri: report.htmlUri, markdownUri: report.markdownUri };
+  }
   state.stage = failures.length ? 'failed' : 'done';
   upsertSearchAttributes([{ key: StageKey, value: state.stage }]);
   results.sort((a, b) => (a.cellId < b.cellId ? -1 : 1));
   const summaryUri = await writeSweepSummary({
     storage,
     sweepId: plan.sweepId,
-    summary: { sweepId: plan.sweepId, workflowId: info.workflowId, runId: info.runId, state, results, failures },
+    summary: {
+      sweepId: plan.sweepId,
+      workflowId: info.workflowId,
+      runId: info.runId,
+      state,
+      results,
+      intrinsic,
+      report,
+      failures,
+    },
   });
   if (failures.length) {
     // Other cells were allowed to finish first: a resume then only redoes the failed ones.
@@ -226,5 +292,5 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
       'CellsFailed',
     );
   }
-  return { sweepId: plan.sweepId, summaryUri, cells: results, totals: state.totals };
+  return { sweepId: plan.sweepId, summaryUri, cells: results, totals: state.totals, report };
 }

@@ -1,0 +1,377 @@
+import { Context } from '@temporalio/activity';
+import { ErrorType, PolyglotError } from '../common/errors';
+import type { SyntheticRow } from '../generation/requests';
+import type { LimiterRegistry } from '../llm/limiter';
+import { DistinctAccumulator } from '../metrics/diversity';
+import { judgeRequest, parseJudgement, RUBRIC_VERSION } from '../metrics/judge';
+import { conformance, duplicateRate } from '../metrics/language';
+import { meanIgnoringNaN, responsePerplexity } from '../metrics/perplexity';
+import { balancedSubsample } from '../metrics/subsample';
+import { digestOf } from '../spec/hash';
+import type { Provider } from '../spec/sweep';
+import { keys } from '../storage/layout';
+import { parseS3Uri, type S3Store, type StoreRegistry } from '../storage/s3';
+import { runCheckpointed } from './checkpoint';
+import { clientFor } from './provider';
+import type { DatasetManifest, StorageRef } from './types';
+
+/**
+ * Intrinsic metrics of one dataset (paper-spec.md §5), each its own cached S3 artifact keyed by the
+ * dataset key and the metric's config: a finished metric is never recomputed, and per-item metrics
+ * checkpoint part-files so a retry continues where it stopped.
+ */
+
+export interface SubsampleInput {
+  storage: StorageRef;
+  datasetKey: string;
+  size: number;
+  seed: number;
+}
+
+export interface MetricInput {
+  storage: StorageRef;
+  datasetKey: string;
+  language: string;
+  subsampleUri: string;
+  /** Model and provider of the metric's endpoint (absent for local metrics). */
+  model?: string;
+  provider?: Provider;
+  maxTokens?: number;
+  checkpointEvery: number;
+}
+
+export interface MetricResult {
+  metric: string;
+  uri: string;
+  values: Record<string, number>;
+  cached: boolean;
+}
+
+export interface CombineInput {
+  storage: StorageRef;
+  datasetKey: string;
+  metrics: MetricResult[];
+  subsampleUri: string;
+  workflowId: string;
+  runId: string;
+}
+
+interface Subsample {
+  datasetKey: string;
+  size: number;
+  seed: number;
+  ids: string[];
+  perStrategy: Record<string, number>;
+}
+
+export interface MetricsDeps {
+  stores: StoreRegistry;
+  limiters: LimiterRegistry;
+  env: NodeJS.ProcessEnv;
+  fetchImpl?: typeof fetch;
+}
+
+const metricsPrefix = (storage: StorageRef, datasetKey: string) => `${storage.prefix}/metrics/${datasetKey}`;
+
+async function datasetRows(
+  store: S3Store,
+  storage: StorageRef,
+  datasetKey: string,
+): Promise<{ manifest: DatasetManifest; rows: SyntheticRow[] }> {
+  const ds = keys.dataset(storage.prefix, datasetKey);
+  const manifest = await store.getJson<DatasetManifest>(keys.datasetManifest(ds));
+  if (!manifest)
+    throw new PolyglotError(ErrorType.InvalidInput, `dataset ${store.uri(ds)} has no manifest; generate it first`);
+  const rows: SyntheticRow[] = [];
+  for (const s of Object.values(manifest.perStrategy)) {
+    for (const uri of s.shards) {
+      const text = (await store.getText(parseS3Uri(uri).key)) ?? '';
+      for (const line of text.split('\n')) if (line.trim()) rows.push(JSON.parse(line) as SyntheticRow);
+    }
+  }
+  return { manifest, rows };
+}
+
+export function createMetricsActivities(deps: MetricsDeps) {
+  /** The subsample's rows, in subsample order. */
+  async function subsampleRows(input: MetricInput): Promise<SyntheticRow[]> {
+    const store = deps.stores.for(input.storage.bucket);
+    const sub = await store.getJson<Subsample>(parseS3Uri(input.subsampleUri).key);
+    if (!sub) throw new PolyglotError(ErrorType.StorageError, `subsample ${input.subsampleUri} is missing`);
+    const { rows } = await datasetRows(store, input.storage, input.datasetKey);
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    return sub.ids.map((id) => {
+      const r = byId.get(id);
+      if (!r)
+        throw new PolyglotError(ErrorType.StorageError, `subsample id ${id} is not in dataset ${input.datasetKey}`);
+      return r;
+    });
+  }
+
+  /** Return the stored result when present; else compute, store (whole object) and return it. */
+  async function cached(
+    input: MetricInput,
+    metric: string,
+    config: unknown,
+    compute: (partsPrefix: string) => Promise<{ values: Record<string, number>; detail?: unknown }>,
+  ): Promise<MetricResult> {
+    const store = deps.stores.for(input.storage.bucket);
+    const digest = digestOf({ metric, config, subsample: input.subsampleUri }).slice(0, 16);
+    const key = `${metricsPrefix(input.storage, input.datasetKey)}/${metric}-${digest}.json`;
+    const existing = await store.getJson<{ values: Record<string, number> }>(key);
+    if (existing) return { metric, uri: store.uri(key), values: existing.values, cached: true };
+    const { values, detail } = await compute(
+      `${metricsPrefix(input.storage, input.datasetKey)}/${metric}-${digest}/parts/`,
+    );
+    await store.putJson(key, {
+      metric,
+      config,
+      datasetKey: input.datasetKey,
+      subsample: input.subsampleUri,
+      values,
+      detail,
+      createdAt: new Date().toISOString(),
+    });
+    return { metric, uri: store.uri(key), values, cached: false };
+  }
+
+  function endpoint(input: MetricInput) {
+    if (!input.provider || !input.model)
+      throw new PolyglotError(ErrorType.InvalidInput, 'metric needs a provider and a model');
+    return { ...clientFor(deps, input.provider), model: input.model };
+  }
+
+  async function subsampleDataset(input: SubsampleInput): Promise<{ uri: string; n: number }> {
+    const store = deps.stores.for(input.storage.bucket);
+    const key = `${metricsPrefix(input.storage, input.datasetKey)}/subsample-${input.size}-${input.seed}.json`;
+    const existing = await store.getJson<Subsample>(key);
+    if (existing) return { uri: store.uri(key), n: existing.ids.length };
+    const { rows } = await datasetRows(store, input.storage, input.datasetKey);
+    const order: string[] = [];
+    const byStrategy = new Map<string, string[]>();
+    for (const r of rows) {
+      if (!byStrategy.has(r.strategy)) {
+        order.push(r.strategy);
+        byStrategy.set(r.strategy, []);
+      }
+      byStrategy.get(r.strategy)!.push(r.id);
+    }
+    const chosen = balancedSubsample(
+      order.map((strategy) => ({ strategy, ids: byStrategy.get(strategy)! })),
+      input.size,
+      input.seed,
+    );
+    const sub: Subsample = {
+      datasetKey: input.datasetKey,
+      size: input.size,
+      seed: input.seed,
+      ids: order.flatMap((s) => chosen.get(s) ?? []),
+      perStrategy: Object.fromEntries(order.map((s) => [s, chosen.get(s)?.length ?? 0])),
+    };
+    await store.putJson(key, sub);
+    return { uri: store.uri(key), n: sub.ids.length };
+  }
+
+  async function measureDiversity(input: MetricInput): Promise<MetricResult> {
+    return cached(input, 'diversity', { model: input.model, provider: input.provider?.id }, async () => {
+      const { client, limiter, model } = endpoint(input);
+      const rows = await subsampleRows(input);
+      const prompts = new DistinctAccumulator();
+      const responses = new DistinctAccumulator();
+      const batch = 32;
+      for (let i = 0; i < rows.length; i += batch) {
+        const part = rows.slice(i, i + batch);
+        const [p, r] = await Promise.all([
+          limiter.run(
+            () =>
+              client.embed(
+                model,
+                part.map((x) => x.prompt),
+                Context.current().cancellationSignal,
+              ),
+            () => 0,
+          ),
+          limiter.run(
+            () =>
+              client.embed(
+                model,
+                part.map((x) => x.response),
+                Context.current().cancellationSignal,
+              ),
+            () => 0,
+          ),
+        ]);
+        prompts.add(p);
+        responses.add(r);
+        Context.current().heartbeat({ done: i + part.length, total: rows.length });
+      }
+      return {
+        values: { prompts_distinct_ri: prompts.value(), responses_distinct_ri: responses.value(), n: rows.length },
+      };
+    });
+  }
+
+  async function measureJudge(input: MetricInput): Promise<MetricResult> {
+    const maxTokens = input.maxTokens ?? 512;
+    return cached(
+      input,
+      'judge',
+      { model: input.model, provider: input.provider?.id, rubric: RUBRIC_VERSION, maxTokens },
+      async (parts) => {
+        const { client, limiter, model } = endpoint(input);
+        const rows = await subsampleRows(input);
+        const store = deps.stores.for(input.storage.bucket);
+        const { outcomes } = await runCheckpointed<SyntheticRow, { score: number | null; feedback: string }>({
+          store,
+          partsPrefix: parts,
+          items: rows,
+          idOf: (r) => r.id,
+          checkpointEvery: input.checkpointEvery,
+          progress: (done, total) => Context.current().heartbeat({ done, total }),
+          process: async (r) => {
+            const req = judgeRequest(model, input.language, r.prompt, r.response, maxTokens);
+            const res = await limiter.run(
+              () => client.chat(req, Context.current().cancellationSignal),
+              (x) => x.promptTokens + x.completionTokens,
+            );
+            return { score: parseJudgement(res.content) ?? null, feedback: res.content.slice(0, 2000) };
+          },
+        });
+        const scores = rows.map((r) => outcomes.get(r.id)!.score);
+        const parsed = scores.filter((s): s is number => s !== null);
+        return {
+          values: {
+            // Faithful: unparseable judgements score 1.
+            average_rubric_score: scores.reduce<number>((a, s) => a + (s ?? 1), 0) / Math.max(1, scores.length),
+            rubric_mean_parsed_only: parsed.length ? parsed.reduce((a, b) => a + b, 0) / parsed.length : NaN,
+            rubric_parse_failures: scores.length - parsed.length,
+          },
+          detail: rows.map((r) => ({ id: r.id, ...outcomes.get(r.id)! })),
+        };
+      },
+    );
+  }
+
+  async function measurePerplexity(input: MetricInput): Promise<MetricResult> {
+    return cached(
+      input,
+      'perplexity',
+      { model: input.model, provider: input.provider?.id, mode: 'corrected-per-item' },
+      async (parts) => {
+        const { client, limiter, model } = endpoint(input);
+        const rows = await subsampleRows(input);
+        const signal = () => Context.current().cancellationSignal;
+        const { outcomes } = await runCheckpointed<SyntheticRow, { ppl: number | null }>({
+          store: deps.stores.for(input.storage.bucket),
+          partsPrefix: parts,
+          items: rows,
+          idOf: (r) => r.id,
+          checkpointEvery: input.checkpointEvery,
+          progress: (done, total) => Context.current().heartbeat({ done, total }),
+          process: async (r) => {
+            const promptTokens = await limiter.run(
+              () => client.countTokens(model, r.prompt, signal()),
+              () => 0,
+            );
+            const { logprobs } = await limiter.run(
+              () => client.promptLogprobs(model, r.prompt + r.response, signal()),
+              () => 0,
+            );
+            const ppl = responsePerplexity(logprobs, promptTokens);
+            return { ppl: Number.isFinite(ppl) ? ppl : null };
+          },
+        });
+        const values = rows.map((r) => outcomes.get(r.id)!.ppl ?? NaN);
+        return {
+          values: {
+            average_perplexity: meanIgnoringNaN(values),
+            perplexity_items: values.filter(Number.isFinite).length,
+          },
+          detail: rows.map((r, i) => ({ id: r.id, ppl: values[i] })),
+        };
+      },
+    );
+  }
+
+  async function measureLengths(input: MetricInput): Promise<MetricResult> {
+    return cached(input, 'lengths', { model: input.model, provider: input.provider?.id }, async (parts) => {
+      const { client, limiter, model } = endpoint(input);
+      const rows = await subsampleRows(input);
+      const signal = () => Context.current().cancellationSignal;
+      const { outcomes } = await runCheckpointed<SyntheticRow, { p: number; r: number }>({
+        store: deps.stores.for(input.storage.bucket),
+        partsPrefix: parts,
+        items: rows,
+        idOf: (r) => r.id,
+        checkpointEvery: input.checkpointEvery,
+        progress: (done, total) => Context.current().heartbeat({ done, total }),
+        process: async (r) => ({
+          p: await limiter.run(
+            () => client.countTokens(model, r.prompt, signal()),
+            () => 0,
+          ),
+          r: await limiter.run(
+            () => client.countTokens(model, r.response, signal()),
+            () => 0,
+          ),
+        }),
+      });
+      const all = rows.map((r) => outcomes.get(r.id)!);
+      return {
+        values: {
+          prompts_average_length: all.reduce((a, x) => a + x.p, 0) / Math.max(1, all.length),
+          responses_average_length: all.reduce((a, x) => a + x.r, 0) / Math.max(1, all.length),
+        },
+      };
+    });
+  }
+
+  async function measureLanguage(input: MetricInput): Promise<MetricResult> {
+    return cached(input, 'language', { detector: 'fasttext-lid.176', target: input.language }, async () => {
+      const rows = await subsampleRows(input);
+      return {
+        values: {
+          prompts_language_conformance: await conformance(
+            rows.map((r) => r.prompt),
+            input.language,
+          ),
+          responses_language_conformance: await conformance(
+            rows.map((r) => r.response),
+            input.language,
+          ),
+          duplicate_rate: duplicateRate(rows),
+        },
+      };
+    });
+  }
+
+  async function combineIntrinsic(input: CombineInput): Promise<{ uri: string; values: Record<string, number> }> {
+    const store = deps.stores.for(input.storage.bucket);
+    const values: Record<string, number> = {};
+    for (const m of input.metrics) Object.assign(values, m.values);
+    const sub = await store.getJson<Subsample>(parseS3Uri(input.subsampleUri).key);
+    values.subsample_size = sub?.ids.length ?? NaN;
+    const key = `${metricsPrefix(input.storage, input.datasetKey)}/intrinsic-${digestOf(input.metrics.map((m) => m.uri)).slice(0, 16)}.json`;
+    if (!(await store.exists(key))) {
+      await store.putJson(key, {
+        datasetKey: input.datasetKey,
+        intrinsic: values,
+        metrics: input.metrics.map((m) => ({ metric: m.metric, uri: m.uri })),
+        subsample: input.subsampleUri,
+        createdBy: { workflowId: input.workflowId, runId: input.runId },
+        createdAt: new Date().toISOString(),
+      });
+    }
+    return { uri: store.uri(key), values };
+  }
+
+  return {
+    subsampleDataset,
+    measureDiversity,
+    measureJudge,
+    measurePerplexity,
+    measureLengths,
+    measureLanguage,
+    combineIntrinsic,
+  };
+}

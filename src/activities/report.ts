@@ -1,0 +1,54 @@
+import { buildSweepReport, type SweepReportInput } from '../report/sweep-report';
+import type { StoreRegistry } from '../storage/s3';
+import type { StorageRef } from './types';
+
+export interface ScoreSweepInput extends Omit<SweepReportInput, 'generatedAt' | 'webUiBase'> {
+  storage: StorageRef;
+}
+
+export interface ScoreSweepResult {
+  reportPrefix: string;
+  htmlUri: string;
+  markdownUri: string;
+  /** The leaderboard's first rows (small: it goes through history). */
+  leaderboard: { rank: number; teacher: string; family?: string; score: number }[];
+  warnings: number;
+}
+
+export const REPORT_FILES = {
+  markdown: 'leaderboard.md',
+  html: 'report.html',
+  json: 'scores.json',
+} as const;
+
+export function reportPrefix(storage: StorageRef, sweepId: string): string {
+  return `${storage.prefix}/reports/${sweepId}`;
+}
+
+export function createReportActivities(deps: { stores: StoreRegistry; env: NodeJS.ProcessEnv }) {
+  /** Score the cohort and write the report files (each a whole object) under reports/<sweepId>/. */
+  async function scoreSweep(input: ScoreSweepInput): Promise<ScoreSweepResult> {
+    const store = deps.stores.for(input.storage.bucket);
+    const { scores, report } = await buildSweepReport(store, {
+      ...input,
+      generatedAt: new Date().toISOString(),
+      webUiBase: deps.env.POLYGLOT_WEB_UI,
+    });
+    const prefix = reportPrefix(input.storage, input.sweepId);
+    for (const [name, text] of Object.entries(report.csv)) await store.putText(`${prefix}/${name}`, text, 'text/csv');
+    await store.putText(`${prefix}/${REPORT_FILES.json}`, report.json, 'application/json');
+    await store.putText(`${prefix}/${REPORT_FILES.markdown}`, report.markdown, 'text/markdown');
+    // The HTML page last: its presence means the report is complete.
+    await store.putText(`${prefix}/${REPORT_FILES.html}`, report.html, 'text/html');
+    return {
+      reportPrefix: store.uri(prefix),
+      htmlUri: store.uri(`${prefix}/${REPORT_FILES.html}`),
+      markdownUri: store.uri(`${prefix}/${REPORT_FILES.markdown}`),
+      leaderboard: scores.teachers
+        .slice(0, 50)
+        .map((t) => ({ rank: t.rank, teacher: t.teacher, family: t.family, score: t.pg_score })),
+      warnings: scores.warnings.length,
+    };
+  }
+  return { scoreSweep };
+}

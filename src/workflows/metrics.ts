@@ -1,0 +1,121 @@
+import { proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { Activities, MetricResult } from '../activities';
+import { llmTaskQueue } from '../common/env';
+import { NON_RETRYABLE } from '../common/errors';
+import type { MetricsSpec, Provider, SweepSpec } from '../spec/sweep';
+import { StageKey } from './shared';
+
+export interface MetricsWorkflowInput {
+  cellId: string;
+  teacherId: string;
+  language: string;
+  datasetKey: string;
+  storage: SweepSpec['storage'];
+  metrics: MetricsSpec;
+  /** Providers the metrics name (only those). */
+  providers: Provider[];
+  retry: SweepSpec['retry'];
+}
+
+export interface MetricsWorkflowResult {
+  cellId: string;
+  intrinsicUri: string;
+  values: Record<string, number>;
+}
+
+const local = proxyActivities<Activities>({
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '5 minutes',
+  retry: { initialInterval: '1s', maximumInterval: '60s', nonRetryableErrorTypes: [...NON_RETRYABLE] },
+});
+
+/**
+ * Intrinsic metrics of one teacher × language dataset (paper-spec.md §5): a balanced subsample, then
+ * each configured metric as its own cached activity — model-backed ones on their provider's queue —
+ * then one intrinsic record that the scoring stage reads.
+ */
+export async function metricsWorkflow(input: MetricsWorkflowInput): Promise<MetricsWorkflowResult> {
+  upsertSearchAttributes([{ key: StageKey, value: 'metrics' }]);
+  const storage = { bucket: input.storage.bucket, prefix: input.storage.prefix };
+  const m = input.metrics;
+  const sub = await local.subsampleDataset({
+    storage,
+    datasetKey: input.datasetKey,
+    size: m.subsampleSize,
+    seed: m.subsampleSeed,
+  });
+  const base = {
+    storage,
+    datasetKey: input.datasetKey,
+    language: input.language,
+    subsampleUri: sub.uri,
+    checkpointEvery: m.checkpointEvery,
+  };
+
+  const onProvider = (providerId: string) =>
+    proxyActivities<Activities>({
+      taskQueue: llmTaskQueue(providerId),
+      startToCloseTimeout: '4 hours',
+      heartbeatTimeout: '2 minutes',
+      retry: {
+        initialInterval: `${input.retry.initialIntervalSeconds} seconds`,
+        maximumInterval: `${input.retry.maximumIntervalSeconds} seconds`,
+        maximumAttempts: input.retry.maximumAttempts,
+        nonRetryableErrorTypes: [...NON_RETRYABLE],
+      },
+    });
+  const provider = (id: string) => input.providers.find((p) => p.id === id)!;
+
+  const jobs: Promise<MetricResult>[] = [];
+  if (m.embeddings) {
+    jobs.push(
+      onProvider(m.embeddings.provider).measureDiversity({
+        ...base,
+        model: m.embeddings.model,
+        provider: provider(m.embeddings.provider),
+      }),
+    );
+  }
+  if (m.judge) {
+    jobs.push(
+      onProvider(m.judge.provider).measureJudge({
+        ...base,
+        model: m.judge.model,
+        provider: provider(m.judge.provider),
+        maxTokens: m.judge.maxTokens,
+      }),
+    );
+  }
+  if (m.perplexity) {
+    jobs.push(
+      onProvider(m.perplexity.provider).measurePerplexity({
+        ...base,
+        model: m.perplexity.model,
+        provider: provider(m.perplexity.provider),
+      }),
+    );
+  }
+  if (m.tokenizer) {
+    jobs.push(
+      onProvider(m.tokenizer.provider).measureLengths({
+        ...base,
+        model: m.tokenizer.model,
+        provider: provider(m.tokenizer.provider),
+      }),
+    );
+  }
+  if (m.languageId) jobs.push(local.measureLanguage(base));
+  const results = await Promise.all(jobs);
+
+  const info = workflowInfo();
+  const combined = await local.combineIntrinsic({
+    storage,
+    datasetKey: input.datasetKey,
+    metrics: results,
+    subsampleUri: sub.uri,
+    workflowId: info.workflowId,
+    runId: info.runId,
+  });
+  upsertSearchAttributes([{ key: StageKey, value: 'done' }]);
+  return { cellId: input.cellId, intrinsicUri: combined.uri, values: combined.values };
+}
