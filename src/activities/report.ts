@@ -1,5 +1,6 @@
 import { buildSweepReport, type SweepReportInput } from '../report/sweep-report';
-import type { StoreRegistry } from '../storage/s3';
+import type { RenderedReport } from '../report/render';
+import type { S3Store, StoreRegistry } from '../storage/s3';
 import type { StorageRef } from './types';
 
 export interface ScoreSweepInput extends Omit<SweepReportInput, 'generatedAt' | 'webUiBase'> {
@@ -25,6 +26,14 @@ export function reportPrefix(storage: StorageRef, sweepId: string): string {
   return `${storage.prefix}/reports/${sweepId}`;
 }
 
+/** Write a rendered report under `prefix`, each file a whole object, the HTML page last (= complete). */
+export async function storeReport(store: S3Store, prefix: string, report: RenderedReport): Promise<void> {
+  for (const [name, text] of Object.entries(report.csv)) await store.putText(`${prefix}/${name}`, text, 'text/csv');
+  await store.putText(`${prefix}/${REPORT_FILES.json}`, report.json, 'application/json');
+  await store.putText(`${prefix}/${REPORT_FILES.markdown}`, report.markdown, 'text/markdown');
+  await store.putText(`${prefix}/${REPORT_FILES.html}`, report.html, 'text/html');
+}
+
 export function createReportActivities(deps: { stores: StoreRegistry; env: NodeJS.ProcessEnv }) {
   /** Score the cohort and write the report files (each a whole object) under reports/<sweepId>/. */
   async function scoreSweep(input: ScoreSweepInput): Promise<ScoreSweepResult> {
@@ -35,11 +44,7 @@ export function createReportActivities(deps: { stores: StoreRegistry; env: NodeJ
       webUiBase: deps.env.POLYGLOT_WEB_UI,
     });
     const prefix = reportPrefix(input.storage, input.sweepId);
-    for (const [name, text] of Object.entries(report.csv)) await store.putText(`${prefix}/${name}`, text, 'text/csv');
-    await store.putText(`${prefix}/${REPORT_FILES.json}`, report.json, 'application/json');
-    await store.putText(`${prefix}/${REPORT_FILES.markdown}`, report.markdown, 'text/markdown');
-    // The HTML page last: its presence means the report is complete.
-    await store.putText(`${prefix}/${REPORT_FILES.html}`, report.html, 'text/html');
+    await storeReport(store, prefix, report);
     return {
       reportPrefix: store.uri(prefix),
       htmlUri: store.uri(`${prefix}/${REPORT_FILES.html}`),

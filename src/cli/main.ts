@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { readEnv } from '../common/env';
 import { isPolyglotError } from '../common/errors';
 import { importSeedPool, readSeedFile } from '../seeds/pool';
@@ -7,6 +8,8 @@ import { InvalidSpecError } from '../spec/sweep';
 import { StoreRegistry, makeS3Client } from '../storage/s3';
 import { pauseSignal, resumeSignal } from '../workflows/shared';
 import { devDown, devPorts, devStatus, devUp, loadDevEnv } from './devstack';
+import { writeSweepReport } from './report';
+import { renderScoreTable, scoreFromFile } from './score';
 import { loadSpec } from './spec-file';
 import {
   estimate,
@@ -32,6 +35,9 @@ usage:
                                            re-run a stopped sweep; finished work is skipped
   polyglot sweep pause|unpause <sweepId>   pause between shards / continue
   polyglot sweep cancel <sweepId>          cancel the sweep and all its cells
+  polyglot report <sweepId> [--out <dir>]  score the sweep and write the leaderboard + HTML report
+  polyglot score --from <results.json|csv> [--anchors <anchors.csv>] [--alpha 0.5] [--out <dir>]
+                                           PG-Score of a results table (e.g. the paper's)
 
 environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, S3_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY (defaults come from .data/dev.env after \`polyglot dev up\`).`;
@@ -128,6 +134,31 @@ async function run(argv: string[]): Promise<number> {
     const { uri, manifest, created } = await importSeedPool(store, prefix, rows, file);
     console.log(`${created ? 'imported' : 'already present'}: ${manifest.rows} rows → ${uri}`);
     for (const [k, n] of Object.entries(manifest.counts).sort()) console.log(`  ${k.padEnd(16)} ${n}`);
+    return 0;
+  }
+  if (group === 'score') {
+    const rest = [cmd ?? '', ...args].filter(Boolean);
+    const from = need(flag(rest, '--from'), '--from <results file>');
+    const alpha = flag(rest, '--alpha');
+    const cohort = await scoreFromFile(from, {
+      anchorsFile: flag(rest, '--anchors'),
+      alpha: alpha === undefined ? undefined : Number(alpha),
+      out: flag(rest, '--out'),
+    });
+    console.log(renderScoreTable(cohort));
+    return 0;
+  }
+  if (group === 'report') {
+    const rest = args;
+    const sweepId = need(cmd, 'sweep id');
+    const out = flag(rest, '--out') ?? path.join('reports', sweepId);
+    const client = await temporalClient();
+    const spec = await specOfSweep(client, sweepId);
+    const written = await writeSweepReport(stores().for(spec.storage.bucket), spec, sweepId, out);
+    console.log(written.markdown.split('\n').slice(0, 30).join('\n'));
+    console.log(
+      `\nreport: ${path.resolve(written.files.find((f) => f.endsWith('.html'))!)}\nalso in S3: ${written.s3Prefix}`,
+    );
     return 0;
   }
   if (group === 'sweep') {

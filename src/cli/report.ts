@@ -1,0 +1,52 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { reportPrefix, storeReport } from '../activities/report';
+import { buildSweepReport, type SweepReportInput } from '../report/sweep-report';
+import { writeReportFiles } from '../report/write';
+import type { SweepSpec } from '../spec/sweep';
+import { keys } from '../storage/layout';
+import type { S3Store } from '../storage/s3';
+import { ROOT } from './devstack';
+
+/**
+ * `polyglot report <sweepId>`: rebuild the scores and report from the sweep's artifacts (its summary
+ * lists each cell's intrinsic-metrics URI) and write them to a local folder and to S3.
+ */
+export async function writeSweepReport(
+  store: S3Store,
+  spec: SweepSpec,
+  sweepId: string,
+  outDir: string,
+): Promise<{ files: string[]; markdown: string; s3Prefix: string }> {
+  const summary = await store.getJson<{ intrinsic?: SweepReportInput['cells'] }>(
+    keys.sweepSummary(spec.storage.prefix, sweepId),
+  );
+  if (!summary)
+    throw new Error(
+      `sweep ${sweepId} has no summary in ${store.uri(keys.sweep(spec.storage.prefix, sweepId))}; has it finished?`,
+    );
+  if (!summary.intrinsic?.length)
+    throw new Error(`sweep ${sweepId} has no intrinsic metrics: add a \`metrics\` section to its spec and resume it`);
+  // On the local stack the S3 server stores objects as files: link those directly so the report opens offline.
+  const localS3 = path.join(ROOT, '.data/s3');
+  const linkForUri = existsSync(path.join(localS3, spec.storage.bucket))
+    ? (uri: string) => `file://${path.join(localS3, uri.replace(/^s3:\/\//, ''))}`
+    : undefined;
+  const { report } = await buildSweepReport(
+    store,
+    {
+      sweepId,
+      cells: summary.intrinsic,
+      resultsUri: spec.scoring.resultsUri,
+      alpha: spec.scoring.alpha,
+      smallGapThreshold: spec.scoring.smallGapThreshold,
+      webUiBase: process.env.POLYGLOT_WEB_UI,
+      generatedAt: new Date().toISOString(),
+    },
+    linkForUri,
+  );
+  const files = await writeReportFiles(outDir, report);
+  const prefix = reportPrefix(spec.storage, sweepId);
+  await storeReport(store, prefix, report);
+  return { files, markdown: report.markdown, s3Prefix: store.uri(prefix) };
+}
