@@ -18,6 +18,8 @@ sed -n '1,40p' .data/s3/polyglot-demo/polyglot/reports/demo/leaderboard.md | sed
 echo
 echo "HTML report: $PWD/.data/s3/polyglot-demo/polyglot/reports/demo/report.html"
 echo "Dataset files (S3 bucket polyglot-demo, served from disk):"
-find .data/s3/polyglot-demo/polyglot/datasets -name manifest.json | sort | sed 's|/manifest.json$||; s|^|  |'
+# The datasets of this sweep, from its summary (older runs with other keys may sit beside them).
+node -e 'const s=require("./.data/s3/polyglot-demo/polyglot/sweeps/demo/summary.json");
+for (const r of s.results) console.log("  .data/s3/" + r.manifestUri.slice(5).replace(/\/manifest.json$/, ""));'
 echo "  each holds manifest.json (counts, tokens, cost) and shards/*.jsonl (the SFT rows)"
 echo "Demo took $(( $(date +%s) - start )) s. The stack keeps running for the Web UI; stop it with: bin/polyglot dev down"
