@@ -1,0 +1,125 @@
+/**
+ * Paper-scale orchestration load test: the paper's grid — 10 teachers × 6 languages × 3 strategies
+ * (60 cells) — then 10× the teachers (600 cells), against an instant fake LLM (no latency), so what is
+ * measured is Polyglot + Temporal + S3 overhead. Prints wall time, per-cell overhead, the largest
+ * workflow history (events, bytes) against Temporal's limits, and the worker's peak RSS.
+ *   node lib/bench/paper-scale.js [--per-strategy 10] [--scales 1,10]
+ * Student families and anchors join this grid when the student stage lands (Kubernetes issue).
+ */
+import { readFileSync } from 'node:fs';
+import { temporal } from '@temporalio/proto';
+import { FakeLlmServer } from '../src/llm/fake-server';
+import { importSeedPool, type SeedRow } from '../src/seeds/pool';
+import { planSweep } from '../src/spec/plan';
+import { parseSweepSpec, type SweepSpecInput } from '../src/spec/sweep';
+import { storeFor, uniqueName } from '../test/support/fixtures';
+import { killHard, spawnWorker } from '../test/support/processes';
+import { getStack, startStack, stopStack } from '../test/support/stack';
+
+const LANGS = ['ar', 'cs', 'de', 'es', 'id', 'ja'];
+
+function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1]! : dflt;
+}
+
+function seeds(perLanguage: number): SeedRow[] {
+  const rows: SeedRow[] = [];
+  for (const lang of [...LANGS, 'en']) {
+    for (let i = 0; i < perLanguage; i++) {
+      rows.push({
+        id: `${lang}-${i}`,
+        source: 'bench',
+        language: lang,
+        strategy: lang === 'en' ? ['translate'] : ['generate', 'respond'],
+        source_id: String(i),
+        prompt: `Seed prompt ${i} (${lang})`,
+        response: `Seed response ${i} (${lang})`,
+      });
+    }
+  }
+  return rows;
+}
+
+function vmHwmMb(pid: number): number {
+  return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+}
+
+async function run(scale: number, perStrategy: number) {
+  const stack = getStack();
+  const llm = new FakeLlmServer({ modelIds: ['fake-model'] });
+  await llm.start();
+  const bucket = uniqueName('scale');
+  const store = storeFor(bucket);
+  await store.ensureBucket();
+  const pool = await importSeedPool(store, 'polyglot', seeds(perStrategy), 'bench');
+  const providerId = uniqueName('p');
+  const taskQueue = uniqueName('tq');
+  const teachers = Array.from({ length: 10 * scale }, (_, i) => ({
+    id: `teacher-${i}`,
+    provider: providerId,
+    model: 'fake-model',
+  }));
+  const spec: SweepSpecInput = {
+    sweepId: uniqueName('scale'),
+    storage: { bucket, prefix: 'polyglot' },
+    providers: [{ id: providerId, baseUrl: llm.url, concurrency: 64 }],
+    teachers,
+    languages: LANGS,
+    strategies: {
+      generate: { count: perStrategy },
+      translate: { count: perStrategy },
+      respond: { count: perStrategy },
+    },
+    seedPool: pool.uri,
+    shardSize: perStrategy,
+    checkpointEvery: perStrategy,
+  };
+  const plan = planSweep(parseSweepSpec(spec));
+  const worker = await spawnWorker({
+    POLYGLOT_TASK_QUEUE: taskQueue,
+    POLYGLOT_PROVIDERS: providerId,
+    POLYGLOT_SHARD_SLOTS: '32',
+  });
+  const t0 = performance.now();
+  const handle = await stack.env.client.workflow.start('sweepWorkflow', {
+    taskQueue,
+    workflowId: plan.workflowId,
+    args: [spec],
+  });
+  await handle.result();
+  const seconds = (performance.now() - t0) / 1000;
+  const rss = vmHwmMb(worker.pid!);
+  await killHard(worker);
+  const history = await handle.fetchHistory();
+  const bytes = temporal.api.history.v1.History.encode(history).finish().length;
+  const cellHistory = await stack.env.client.workflow.getHandle(plan.cells[0]!.cellId).fetchHistory();
+  await llm.stop();
+  console.log(
+    `${String(plan.cells.length).padStart(4)} cells, ${plan.totalShards} shards, ${llm.stats().served} requests: ` +
+      `${seconds.toFixed(1)} s wall, ${((1000 * seconds) / plan.cells.length).toFixed(0)} ms/cell, ` +
+      `sweep history ${history.events?.length ?? 0} events / ${(bytes / 1024).toFixed(0)} KiB ` +
+      `(limits: 51,200 events / 50 MiB; warn 10,240), cell history ${cellHistory.events?.length ?? 0} events, ` +
+      `worker peak RSS ${rss.toFixed(0)} MB`,
+  );
+}
+
+async function main() {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+  const perStrategy = Number(arg('--per-strategy', '10'));
+  const scales = arg('--scales', '1,10').split(',').map(Number);
+  await startStack();
+  try {
+    console.log(
+      `paper-scale grid: teachers × 6 languages × 3 strategies, ${perStrategy} seeds per strategy, instant fake LLM`,
+    );
+    for (const s of scales) await run(s, perStrategy);
+  } finally {
+    await stopStack();
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
