@@ -16,6 +16,11 @@ export const ErrorType = {
   LlmBadResponse: 'LlmBadResponse',
   MissingSecret: 'MissingSecret',
   StorageError: 'StorageError',
+  /** A job ended in failure that running it again cannot fix (deadline, fail-fast exit code, bad image). */
+  JobFailedPermanently: 'JobFailedPermanently',
+  /** A job failed in a way a new attempt may fix (backoff exhausted, pod lost). */
+  JobFailed: 'JobFailed',
+  JobResultInvalid: 'JobResultInvalid',
 } as const;
 export type ErrorTypeName = (typeof ErrorType)[keyof typeof ErrorType];
 
@@ -27,6 +32,8 @@ export const NON_RETRYABLE: readonly ErrorTypeName[] = [
   ErrorType.LlmAuth,
   ErrorType.LlmContentFilter,
   ErrorType.MissingSecret,
+  ErrorType.JobFailedPermanently,
+  ErrorType.JobResultInvalid,
 ];
 
 export class PolyglotError extends Error {

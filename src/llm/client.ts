@@ -121,7 +121,7 @@ export class ChatClient {
     const root = this.base.replace(/\/v1$/, '');
     const body = await this.post<{ count?: number; tokens?: unknown[] }>(
       `${root}/tokenize`,
-      { model, prompt: text, content: text },
+      { model, prompt: text, content: text, add_special_tokens: false },
       signal,
     );
     const n = body.count ?? body.tokens?.length;

@@ -5,7 +5,7 @@ import type { ChatRequest } from '../llm/client';
  * Rubric judgement (paper-spec.md §5 "Rubric score"), M-Prometheus-style absolute grading in
  * Polyglot's own words. Unparseable output scores 1, as in the reference, and is counted.
  */
-export const RUBRIC_VERSION = 'rubric-v1';
+export const RUBRIC_VERSION = 'rubric-v2';
 
 const LEVELS = [
   '1: severe grammar errors, culturally inappropriate, or unhelpful or harmful; very weak overall.',
@@ -58,15 +58,34 @@ export function judgeRequest(
   };
 }
 
-/** The score 1–5, or undefined when the output cannot be parsed (the caller scores it 1 and counts it). */
+/** The last match of a global regex's first group as a number, or undefined. */
+function lastScore(re: RegExp, text: string): number | undefined {
+  let last: string | undefined;
+  for (const m of text.matchAll(re)) last = m[1];
+  return last === undefined ? undefined : Number(last);
+}
+
+/**
+ * The score 1–5, or undefined when the output cannot be parsed (the caller scores it 1 and counts it).
+ * Structured JSON first (a Markdown code fence around it is ignored); then Prometheus's `[RESULT] n`
+ * marker; JSON-shaped output that does not parse (typically cut off by max_tokens) only by its own
+ * `"score"` key, never by a number its feedback text mentions; other free text by its last `Score: n`,
+ * since the verdict comes after the feedback.
+ */
 export function parseJudgement(content: string): number | undefined {
+  const text = content
+    .trim()
+    .replace(/^```(?:json)?\s*/i, '')
+    .replace(/\s*```$/, '');
   try {
-    const v = JSON.parse(content.trim()) as { score?: unknown };
+    const v = JSON.parse(text) as { score?: unknown };
     const s = v?.score;
     if (typeof s === 'number' && Number.isInteger(s) && s >= 1 && s <= 5) return s;
   } catch {
-    // fall through to the textual form
+    // fall through to the textual forms
   }
-  const m = /(?:score|Score|SCORE)\D{0,12}([1-5])\b/.exec(content) ?? /\[RESULT\]\s*([1-5])/.exec(content);
-  return m ? Number(m[1]) : undefined;
+  const result = lastScore(/\[RESULT\]\s*([1-5])\b/g, text);
+  if (result !== undefined) return result;
+  if (text.startsWith('{')) return lastScore(/"score"\s*:\s*"?([1-5])\b/g, text);
+  return lastScore(/(?:score|Score|SCORE)\D{0,12}([1-5])\b/g, text);
 }

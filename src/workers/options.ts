@@ -2,6 +2,9 @@ import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundle } fro
 import { createActivities, type ActivityDeps } from '../activities';
 import { llmTaskQueue, type RuntimeEnv } from '../common/env';
 import { LimiterRegistry } from '../llm/limiter';
+import path from 'node:path';
+import { KubernetesJobRunner, loadKubeConfig } from '../jobs/kubernetes';
+import { LocalJobRunner } from '../jobs/local';
 import { StoreRegistry, makeS3Client } from '../storage/s3';
 
 /**
@@ -39,10 +42,22 @@ const quietLogger = {
 };
 
 export function defaultDeps(env: RuntimeEnv): ActivityDeps {
+  const runners: NonNullable<ActivityDeps['runners']> = {
+    local: new LocalJobRunner(process.env.POLYGLOT_JOBS_DIR ?? path.resolve('.data/jobs')),
+  };
+  // The Kubernetes runner when a cluster is configured (in-cluster service account or a kubeconfig).
+  const kubeconfig = process.env.POLYGLOT_KUBECONFIG ?? process.env.KUBECONFIG;
+  if (kubeconfig || process.env.KUBERNETES_SERVICE_HOST) {
+    runners.kubernetes = new KubernetesJobRunner(loadKubeConfig(kubeconfig), {
+      namespace: process.env.POLYGLOT_K8S_NAMESPACE ?? 'polyglot',
+      pollMs: Number(process.env.POLYGLOT_K8S_POLL_MS ?? 2000),
+    });
+  }
   return {
     stores: new StoreRegistry(makeS3Client(env.s3Endpoint, env.s3Region)),
     limiters: new LimiterRegistry(),
     env: process.env,
+    runners,
   };
 }
 

@@ -186,8 +186,8 @@ describe('distinct-RI: streaming accumulator vs the N×N definition in numpy', f
     const by = (name: string) => streamed(fixtures.find((f) => f.name === name)!.vectors, 1).value();
     assert.ok(Math.abs(by('N=2 opposite') - 2) <= 1e-15);
     assert.ok(Math.abs(by('N=2 identical direction')) <= 1e-15);
-    assert.equal(by('N=2 orthogonal'), 1);
-    assert.equal(by('N=2 one zero'), 1);
+    assert.ok(Math.abs(by('N=2 orthogonal') - 1) <= 1e-15);
+    assert.ok(Math.abs(by('N=2 one zero') - 1) <= 1e-15);
     assert.equal(by('all zero'), 1);
     // N = 3 (the zero vector counts), one similar pair counted twice: 1 − 2/(3·2) = 2/3.
     const acc = streamed(fixtures.find((f) => f.name === 'two equal + a zero vector')!.vectors, 1);
@@ -415,12 +415,26 @@ describe('parseJudgement', () => {
     assert.equal(parseJudgement('{"feedback": "Fluent and helpful.", "score": 4}'), 4);
     assert.equal(parseJudgement('\n  {\n "feedback": "feedback","score": 1\n}\n'), 1);
     assert.equal(parseJudgement('{"score": 5, "feedback": "A score of 2 would be unfair."}'), 5);
+    assert.equal(parseJudgement('```json\n{"feedback": "Good.", "score": 3}\n```'), 3);
+    // JSON with trailing text or a string score: read by its own key.
+    assert.equal(parseJudgement('{"feedback": "Good.", "score": 2} Hope this helps!'), 2);
+    assert.equal(parseJudgement('{"feedback": "Good.", "score": "4"}'), 4);
   });
 
   it('falls back to the textual forms', () => {
     assert.equal(parseJudgement('Feedback: minor grammar slips.\nScore: 4'), 4);
     assert.equal(parseJudgement('The answer is adequate. [RESULT] 3'), 3);
+    // The verdict, not a number the feedback mentions: [RESULT] wins, else the last "Score".
+    assert.equal(parseJudgement('Feedback: it would score 2 at most on grammar, but... [RESULT] 4'), 4);
+    assert.equal(parseJudgement('A score of 2 seemed likely at first.\nScore: 5'), 5);
+  });
+
+  it('does not read a score out of the feedback of cut-off JSON', () => {
     assert.equal(parseJudgement('{"feedback": "cut off before the sc'), undefined);
+    assert.equal(
+      parseJudgement('{\n  "feedback": "I would score this 4, but the task is very easy, and the task'),
+      undefined,
+    );
   });
 
   it('returns undefined for garbage and out-of-range scores', () => {
@@ -451,7 +465,7 @@ describe('duplicate rate and language conformance (fastText lid.176)', function 
       { prompt: 'Es ist drei Uhr.', response: 'Wie spät ist es?' },
     ];
     assert.equal(duplicateRate(pairs), 2 / 5);
-    assert.equal(duplicateRate(pairs.slice(2)), 1 / 3);
+    assert.equal(duplicateRate(pairs.slice(1)), 1 / 4);
     assert.equal(duplicateRate([pairs[0]!]), 0);
     assert.ok(Number.isNaN(duplicateRate([])));
   });

@@ -1,0 +1,112 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { JobHandle, JobRunner, JobStatus } from './runner';
+import { jobName, type JobSpec } from './spec';
+
+/**
+ * The local backend: the same job spec run as a process on this machine (embedded stack, laptops).
+ * State lives in files under `root/<job name>/` (pid, exit code, log), so a restarted worker
+ * re-attaches to a job that is still running instead of starting it twice — as on Kubernetes.
+ * `image` is ignored; `command`/`args` run directly. Secret references resolve from the worker's
+ * environment variable of the same name (there is no Secret store locally).
+ */
+export class LocalJobRunner implements JobRunner {
+  readonly kind = 'local' as const;
+  private readonly children = new Map<string, ChildProcess>();
+
+  constructor(
+    private readonly root: string,
+    private readonly baseEnv: NodeJS.ProcessEnv = process.env,
+  ) {}
+
+  private dir(name: string): string {
+    return path.join(this.root, name);
+  }
+
+  async submit(spec: JobSpec): Promise<JobHandle> {
+    const name = jobName(spec.cellId, spec.attempt);
+    const dir = this.dir(name);
+    if (existsSync(path.join(dir, 'spec.json'))) return { name, namespace: 'local', attached: true };
+    mkdirSync(dir, { recursive: true });
+    const env: NodeJS.ProcessEnv = {
+      PATH: this.baseEnv.PATH,
+      HOME: this.baseEnv.HOME,
+      ...spec.env,
+      POLYGLOT_OUTPUT_URI: spec.outputUri,
+      POLYGLOT_INPUTS: JSON.stringify(spec.inputs),
+      POLYGLOT_CELL_ID: spec.cellId,
+    };
+    for (const s of spec.secretEnv) if (this.baseEnv[s.name] !== undefined) env[s.name] = this.baseEnv[s.name];
+    for (const k of ['S3_ENDPOINT', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_REGION']) {
+      if (this.baseEnv[k] !== undefined && env[k] === undefined) env[k] = this.baseEnv[k];
+    }
+    const log = openSync(path.join(dir, 'main.log'), 'a');
+    // The exit code is written by a wrapper shell, so it is recorded even if this worker dies first.
+    const child = spawn(
+      '/bin/sh',
+      [
+        '-c',
+        '"$@"; code=$?; echo $code > "$POLYGLOT_JOB_DIR/exit.tmp" && mv "$POLYGLOT_JOB_DIR/exit.tmp" "$POLYGLOT_JOB_DIR/exit"',
+        'job',
+        ...spec.command,
+        ...spec.args,
+      ],
+      { env: { ...env, POLYGLOT_JOB_DIR: dir }, stdio: ['ignore', log, log], detached: true },
+    );
+    closeSync(log);
+    child.unref();
+    this.children.set(name, child);
+    writeFileSync(path.join(dir, 'pid'), String(child.pid));
+    // Written last: its presence means "submitted" to a later submit().
+    writeFileSync(path.join(dir, 'spec.json'), JSON.stringify(spec));
+    return { name, namespace: 'local', attached: false };
+  }
+
+  async status(handle: JobHandle): Promise<JobStatus> {
+    const dir = this.dir(handle.name);
+    if (!existsSync(path.join(dir, 'spec.json'))) return { phase: 'failed', reason: 'NotFound', retryable: true };
+    if (existsSync(path.join(dir, 'cancelled'))) return { phase: 'failed', reason: 'Cancelled', retryable: false };
+    if (existsSync(path.join(dir, 'exit'))) {
+      const code = Number(readFileSync(path.join(dir, 'exit'), 'utf8').trim());
+      if (code === 0) return { phase: 'succeeded' };
+      const spec = JSON.parse(readFileSync(path.join(dir, 'spec.json'), 'utf8')) as JobSpec;
+      const terminal = spec.nonRetryableExitCodes.includes(code);
+      return { phase: 'failed', reason: terminal ? 'PodFailurePolicy' : 'Error', exitCode: code, retryable: !terminal };
+    }
+    const pid = Number(readFileSync(path.join(dir, 'pid'), 'utf8'));
+    try {
+      process.kill(pid, 0);
+      return { phase: 'running' };
+    } catch {
+      return {
+        phase: 'failed',
+        reason: 'ProcessLost',
+        message: 'the process exited without recording an exit code',
+        retryable: true,
+      };
+    }
+  }
+
+  async cancel(handle: JobHandle): Promise<void> {
+    const dir = this.dir(handle.name);
+    if (!existsSync(dir)) return;
+    writeFileSync(path.join(dir, 'cancelled'), '');
+    try {
+      const pid = Number(readFileSync(path.join(dir, 'pid'), 'utf8'));
+      process.kill(-pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
+
+  async logs(handle: JobHandle): Promise<Record<string, string>> {
+    const dir = this.dir(handle.name);
+    if (!existsSync(dir)) return {};
+    return Object.fromEntries(
+      readdirSync(dir)
+        .filter((f) => f.endsWith('.log'))
+        .map((f) => [f, readFileSync(path.join(dir, f), 'utf8')]),
+    );
+  }
+}
