@@ -2,3 +2,4 @@
 export { sweepWorkflow } from './sweep';
 export { datasetWorkflow } from './dataset';
 export { metricsWorkflow } from './metrics';
+export { jobWorkflow } from './job';

@@ -1,0 +1,121 @@
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import type { JobSpecInput } from '../../src/jobs/spec';
+import { storeFor, uniqueName } from '../support/fixtures';
+import { killHard, spawnWorker, until } from '../support/processes';
+import { ROOT, getStack } from '../support/stack';
+
+/**
+ * The job watcher with the local runner: the same contract as Kubernetes, run as processes. The
+ * worker is a real process, so SIGKILL tests the re-attach path exactly as a crashed pod would.
+ */
+describe('GPU job watcher on the local runner', function () {
+  this.timeout(120_000);
+  let worker: ChildProcess | undefined;
+  let jobsDir: string;
+  let taskQueue: string;
+  let bucket: string;
+  beforeEach(async () => {
+    jobsDir = mkdtempSync(path.join(tmpdir(), 'pg-jobs-'));
+    taskQueue = uniqueName('tq');
+    bucket = uniqueName('jobs');
+    await storeFor(bucket).ensureBucket();
+    worker = await spawnWorker({ POLYGLOT_TASK_QUEUE: taskQueue, POLYGLOT_PROVIDERS: '', POLYGLOT_JOBS_DIR: jobsDir });
+  });
+  afterEach(async () => {
+    if (worker) await killHard(worker);
+  });
+
+  function spec(env: Record<string, string>): JobSpecInput {
+    const cellId = `sweep/${uniqueName('s')}/t=a/l=de/s=olmo/train`;
+    return {
+      cellId,
+      sweepId: 's',
+      image: 'local',
+      command: [process.execPath, path.join(ROOT, 'lib/test/support/fake-job.js')],
+      env,
+      outputUri: `s3://${bucket}/students/${cellId.replace(/[/=]/g, '_')}/`,
+    };
+  }
+  const start = (s: JobSpecInput, wf = uniqueName('job')) =>
+    getStack().env.client.workflow.start('jobWorkflow', {
+      taskQueue,
+      workflowId: wf,
+      args: [{ runner: 'local', spec: s, pollMs: 200, heartbeatSeconds: 3 }],
+    });
+
+  it('runs a job to success, reads its result and saves its logs to S3', async () => {
+    const h = await start(spec({ FAKE_JOB_SLEEP_MS: '300' }));
+    const r = (await h.result()) as {
+      result: { status: string; metrics: Record<string, number> };
+      logsUri: string;
+      attached: boolean;
+    };
+    assert.equal(r.result.status, 'succeeded');
+    assert.equal(r.result.metrics.steps, 3);
+    assert.equal(r.attached, false);
+    const logs = await storeFor(bucket).list(r.logsUri.replace(`s3://${bucket}/`, ''));
+    assert.equal(logs.length, 1);
+    assert.match((await storeFor(bucket).getText(logs[0]!))!, /fake job for/);
+  });
+
+  it('fails non-retryably on a known non-retryable exit code, after one run', async () => {
+    const h = await start(spec({ FAKE_JOB_EXIT: '2' }));
+    const err = await h.result().catch((e: unknown) => e);
+    assert.ok(err instanceof WorkflowFailedError);
+    const root = (err.cause as { cause?: { type?: string; message: string } }).cause;
+    assert.equal(root?.type, 'JobFailedPermanently');
+    assert.match(root?.message ?? '', /exit 2/);
+    assert.equal(readdirSync(jobsDir).length, 1, 'exactly one job');
+  });
+
+  it('survives kill -9 of the worker while the job runs: one job, and the activity completes', async () => {
+    const s = spec({ FAKE_JOB_SLEEP_MS: '4000' });
+    const h = await start(s);
+    await until(
+      () => readdirSync(jobsDir).some((d) => existsSync(path.join(jobsDir, d, 'spec.json'))),
+      20_000,
+      'job submitted',
+    );
+    await killHard(worker!);
+    worker = await spawnWorker({ POLYGLOT_TASK_QUEUE: taskQueue, POLYGLOT_PROVIDERS: '', POLYGLOT_JOBS_DIR: jobsDir });
+    const r = (await h.result()) as { attached: boolean; result: { status: string } };
+    assert.equal(r.result.status, 'succeeded');
+    assert.equal(r.attached, true, 'the retried watcher attached to the running job');
+    const dirs = readdirSync(jobsDir);
+    assert.equal(dirs.length, 1, 'exactly one job exists');
+    const log = readFileSync(path.join(jobsDir, dirs[0]!, 'main.log'), 'utf8');
+    assert.equal(log.match(/fake job for/g)?.length, 1, 'the job process ran once');
+  });
+
+  it('cancel kills the job', async () => {
+    const h = await start(spec({ FAKE_JOB_SLEEP_MS: '30000' }));
+    await until(
+      () => readdirSync(jobsDir).length === 1 && existsSync(path.join(jobsDir, readdirSync(jobsDir)[0]!, 'pid')),
+      20_000,
+      'job started',
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    await h.cancel();
+    await assert.rejects(h.result());
+    const dir = path.join(jobsDir, readdirSync(jobsDir)[0]!);
+    await until(() => existsSync(path.join(dir, 'cancelled')), 10_000, 'cancel marker');
+    const pid = Number(readFileSync(path.join(dir, 'pid'), 'utf8'));
+    await until(
+      () => {
+        try {
+          process.kill(pid, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      10_000,
+      'job process gone',
+    );
+  });
+});

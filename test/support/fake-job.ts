@@ -1,0 +1,28 @@
+/**
+ * A job whose behaviour the test controls (the job contract of design.md, without a GPU):
+ * sleeps FAKE_JOB_SLEEP_MS, then writes `result.json` under POLYGLOT_OUTPUT_URI and exits with
+ * FAKE_JOB_EXIT (default 0). Runs under the local runner as a real process.
+ */
+import { makeS3Client, parseS3Uri, S3Store } from '../../src/storage/s3';
+
+async function main() {
+  const out = process.env.POLYGLOT_OUTPUT_URI!;
+  const sleep = Number(process.env.FAKE_JOB_SLEEP_MS ?? 0);
+  const exit = Number(process.env.FAKE_JOB_EXIT ?? 0);
+  console.log(`fake job for ${process.env.POLYGLOT_CELL_ID}: sleeping ${sleep} ms, then exit ${exit}`);
+  await new Promise((r) => setTimeout(r, sleep));
+  const { bucket, key } = parseS3Uri(out);
+  const store = new S3Store(makeS3Client(process.env.S3_ENDPOINT, process.env.AWS_REGION ?? 'us-east-1'), bucket);
+  await store.putJson(`${key.replace(/\/+$/, '')}/result.json`, {
+    status: exit === 0 ? 'succeeded' : 'failed',
+    reason: exit === 0 ? undefined : `exit ${exit}`,
+    metrics: { steps: 3, loss: 0.5 },
+    outputs: { model: `${out}/model` },
+  });
+  process.exit(exit);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

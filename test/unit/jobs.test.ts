@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import type { V1Job, V1Pod } from '@kubernetes/client-node';
+import { jobStatusOf } from '../../src/jobs/kubernetes';
+import { renderJob } from '../../src/jobs/manifest';
+import { JobSpecSchema, jobName, labelValue } from '../../src/jobs/spec';
+
+const ROOT = path.resolve(__dirname, '../../..');
+
+export const GPU_TRAIN_SPEC = JobSpecSchema.parse({
+  cellId: 'sweep/paper-grid/t=gemma-3-27b/l=de/s=olmo-3-7b/train',
+  sweepId: 'paper-grid',
+  attempt: 0,
+  image: 'ghcr.io/polyglot/trainer:0.1.0',
+  command: ['python', '-m', 'polyglot_jobs.train'],
+  args: ['--spec', 's3://polyglot/jobs/train.json'],
+  env: { HF_HUB_OFFLINE: '1' },
+  secretEnv: [
+    { name: 'HF_TOKEN', secretName: 'polyglot-hf', key: 'token' },
+    { name: 'AWS_SECRET_ACCESS_KEY', secretName: 'polyglot-s3', key: 'secret-access-key' },
+  ],
+  envFromSecrets: ['polyglot-extra'],
+  resources: { cpu: '8', memory: '64Gi', gpus: 1, gpuType: 'NVIDIA-H100-80GB-HBM3', shm: '16Gi' },
+  queueName: 'gpu-queue',
+  activeDeadlineSeconds: 43200,
+  inputs: { dataset: 's3://polyglot/datasets/gemma-3-27b/de/abc/manifest.json' },
+  outputUri: 's3://polyglot/students/paper-grid/gemma-3-27b/de/olmo-3-7b/',
+});
+
+describe('job manifests', () => {
+  it('renders a GPU training Job that matches the reviewed snapshot', () => {
+    const rendered = renderJob(GPU_TRAIN_SPEC, 'polyglot');
+    const file = path.join(ROOT, 'test/fixtures/gpu-train-job.json');
+    if (process.env.UPDATE_SNAPSHOTS === '1' || !existsSync(file))
+      writeFileSync(file, JSON.stringify(rendered, null, 2) + '\n');
+    assert.deepEqual(rendered, JSON.parse(readFileSync(file, 'utf8')) as V1Job);
+  });
+
+  it('references secrets only by name, never by value', () => {
+    const json = JSON.stringify(renderJob(GPU_TRAIN_SPEC, 'polyglot'));
+    assert.match(json, /"secretKeyRef":\{"name":"polyglot-hf","key":"token"\}/);
+    assert.ok(!/"name":"HF_TOKEN","value"/.test(json));
+  });
+
+  it('names Jobs deterministically, DNS-1123 and ≤ 63 characters, different per attempt', () => {
+    const ids = [
+      GPU_TRAIN_SPEC.cellId,
+      'sweep/x/t=' + 'a'.repeat(200) + '/l=de/train',
+      'sweep/UPPER_case/t=Ünïcode/l=de/eval',
+      'sweep/a/t=b/l=c/train',
+    ];
+    for (const id of ids) {
+      for (const attempt of [0, 1, 17]) {
+        const n = jobName(id, attempt);
+        assert.ok(n.length <= 63, n);
+        assert.match(n, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, n);
+        assert.equal(jobName(id, attempt), n);
+      }
+      assert.notEqual(jobName(id, 0), jobName(id, 1));
+    }
+    assert.ok(labelValue('sweep/' + 'x'.repeat(100)).length <= 63);
+  });
+});
+
+describe('Job status mapping', () => {
+  const job = (status: V1Job['status'], suspend = false): V1Job => ({ spec: { suspend, template: {} }, status });
+  const pod = (status: V1Pod['status']): V1Pod => ({ status });
+  const cond = (type: string, reason?: string) => ({ type, status: 'True', reason });
+
+  it('maps conditions and pod states to phases and retry classes', () => {
+    assert.deepEqual(jobStatusOf(job({ conditions: [cond('SuccessCriteriaMet'), cond('Complete')] }), []), {
+      phase: 'succeeded',
+    });
+    assert.equal(jobStatusOf(job({ conditions: [cond('FailureTarget', 'DeadlineExceeded')] }), []).retryable, false);
+    assert.equal(jobStatusOf(job({ conditions: [cond('Failed', 'PodFailurePolicy')] }), []).retryable, false);
+    assert.equal(jobStatusOf(job({ conditions: [cond('Failed', 'BackoffLimitExceeded')] }), []).retryable, true);
+    assert.deepEqual(jobStatusOf(job({}, true), []), {
+      phase: 'queued',
+      reason: 'Suspended',
+      message: 'waiting for admission (Kueue)',
+    });
+    const unschedulable = pod({
+      phase: 'Pending',
+      conditions: [
+        {
+          type: 'PodScheduled',
+          status: 'False',
+          reason: 'Unschedulable',
+          message: '0/2 nodes: Insufficient nvidia.com/gpu',
+        },
+      ],
+    });
+    assert.equal(jobStatusOf(job({ active: 1 }), [unschedulable]).phase, 'queued');
+    const pull = pod({
+      phase: 'Pending',
+      containerStatuses: [
+        {
+          name: 'main',
+          image: 'x',
+          imageID: '',
+          ready: false,
+          restartCount: 0,
+          state: { waiting: { reason: 'ImagePullBackOff' } },
+        },
+      ],
+    });
+    assert.deepEqual(jobStatusOf(job({ active: 1 }), [pull]), {
+      phase: 'failed',
+      reason: 'ImagePullBackOff',
+      message: undefined,
+      retryable: false,
+    });
+    assert.equal(jobStatusOf(job({ active: 1 }), [pod({ phase: 'Running' })]).phase, 'running');
+  });
+});
