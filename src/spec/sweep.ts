@@ -118,6 +118,42 @@ export const ScoringSchema = z.strictObject({
 });
 export type ScoringSpec = z.infer<typeof ScoringSchema>;
 
+/**
+ * How a student is trained on a dataset: a job template run by the job runner (`local` or
+ * `kubernetes`). The trainer itself is the Python job of `jobs/`; any image/command honouring the
+ * job contract (inputs and output as S3 URIs, `result.json`) works.
+ */
+export const TrainingSchema = z.strictObject({
+  runner: z.enum(['local', 'kubernetes']).default('local'),
+  image: z.string().min(1).max(512),
+  command: z.array(z.string()).min(1),
+  args: z.array(z.string()).default([]),
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string().max(4096)).default({}),
+  /** Secrets by reference: env var ← Kubernetes Secret key (locally: the worker's env var of that name). */
+  secretEnv: z
+    .array(
+      z.strictObject({
+        name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/),
+        secretName: z.string().min(1),
+        key: z.string().min(1),
+      }),
+    )
+    .default([]),
+  gpus: z.int().min(0).max(64).default(1),
+  gpuType: z.string().max(128).optional(),
+  cpu: z.string().default('4'),
+  memory: z.string().default('32Gi'),
+  queueName: z.string().max(63).optional(),
+  activeDeadlineSeconds: z
+    .int()
+    .min(60)
+    .max(30 * 24 * 3600)
+    .default(24 * 3600),
+  /** How soon a crashed worker's job watch moves to another worker, seconds. Default 60. */
+  heartbeatSeconds: z.int().min(1).max(3600).default(60),
+});
+export type TrainingSpec = z.infer<typeof TrainingSchema>;
+
 const SEED_POOL = /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/(?:[A-Za-z0-9._-]+\/)*seeds\/sha256-[0-9a-f]{64}\/?$/;
 
 export const SweepSpecSchema = z.strictObject({
@@ -170,6 +206,8 @@ export const SweepSpecSchema = z.strictObject({
     .strictObject({ maxCostUsd: z.number().min(0).max(1e7).optional(), maxTokens: z.int().min(0).optional() })
     .default({}),
   students: z.array(StudentSchema).default([]),
+  /** Student training jobs (one per dataset × student); required when `students` is not empty. */
+  training: TrainingSchema.optional(),
   /** Intrinsic data-quality metrics per teacher × language. Omit to skip the stage. */
   metrics: MetricsSchema.optional(),
   /** PG-Score and leaderboard report at the end of the sweep. */
@@ -256,6 +294,9 @@ function crossFieldProblems(spec: SweepSpec): string[] {
         problems.push(`metrics.${m}.provider: unknown provider "${ref.provider}"; known: ${providerIds.join(', ')}`);
       }
     }
+  }
+  if (spec.students.length && !spec.training) {
+    problems.push('training: required when students are listed; give the job template (image, command, runner)');
   }
   if (spec.checkpointEvery > spec.shardSize) {
     problems.push(

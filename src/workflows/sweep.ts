@@ -2,6 +2,7 @@ import {
   ApplicationFailure,
   ChildWorkflowHandle,
   condition,
+  executeChild,
   isCancellation,
   proxyActivities,
   setHandler,
@@ -14,6 +15,7 @@ import { NON_RETRYABLE } from '../common/errors';
 import { planSweep, type CellPlan } from '../spec/plan';
 import { InvalidSpecError, parseSweepSpec, type SweepSpec } from '../spec/sweep';
 import { datasetWorkflow, type DatasetWorkflowResult } from './dataset';
+import { jobWorkflow } from './job';
 import { metricsWorkflow } from './metrics';
 import {
   LanguageKey,
@@ -35,6 +37,17 @@ export interface SweepResult {
   cells: DatasetWorkflowResult[];
   totals: SweepProgress['totals'];
   report?: ScoreSweepResult;
+  students: StudentRun[];
+}
+
+/** One trained student: small numbers and URIs only (history). */
+export interface StudentRun {
+  teacher: string;
+  language: string;
+  student: string;
+  job: string;
+  resultUri: string;
+  metrics: Record<string, number>;
 }
 
 const { recordSweep, writeSweepSummary, scoreSweep } = proxyActivities<Activities>({
@@ -151,6 +164,7 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
 
   const results: DatasetWorkflowResult[] = [];
   const intrinsic: ScoreSweepInput['cells'] = [];
+  const students: StudentRun[] = [];
   const failures: string[] = [];
   const queue: CellPlan[] = plan.cells.slice();
   const runCell = async (): Promise<void> => {
@@ -201,6 +215,54 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
           examples: r.examples,
           shardsDone: progress.shardsTotal,
         });
+        if (spec.training) {
+          for (const student of spec.students) {
+            const id = cell.cellId.replace(/\/dataset$/, `/s=${student.id}/train`);
+            const t = spec.training;
+            const job = await executeChild(jobWorkflow, {
+              workflowId: id,
+              args: [
+                {
+                  runner: t.runner,
+                  heartbeatSeconds: t.heartbeatSeconds,
+                  spec: {
+                    cellId: id,
+                    sweepId: plan.sweepId,
+                    image: t.image,
+                    command: t.command,
+                    args: t.args,
+                    env: {
+                      ...t.env,
+                      POLYGLOT_STUDENT_ID: student.id,
+                      POLYGLOT_STUDENT_MODEL: student.model,
+                      POLYGLOT_DATASET_MANIFEST: r.manifestUri,
+                    },
+                    secretEnv: t.secretEnv,
+                    resources: { cpu: t.cpu, memory: t.memory, gpus: t.gpus, gpuType: t.gpuType },
+                    queueName: t.queueName,
+                    activeDeadlineSeconds: t.activeDeadlineSeconds,
+                    inputs: { dataset: r.manifestUri },
+                    outputUri: `s3://${spec.storage.bucket}/${spec.storage.prefix}/students/${cell.datasetKey}/${student.id}/`,
+                  },
+                },
+              ],
+              typedSearchAttributes: [
+                { key: SweepIdKey, value: plan.sweepId },
+                { key: TeacherKey, value: cell.teacherId },
+                { key: LanguageKey, value: cell.language },
+                { key: StageKey, value: 'train' },
+              ],
+            });
+            students.push({
+              teacher: cell.teacherId,
+              language: cell.language,
+              student: student.id,
+              job: job.jobName,
+              resultUri: job.resultUri,
+              metrics: job.result.metrics,
+            });
+          }
+        }
         if (spec.metrics) {
           progress.status = 'metrics';
           const needed = new Set(
@@ -292,5 +354,5 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
       'CellsFailed',
     );
   }
-  return { sweepId: plan.sweepId, summaryUri, cells: results, totals: state.totals, report };
+  return { sweepId: plan.sweepId, summaryUri, cells: results, totals: state.totals, report, students };
 }

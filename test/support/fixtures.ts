@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from '@temporalio/worker';
 import type { WorkflowBundle } from '@temporalio/worker';
+import type { ActivityDeps } from '../../src/activities';
 import { readEnv } from '../../src/common/env';
 import { importSeedPool, readSeedFile } from '../../src/seeds/pool';
 import type { SweepSpecInput } from '../../src/spec/sweep';
@@ -74,7 +75,7 @@ export function sharedBundle(): Promise<WorkflowBundle> {
 }
 
 /** Start in-process workers on a unique task queue; returns the queue and a stopper. */
-export async function startWorkers(providers: string[], taskQueue = uniqueName('tq')) {
+export async function startWorkers(providers: string[], taskQueue = uniqueName('tq'), deps?: Partial<ActivityDeps>) {
   const stack = getStack();
   const env = { ...readEnv(), temporalAddress: stack.temporalAddress, s3Endpoint: stack.s3Endpoint, taskQueue };
   const { workers } = await createWorkers({
@@ -82,6 +83,7 @@ export async function startWorkers(providers: string[], taskQueue = uniqueName('
     providers,
     workflowBundle: await sharedBundle(),
     connection: stack.env.nativeConnection,
+    deps,
   });
   const running = Promise.all(workers.map((w: Worker) => w.run()));
   return {

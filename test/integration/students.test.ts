@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { LocalJobRunner } from '../../src/jobs/local';
+import { FakeLlmServer } from '../../src/llm/fake-server';
+import { planSweep } from '../../src/spec/plan';
+import { parseSweepSpec } from '../../src/spec/sweep';
+import { sweepWorkflow } from '../../src/workflows';
+import { importDemoSeeds, smallSpec, startWorkers, uniqueName } from '../support/fixtures';
+import { ROOT, getStack } from '../support/stack';
+
+/** The student stage: one training job per dataset × student through the job runner (local here). */
+describe('student stage through the job runner', function () {
+  this.timeout(120_000);
+
+  it('runs one job per dataset × student and records each result', async () => {
+    const llm = new FakeLlmServer({ modelIds: ['fake-model'] });
+    await llm.start();
+    const jobsDir = mkdtempSync(path.join(tmpdir(), 'pg-students-'));
+    const bucket = uniqueName('students');
+    const providerId = uniqueName('p');
+    const seedPool = await importDemoSeeds(bucket);
+    const base = smallSpec({ bucket, seedPool, llmUrl: llm.url, sweepId: uniqueName('sw'), providerId, counts: 1 });
+    const spec = {
+      ...base,
+      teachers: [base.teachers[0]!],
+      students: [
+        { id: 'olmo', model: 'allenai/Olmo-3-1025-7B', family: 'olmo' },
+        { id: 'gemma', model: 'google/gemma-3-4b-pt', family: 'gemma' },
+      ],
+      training: {
+        runner: 'local' as const,
+        image: 'local',
+        command: [process.execPath, path.join(ROOT, 'lib/test/support/fake-job.js')],
+        env: { FAKE_JOB_SLEEP_MS: '100' },
+        gpus: 1,
+        heartbeatSeconds: 5,
+      },
+    };
+    const plan = planSweep(parseSweepSpec(spec));
+    const workers = await startWorkers([providerId], undefined, { runners: { local: new LocalJobRunner(jobsDir) } });
+    try {
+      const r = await getStack().env.client.workflow.execute(sweepWorkflow, {
+        taskQueue: workers.taskQueue,
+        workflowId: plan.workflowId,
+        args: [spec],
+      });
+      assert.equal(r.students.length, 4, '2 languages × 2 students');
+      assert.deepEqual(
+        new Set(r.students.map((s) => `${s.language}/${s.student}`)),
+        new Set(['de/olmo', 'de/gemma', 'es/olmo', 'es/gemma']),
+      );
+      for (const s of r.students) assert.equal(s.metrics.steps, 3);
+      assert.equal(readdirSync(jobsDir).length, 4, 'one job each');
+    } finally {
+      await workers.stop();
+      await llm.stop();
+    }
+  });
+});
