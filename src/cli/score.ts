@@ -8,7 +8,13 @@ import path from 'node:path';
 import { z } from 'zod';
 import { ErrorType, PolyglotError } from '../common/errors';
 import { scoreCohort } from '../scoring/pgscore';
-import type { AnchorScores, CellInput, CohortScores, IntrinsicRecord } from '../scoring/types';
+import {
+  CORE_INTRINSIC,
+  type AnchorScores,
+  type CellInput,
+  type CohortScores,
+  type IntrinsicRecord,
+} from '../scoring/types';
 
 export interface ScoreFileOptions {
   /** Weight of z in PG(α); default 0.5. */
@@ -78,14 +84,6 @@ async function readText(file: string): Promise<string> {
   }
 }
 
-const CORE_INTRINSIC = [
-  'prompts_distinct_ri',
-  'responses_distinct_ri',
-  'average_rubric_score',
-  'average_perplexity',
-  'prompts_average_length',
-  'responses_average_length',
-] as const;
 const EXTRA_INTRINSIC = [
   'rubric_parse_failures',
   'rubric_mean_parsed_only',

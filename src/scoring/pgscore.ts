@@ -4,6 +4,7 @@
  * checked on every run. Pure: no I/O, no Node built-ins, so workflows can import it.
  */
 import { analyze } from './analyses';
+import { CORE_INTRINSIC } from './types';
 import { mean, popStd, standardizeColumns } from './stats';
 import type {
   AnchorScores,
@@ -66,15 +67,6 @@ interface DataCell {
   givenZ?: number;
   hasFamilyRows: boolean;
 }
-
-const CORE_INTRINSIC: readonly (keyof IntrinsicRecord)[] = [
-  'prompts_distinct_ri',
-  'responses_distinct_ri',
-  'average_rubric_score',
-  'average_perplexity',
-  'prompts_average_length',
-  'responses_average_length',
-];
 
 function checkFinite(value: unknown, what: string): void {
   if (typeof value !== 'number' || !Number.isFinite(value)) {

@@ -22,6 +22,16 @@ export interface IntrinsicRecord {
   subsample_size?: number;
 }
 
+/** The six intrinsic measures every cohort cell must have (paper §5), in the reference's table order. */
+export const CORE_INTRINSIC = [
+  'prompts_distinct_ri',
+  'responses_distinct_ri',
+  'average_rubric_score',
+  'average_perplexity',
+  'prompts_average_length',
+  'responses_average_length',
+] as const;
+
 /** Where a number came from, so the report can link every value to its artifact and workflow run. */
 export interface Provenance {
   /** s3:// URI of the artifact (metrics JSON, eval result, dataset manifest). */

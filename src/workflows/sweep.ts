@@ -102,6 +102,13 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
     totals: { tokens: 0, costUsd: 0, examples: 0 },
   };
   const byId = new Map(state.cells.map((c) => [c.cellId, c]));
+  /** Every workflow of a cell is found by sweep, teacher, language and stage in the Web UI. */
+  const cellAttributes = (cell: CellPlan, stage: string) => [
+    { key: SweepIdKey, value: plan.sweepId },
+    { key: TeacherKey, value: cell.teacherId },
+    { key: LanguageKey, value: cell.language },
+    { key: StageKey, value: stage },
+  ];
   const running = new Map<string, ChildWorkflowHandle<typeof datasetWorkflow>>();
   const budget = { ...spec.budget };
 
@@ -195,12 +202,7 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
             parentWorkflowId: info.workflowId,
           },
         ],
-        typedSearchAttributes: [
-          { key: SweepIdKey, value: plan.sweepId },
-          { key: TeacherKey, value: cell.teacherId },
-          { key: LanguageKey, value: cell.language },
-          { key: StageKey, value: 'prepare' },
-        ],
+        typedSearchAttributes: cellAttributes(cell, 'prepare'),
       });
       running.set(cell.cellId, handle);
       // A child started while the sweep was pausing must pause too.
@@ -246,12 +248,7 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
                   },
                 },
               ],
-              typedSearchAttributes: [
-                { key: SweepIdKey, value: plan.sweepId },
-                { key: TeacherKey, value: cell.teacherId },
-                { key: LanguageKey, value: cell.language },
-                { key: StageKey, value: 'train' },
-              ],
+              typedSearchAttributes: cellAttributes(cell, 'train'),
             });
             students.push({
               teacher: cell.teacherId,
@@ -284,12 +281,7 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
                 retry: spec.retry,
               },
             ],
-            typedSearchAttributes: [
-              { key: SweepIdKey, value: plan.sweepId },
-              { key: TeacherKey, value: cell.teacherId },
-              { key: LanguageKey, value: cell.language },
-              { key: StageKey, value: 'metrics' },
-            ],
+            typedSearchAttributes: cellAttributes(cell, 'metrics'),
           });
           const m = await mh.result();
           intrinsic.push({

@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import type { SyntheticRow } from '../../src/generation/requests';
 import { FakeLlmServer } from '../../src/llm/fake-server';
@@ -14,6 +12,7 @@ import { parseS3Uri, type S3Store } from '../../src/storage/s3';
 import { sweepWorkflow } from '../../src/workflows';
 import { importDemoSeeds, smallSpec, startWorkers, storeFor, uniqueName } from '../support/fixtures';
 import { freePort, getStack, ROOT, TOOLS } from '../support/stack';
+import { numpyDistinct } from '../support/reference';
 
 /**
  * The metrics stage end to end: data from the deterministic fake server, then every metric against a real
@@ -21,40 +20,10 @@ import { freePort, getStack, ROOT, TOOLS } from '../support/stack';
  * (SmolLM2-135M) for judge, perplexity and tokenizer — checked against values the test computes itself.
  */
 
-const PYTHON = path.join(TOOLS, 'python');
 const LLM_MODEL = 'smollm2-135m';
 const EMBED_MODEL = 'multilingual-e5-small-q4';
 
 /** The reference's N×N definition in numpy (NaN similarities → 0, diagonal excluded). */
-const DISTINCT_PY = `
-import json, sys
-import numpy as np
-out = []
-for vecs in json.load(open(sys.argv[1])):
-    E = np.array(vecs, dtype=np.float64)
-    n = E.shape[0]
-    norms = np.linalg.norm(E, axis=1)
-    with np.errstate(divide='ignore', invalid='ignore'):
-        S = (E @ E.T) / np.outer(norms, norms)
-    S[np.isnan(S)] = 0.0
-    np.fill_diagonal(S, 0.0)
-    out.append(float(1.0 - S.sum() / (n * (n - 1))))
-print(json.dumps(out))
-`;
-
-function numpyDistinct(sets: number[][][]): number[] {
-  if (!existsSync(PYTHON)) throw new Error(`reference interpreter missing: ${PYTHON} (run scripts/setup.sh)`);
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'distinct-ref-'));
-  try {
-    const file = path.join(dir, 'sets.json');
-    writeFileSync(file, JSON.stringify(sets));
-    const r = spawnSync(PYTHON, ['-c', DISTINCT_PY, file], { encoding: 'utf8', maxBuffer: 64 << 20 });
-    if (r.status !== 0) throw new Error(`reference script failed (${r.status}): ${r.stderr}`);
-    return JSON.parse(r.stdout) as number[];
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 /** Spawn a server and resolve with it once `ready` appears on its stdout. */
 function startServer(cmd: string, args: string[], ready: string, env?: NodeJS.ProcessEnv): Promise<ChildProcess> {

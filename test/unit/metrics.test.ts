@@ -1,52 +1,18 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { DistinctAccumulator, distinctRI } from '../../src/metrics/diversity';
 import { parseJudgement } from '../../src/metrics/judge';
 import { conformance, detectLanguage, duplicateRate } from '../../src/metrics/language';
 import { meanIgnoringNaN, responsePerplexity } from '../../src/metrics/perplexity';
 import { balancedSubsample, type StrategyRows } from '../../src/metrics/subsample';
 import { rng, seededShuffle } from '../../src/spec/random';
+import { numpyDistinct } from '../support/reference';
 
-const ROOT = path.resolve(__dirname, '../../..');
-const PYTHON = path.join(ROOT, '.tools/venv/bin/python');
 const TOL = 1e-9;
 
 /**
  * The reference's definition, literally: the full N×N cosine matrix (NaN → 0, diagonal excluded), in
  * numpy float64. Independent of the streaming ‖Σê‖² − N′ identity that DistinctAccumulator uses.
  */
-const DISTINCT_PY = `
-import json, sys
-import numpy as np
-out = []
-for vecs in json.load(open(sys.argv[1])):
-    E = np.array(vecs, dtype=np.float64)
-    n = E.shape[0]
-    norms = np.linalg.norm(E, axis=1)
-    with np.errstate(divide='ignore', invalid='ignore'):
-        S = (E @ E.T) / np.outer(norms, norms)
-    S[np.isnan(S)] = 0.0
-    np.fill_diagonal(S, 0.0)
-    out.append(float(1.0 - S.sum() / (n * (n - 1))))
-print(json.dumps(out))
-`;
-
-function numpyDistinct(fixtures: number[][][]): number[] {
-  if (!existsSync(PYTHON)) throw new Error(`reference interpreter missing: ${PYTHON} (run scripts/setup.sh)`);
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'distinct-ref-'));
-  try {
-    const file = path.join(dir, 'fixtures.json');
-    writeFileSync(file, JSON.stringify(fixtures));
-    const r = spawnSync(PYTHON, ['-c', DISTINCT_PY, file], { encoding: 'utf8', maxBuffer: 64 << 20 });
-    if (r.status !== 0) throw new Error(`reference script failed (${r.status}): ${r.stderr}`);
-    return JSON.parse(r.stdout) as number[];
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 /** Standard normal from a uniform stream (Box–Muller). */
 function gaussian(next: () => number): number {

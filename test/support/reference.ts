@@ -1,0 +1,39 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ROOT } from './stack';
+
+/** numpy in the tools venv: independent reference computations for the tests. */
+export const PYTHON = path.join(ROOT, '.tools/venv/bin/python');
+
+/** distinct-RI by its N×N definition (paper-spec.md §5), computed by numpy: one value per vector set. */
+const DISTINCT_PY = `
+import json, sys
+import numpy as np
+out = []
+for vecs in json.load(open(sys.argv[1])):
+    E = np.array(vecs, dtype=np.float64)
+    n = E.shape[0]
+    norms = np.linalg.norm(E, axis=1)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        S = (E @ E.T) / np.outer(norms, norms)
+    S[np.isnan(S)] = 0.0
+    np.fill_diagonal(S, 0.0)
+    out.append(float(1.0 - S.sum() / (n * (n - 1))))
+print(json.dumps(out))
+`;
+
+export function numpyDistinct(sets: number[][][]): number[] {
+  if (!existsSync(PYTHON)) throw new Error(`reference interpreter missing: ${PYTHON} (run scripts/setup.sh)`);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'distinct-ref-'));
+  try {
+    const file = path.join(dir, 'sets.json');
+    writeFileSync(file, JSON.stringify(sets));
+    const r = spawnSync(PYTHON, ['-c', DISTINCT_PY, file], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    if (r.status !== 0) throw new Error(`reference script failed (${r.status}): ${r.stderr}`);
+    return JSON.parse(r.stdout) as number[];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
