@@ -2,18 +2,19 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ErrorType, PolyglotError } from '../common/errors';
-import { canonicalSeedJsonl, importSeedPool, poolDigest, readSeedFile } from '../seeds/pool';
+import { canonicalSeedJsonl, decodeUtf8, importSeedPool, poolDigest, readSeedFile } from '../seeds/pool';
 import { parseSweepSpec, type SweepSpec } from '../spec/sweep';
 import type { StoreRegistry } from '../storage/s3';
 
 /** Read a YAML or JSON spec file into a plain object (no validation yet). */
 export async function readSpecFile(file: string): Promise<Record<string, unknown>> {
-  let text: string;
+  let bytes: Uint8Array;
   try {
-    text = await readFile(file, 'utf8');
+    bytes = await readFile(file);
   } catch (e) {
     throw new PolyglotError(ErrorType.InvalidInput, `cannot read spec file ${file}: ${(e as Error).message}`);
   }
+  const text = decodeUtf8(bytes, file);
   let doc: unknown;
   try {
     doc = /\.json$/i.test(file) ? JSON.parse(text) : parseYaml(text);
