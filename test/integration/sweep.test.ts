@@ -5,7 +5,8 @@ import { planSweep } from '../../src/spec/plan';
 import { parseSweepSpec } from '../../src/spec/sweep';
 import { keys } from '../../src/storage/layout';
 import { sweepWorkflow } from '../../src/workflows';
-import { importDemoSeeds, smallSpec, startWorkers, storeFor, uniqueName } from '../support/fixtures';
+import { Worker } from '@temporalio/worker';
+import { importDemoSeeds, sharedBundle, smallSpec, startWorkers, storeFor, uniqueName } from '../support/fixtures';
 import { until } from '../support/processes';
 import { getStack } from '../support/stack';
 
@@ -72,6 +73,12 @@ describe('sweep on a real Temporal server and a real S3 server', function () {
       await until(async () => (await count(`SweepId = "${plan.sweepId}"`)) === 5, 10_000, 'visibility');
       assert.equal(await count(`SweepId = "${plan.sweepId}" AND Teacher = "teacher-a"`), 2);
       assert.equal(await count(`SweepId = "${plan.sweepId}" AND \`Language\` = "es" AND Stage = "done"`), 2);
+
+      // Determinism: the recorded histories of the sweep and a cell replay against the current code.
+      for (const id of [plan.workflowId, plan.cells[0]!.cellId]) {
+        const history = await client.workflow.getHandle(id).fetchHistory();
+        await Worker.runReplayHistory({ workflowBundle: await sharedBundle() }, history, id);
+      }
 
       // Same spec again (a resume of a finished sweep): every cell is a cache hit, zero LLM calls.
       llm.resetStats();
