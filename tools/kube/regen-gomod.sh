@@ -9,6 +9,7 @@ export GOTOOLCHAIN=local GOFLAGS=-mod=mod      # fail loudly if a Go version bum
 cd "$(dirname "$0")"
 rm -f go.mod go.sum
 go mod init polyglot/tools/kube >/dev/null 2>&1
+go mod edit -go=1.26.0                         # same floor as k8s.io/kubernetes, not the local patch
 GOMOD=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')
 go mod edit -json "$GOMOD" | python3 -c '
 import json, sys
