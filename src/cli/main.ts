@@ -181,7 +181,7 @@ async function run(argv: string[]): Promise<number> {
           for (const w of v.why) console.log(`         ${w}`);
         }
         for (const w of warnings) console.log(`  warning: ${w}`);
-        const est = estimate(spec, plan, verdicts);
+        const est = estimate(spec, verdicts);
         console.log(`to compute: ${est.requests} requests, ≤ ${est.maxTokens} tokens, ≤ $${est.maxCostUsd.toFixed(2)}`);
         return 0;
       }

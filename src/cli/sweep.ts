@@ -99,7 +99,6 @@ export async function explainPlan(
 
 export function estimate(
   spec: SweepSpec,
-  plan: SweepPlan,
   verdicts: CellVerdict[],
 ): { requests: number; maxTokens: number; maxCostUsd: number } {
   let requests = 0;
@@ -117,7 +116,6 @@ export function estimate(
     maxTokens += promptTok + complTok;
     maxCostUsd += (promptTok * provider.pricePerMTok.input + complTok * provider.pricePerMTok.output) / 1e6;
   }
-  void plan;
   return { requests, maxTokens, maxCostUsd };
 }
 
