@@ -13,6 +13,9 @@ import { sweepWorkflow } from '../../src/workflows';
 import { importDemoSeeds, smallSpec, startWorkers, storeFor, uniqueName } from '../support/fixtures';
 import { freePort, getStack, ROOT, TOOLS } from '../support/stack';
 import { numpyDistinct } from '../support/reference';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { chartsOf, dumpDom, findChromium } from '../support/browser';
 
 /**
  * The metrics stage end to end: data from the deterministic fake server, then every metric against a real
@@ -181,6 +184,19 @@ describe('metrics stage against real embedding and LLM servers', function () {
       assert.ok(result.report, 'the sweep has a report');
       assert.match(result.report.htmlUri, new RegExp(`^s3://${bucket}/.+/report\\.html$`));
       assert.equal(proxy.count(), 4, 'one embeddings call for prompts and one for responses per cell');
+
+      // The sweep's own HTML report, opened in headless Chromium: its plots rendered.
+      const chromium = findChromium();
+      if (chromium) {
+        const dir = mkdtempSync(path.join(tmpdir(), 'pg-report-'));
+        const file = path.join(dir, 'report.html');
+        writeFileSync(file, (await store.getText(result.report.htmlUri.replace(`s3://${bucket}/`, '')))!);
+        const charts = chartsOf(dumpDom(chromium, file, dir));
+        assert.ok(charts.length >= 2, `${charts.length} charts`);
+        for (const c of charts) assert.ok(c.width > 0 && c.height > 0 && c.shapes >= 3, JSON.stringify(c));
+      } else {
+        console.log('    chromium is not installed: the report was not opened in a browser');
+      }
 
       const summary = await getJson<{ intrinsic: { teacher: string; language: string; intrinsicUri: string }[] }>(
         store,

@@ -6,16 +6,8 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { renderReport } from '../../src/report/render';
 import { writeReportFiles } from '../../src/report/write';
+import { findChromium } from '../support/browser';
 import { fixtureInput } from '../unit/report.test';
-
-/** Debian's `chromium` (scripts/install-chromium.sh), or undefined when it is not installed. */
-function findChromium(): string | undefined {
-  for (const name of ['chromium', 'chromium-browser']) {
-    const r = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
-    if (r.status === 0 && r.stdout.trim()) return r.stdout.trim();
-  }
-  return undefined;
-}
 
 describe('report in a headless browser', function () {
   this.timeout(180_000);
