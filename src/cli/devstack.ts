@@ -232,19 +232,23 @@ export async function devUp(log: (m: string) => void = console.log): Promise<Por
   mkdirSync(LOGS, { recursive: true });
   mkdirSync(path.join(DATA, 's3'), { recursive: true });
   const env = devEnv(ports);
-  for (const c of components(ports, env)) {
+  const all = components(ports, env);
+  // Check every tool and port before starting anything, so a conflict leaves nothing half-started.
+  for (const c of all) {
     for (const req of c.requires) {
       if (!existsSync(req))
         throw new Error(`${c.name}: missing ${req}; run \`bash scripts/setup.sh\` to install the tools`);
     }
-    if (readPid(c.name)) {
-      log(`  ${c.name.padEnd(8)} already running (pid ${readPid(c.name)})`);
-      continue;
-    }
-    if (c.port !== undefined && (await portOpen(c.port))) {
+    if (!readPid(c.name) && c.port !== undefined && (await portOpen(c.port))) {
       throw new Error(
         `${c.name}: port ${c.port} on 127.0.0.1 is taken by another process; stop it or choose another port with ${c.portEnv}=<port>`,
       );
+    }
+  }
+  for (const c of all) {
+    if (readPid(c.name)) {
+      log(`  ${c.name.padEnd(8)} already running (pid ${readPid(c.name)})`);
+      continue;
     }
     const logFd = openSync(path.join(LOGS, `${c.name}.log`), 'w');
     const child = spawn(c.command, c.args, {
