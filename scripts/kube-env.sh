@@ -34,3 +34,5 @@ componentsPatches:
   - {key: advertise-address, value: 127.0.0.1}
   - {key: endpoint-reconciler-type, value: none}
 EOF
+# kwok's default Stages plus a container-failure stage selected by a pod label (see the file).
+{ echo '---'; cat "$ROOT/scripts/kwok-stages.yaml"; } >> "$KWOK_WORKDIR/kwok.yaml"

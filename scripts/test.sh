@@ -7,6 +7,8 @@ export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
 bash scripts/setup.sh
 # Headless Chromium (Debian) for the report rendering test; idempotent, never fails the run.
 bash scripts/install-chromium.sh
+# The Kubernetes control-plane binaries for test/integration/jobs-kubernetes (cold ~20 min, then < 1 s).
+nice scripts/kube-build.sh
 echo "[test] lint"
 npx eslint --max-warnings 0 .
 npx prettier --check "src/**/*.ts" "test/**/*.ts" "bench/**/*.ts" >/dev/null

@@ -58,7 +58,12 @@ export function renderJob(spec: JobSpec, namespace: string): V1Job {
         ],
       },
       template: {
-        metadata: { labels },
+        metadata: {
+          labels: { ...spec.podLabels, ...labels },
+          ...(spec.podAnnotations && Object.keys(spec.podAnnotations).length
+            ? { annotations: { ...spec.podAnnotations } }
+            : {}),
+        },
         spec: {
           restartPolicy: 'Never',
           ...(Object.keys(spec.nodeSelector).length || spec.resources.gpuType

@@ -43,6 +43,9 @@ export const JobSpecSchema = z.strictObject({
       shm: z.string().default('8Gi'),
     })
     .default({ cpu: '1', memory: '4Gi', gpus: 0, shm: '8Gi' }),
+  /** Extra labels and annotations on the pod (not the Job), e.g. for admission policies or kwok test stages. */
+  podLabels: z.record(z.string().min(1).max(316), z.string().regex(LABEL_VALUE).max(63)).optional(),
+  podAnnotations: z.record(z.string().min(1).max(316), z.string().max(65536)).optional(),
   nodeSelector: z.record(z.string(), z.string()).default({}),
   tolerations: z
     .array(

@@ -76,6 +76,8 @@ export async function createWorkers(
     activities,
     // A killed worker's sticky workflow tasks move to another worker after this long.
     stickyQueueScheduleToStartTimeout: '3s',
+    // Job watchers sleep between status polls most of the time: a worker can follow hundreds at once.
+    maxConcurrentActivityTaskExecutions: Number(process.env.POLYGLOT_ACTIVITY_SLOTS ?? 500),
   });
   const llm = await Promise.all(
     opts.providers.map((p) =>

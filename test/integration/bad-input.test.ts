@@ -64,7 +64,11 @@ describe('bad input is rejected before any work, with nothing written', function
       (b) => JSON.stringify(spec(b, { seedPool: './nope.jsonl' })),
       /seedPool: cannot read seed file .*nope\.jsonl/,
     ],
-    ['a non-UTF-8 spec file', () => Buffer.from('name: "Gr\xfc\xdfe"\n', 'latin1'), /\.yaml: not valid UTF-8; re-encode the file as UTF-8/],
+    [
+      'a non-UTF-8 spec file',
+      () => Buffer.from('name: "Gr\xfc\xdfe"\n', 'latin1'),
+      /\.yaml: not valid UTF-8; re-encode the file as UTF-8/,
+    ],
     ['YAML that is not a mapping', () => '- a\n- b\n', /the spec must be a mapping/],
   ];
 

@@ -1,4 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -73,7 +74,36 @@ export async function startStack(): Promise<Stack> {
   return stack;
 }
 
+/** Where scripts/kube-build.sh puts the control-plane binaries (scripts/test.sh builds them first). */
+export const KUBE_APISERVER = path.join(ROOT, '.tools/kube/bin/kube-apiserver');
+export const KUBECTL = path.join(TOOLS, 'kubectl');
+let kube: Promise<string> | undefined;
+
+function runScript(script: string): Promise<string> {
+  return new Promise((resolve, reject) =>
+    execFile('bash', [path.join(ROOT, 'scripts', script)], { cwd: ROOT }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${script} failed: ${err.message}\n${stderr}`)) : resolve(stdout),
+    ),
+  );
+}
+
+/**
+ * The local Kubernetes control plane (scripts/kube-up.sh: kwok, real API server), started once per
+ * mocha run on first use and stopped by `stopStack`. Returns its kubeconfig path, or undefined when
+ * the binaries are not built (the caller skips).
+ */
+export async function startKube(): Promise<string | undefined> {
+  if (!existsSync(KUBE_APISERVER)) return undefined;
+  kube ??= runScript('kube-up.sh').then(() => path.join(ROOT, '.data/kube/kubeconfig'));
+  return kube;
+}
+
 export async function stopStack(): Promise<void> {
+  if (kube) {
+    const started = kube;
+    kube = undefined;
+    if (await started.then(() => true).catch(() => false)) await runScript('kube-down.sh').catch(() => undefined);
+  }
   if (!stack) return;
   await stack.env.teardown();
   stack.moto.kill('SIGTERM');

@@ -4,29 +4,13 @@ import path from 'node:path';
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import { jobStatusOf } from '../../src/jobs/kubernetes';
 import { renderJob } from '../../src/jobs/manifest';
-import { JobSpecSchema, jobName, labelValue } from '../../src/jobs/spec';
+import { jobName, labelValue } from '../../src/jobs/spec';
 
 const ROOT = path.resolve(__dirname, '../../..');
 
-export const GPU_TRAIN_SPEC = JobSpecSchema.parse({
-  cellId: 'sweep/paper-grid/t=gemma-3-27b/l=de/s=olmo-3-7b/train',
-  sweepId: 'paper-grid',
-  attempt: 0,
-  image: 'ghcr.io/polyglot/trainer:0.1.0',
-  command: ['python', '-m', 'polyglot_jobs.train'],
-  args: ['--spec', 's3://polyglot/jobs/train.json'],
-  env: { HF_HUB_OFFLINE: '1' },
-  secretEnv: [
-    { name: 'HF_TOKEN', secretName: 'polyglot-hf', key: 'token' },
-    { name: 'AWS_SECRET_ACCESS_KEY', secretName: 'polyglot-s3', key: 'secret-access-key' },
-  ],
-  envFromSecrets: ['polyglot-extra'],
-  resources: { cpu: '8', memory: '64Gi', gpus: 1, gpuType: 'NVIDIA-H100-80GB-HBM3', shm: '16Gi' },
-  queueName: 'gpu-queue',
-  activeDeadlineSeconds: 43200,
-  inputs: { dataset: 's3://polyglot/datasets/gemma-3-27b/de/abc/manifest.json' },
-  outputUri: 's3://polyglot/students/paper-grid/gemma-3-27b/de/olmo-3-7b/',
-});
+import { GPU_TRAIN_SPEC } from '../support/job-specs';
+
+export { GPU_TRAIN_SPEC };
 
 describe('job manifests', () => {
   it('renders a GPU training Job that matches the reviewed snapshot', () => {

@@ -1,0 +1,315 @@
+import assert from 'node:assert/strict';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import {
+  ApiException,
+  AppsV1Api,
+  BatchV1Api,
+  CoreV1Api,
+  KubeConfig,
+  type V1Job,
+  type V1Node,
+} from '@kubernetes/client-node';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { KubernetesJobRunner, loadKubeConfig } from '../../src/jobs/kubernetes';
+import { LABELS, renderJob } from '../../src/jobs/manifest';
+import { JobSpecSchema, labelValue, type JobSpecInput } from '../../src/jobs/spec';
+import { storeFor, uniqueName } from '../support/fixtures';
+import { GPU_TRAIN_SPEC } from '../support/job-specs';
+import { killHard, spawnWorker, until } from '../support/processes';
+import { KUBECTL, ROOT, getStack, startKube } from '../support/stack';
+
+/** kwok's container-failure stage (scripts/kwok-stages.yaml): pods with this label fail with the annotated exit code. */
+const FAIL_STAGE = 'pod-container-running-failed.stage.kwok.x-k8s.io';
+
+/**
+ * The job watcher with the Kubernetes runner against a real API server, controller-manager (Job
+ * controller, garbage collector) and scheduler; kwok plays the kubelets. Pods run no code, so the test
+ * writes `result.json` itself, as the pod would. One namespace per test.
+ */
+describe('GPU job watcher on Kubernetes (kwok control plane)', function () {
+  this.timeout(60_000);
+  let kubeconfig: string;
+  let kc: KubeConfig;
+  let batch: BatchV1Api;
+  let core: CoreV1Api;
+  let ns: string;
+  let bucket: string;
+
+  before(async function () {
+    this.timeout(120_000);
+    const p = await startKube();
+    if (!p) {
+      this.skip(); // .tools/kube/bin missing: scripts/test.sh builds it with scripts/kube-build.sh
+    }
+    kubeconfig = p;
+    kc = loadKubeConfig(kubeconfig);
+    batch = kc.makeApiClient(BatchV1Api);
+    core = kc.makeApiClient(CoreV1Api);
+  });
+
+  beforeEach(async () => {
+    ns = uniqueName('pgk').toLowerCase().slice(0, 63);
+    bucket = uniqueName('k8sjobs');
+    await storeFor(bucket).ensureBucket();
+    await core.createNamespace({ body: { metadata: { name: ns } } });
+    // Pods need the namespace's default ServiceAccount, which kube-controller-manager creates.
+    await until(
+      () =>
+        core.readNamespacedServiceAccount({ name: 'default', namespace: ns }).then(
+          () => true,
+          () => false,
+        ),
+      20_000,
+      'default service account',
+    );
+  });
+
+  afterEach(async () => {
+    await core.deleteNamespace({ name: ns }).catch(() => undefined);
+  });
+
+  function spec(extra: Partial<JobSpecInput> = {}): JobSpecInput {
+    const cellId = `sweep/${uniqueName('s')}/t=a/l=de/s=olmo/train`;
+    return {
+      cellId,
+      sweepId: 's',
+      image: 'example.invalid/trainer:never-pulled',
+      command: ['python', '-m', 'polyglot_jobs.train'],
+      resources: { cpu: '1', memory: '1Gi', gpus: 1, shm: '1Gi' },
+      outputUri: `s3://${bucket}/students/${cellId.replace(/[/=]/g, '_')}/`,
+      ...extra,
+    };
+  }
+
+  /** What the pod would write when it succeeds. */
+  async function writeResult(s: JobSpecInput, steps = 7): Promise<void> {
+    const key = `${s.outputUri.replace(`s3://${bucket}/`, '')}result.json`;
+    const body = { status: 'succeeded', outputs: { model: `${s.outputUri}model/` }, metrics: { steps } };
+    await storeFor(bucket).putText(key, JSON.stringify(body), 'application/json');
+  }
+
+  const jobsOf = async (s: JobSpecInput, namespace = ns): Promise<V1Job[]> =>
+    (await batch.listNamespacedJob({ namespace, labelSelector: `${LABELS.cell}=${labelValue(s.cellId)}` })).items;
+  const podsOf = async (s: JobSpecInput) =>
+    (await core.listNamespacedPod({ namespace: ns, labelSelector: `${LABELS.cell}=${labelValue(s.cellId)}` })).items;
+
+  describe('with a worker process', () => {
+    let worker: ChildProcess | undefined;
+    let taskQueue: string;
+    const startWorker = () =>
+      spawnWorker({
+        POLYGLOT_TASK_QUEUE: taskQueue,
+        POLYGLOT_PROVIDERS: '',
+        POLYGLOT_KUBECONFIG: kubeconfig,
+        POLYGLOT_K8S_NAMESPACE: ns,
+        POLYGLOT_K8S_POLL_MS: '300',
+      });
+    beforeEach(async () => {
+      taskQueue = uniqueName('tq');
+      worker = await startWorker();
+    });
+    afterEach(async () => {
+      if (worker) await killHard(worker);
+    });
+
+    const start = (s: JobSpecInput) =>
+      getStack().env.client.workflow.start('jobWorkflow', {
+        taskQueue,
+        workflowId: uniqueName('job'),
+        args: [{ runner: 'kubernetes', spec: s, pollMs: 300, heartbeatSeconds: 3 }],
+      });
+
+    /** The watcher's last heartbeat details (its JobStatus), from the workflow's pending activity. */
+    async function heartbeat(h: WorkflowHandle): Promise<Record<string, unknown> | undefined> {
+      const d = await h.describe();
+      const p = d.raw.pendingActivities?.[0]?.heartbeatDetails?.payloads?.[0];
+      return p?.data ? (JSON.parse(Buffer.from(p.data).toString('utf8')) as Record<string, unknown>) : undefined;
+    }
+
+    async function rootFailure(h: WorkflowHandle): Promise<{ type?: string; message: string }> {
+      const err = await h.result().catch((e: unknown) => e);
+      assert.ok(err instanceof WorkflowFailedError, `expected a workflow failure, got ${String(err)}`);
+      const root = (err.cause as { cause?: { type?: string; message: string } }).cause;
+      assert.ok(root, 'the failure has a root cause');
+      return root;
+    }
+
+    it('runs a Job to success and reads its result', async () => {
+      const s = spec();
+      await writeResult(s);
+      const h = await start(s);
+      const r = (await h.result()) as {
+        jobName: string;
+        attached: boolean;
+        result: { status: string; metrics: Record<string, number> };
+        logsUri: string;
+      };
+      assert.equal(r.result.status, 'succeeded');
+      assert.equal(r.result.metrics.steps, 7);
+      assert.equal(r.attached, false);
+      const jobs = await jobsOf(s);
+      assert.equal(jobs.length, 1);
+      assert.equal(jobs[0]!.metadata!.name, r.jobName);
+      assert.ok(jobs[0]!.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True'));
+    });
+
+    it('fails non-retryably when the pod exits with a non-retryable code (podFailurePolicy)', async () => {
+      const s = spec({ podLabels: { [FAIL_STAGE]: 'true' }, podAnnotations: { [`${FAIL_STAGE}/exit-code`]: '2' } });
+      const h = await start(s);
+      const root = await rootFailure(h);
+      assert.equal(root.type, 'JobFailedPermanently');
+      assert.match(root.message, /PodFailurePolicy/);
+      assert.match(root.message, /exit 2/);
+      assert.equal((await podsOf(s)).length, 1, 'one pod: no retry after a FailJob exit code');
+      const d = await h.describe();
+      assert.equal(d.raw.pendingActivities?.length ?? 0, 0);
+    });
+
+    it('keeps a Job that fits no node queued (Unschedulable) until its deadline, then fails it for good', async () => {
+      const s = spec({ resources: { cpu: '1', memory: '1Gi', gpus: 16, shm: '1Gi' }, activeDeadlineSeconds: 8 });
+      const t0 = Date.now();
+      const h = await start(s);
+      let seen: Record<string, unknown> | undefined;
+      await until(
+        async () => {
+          seen = await heartbeat(h);
+          return seen?.phase === 'queued';
+        },
+        15_000,
+        'a queued heartbeat',
+      );
+      assert.equal(seen!.reason, 'Unschedulable');
+      assert.match(String(seen!.message), /Insufficient nvidia\.com\/gpu/);
+      const root = await rootFailure(h);
+      const elapsed = Date.now() - t0;
+      assert.equal(root.type, 'JobFailedPermanently');
+      assert.match(root.message, /DeadlineExceeded/);
+      assert.ok(elapsed >= 6_000, `failed only at the deadline (after ${elapsed} ms)`);
+    });
+
+    it('cancel deletes the Job and its pods', async () => {
+      const s = spec({ resources: { cpu: '1', memory: '1Gi', gpus: 16, shm: '1Gi' } });
+      const h = await start(s);
+      await until(async () => (await podsOf(s)).length > 0, 15_000, 'the pod');
+      await h.cancel();
+      await assert.rejects(h.result());
+      await until(
+        async () => (await jobsOf(s)).length === 0 && (await podsOf(s)).length === 0,
+        15_000,
+        'Job and pods deleted',
+      );
+    });
+
+    it('survives kill -9 of the worker: one Job, the retried watcher attaches and completes', async function () {
+      // Pinned to a node pool that does not exist yet, so the Job stays pending across the crash.
+      const pool = { 'polyglot.test/pool': ns };
+      const s = spec({ nodeSelector: pool });
+      const h = await start(s);
+      await until(async () => (await jobsOf(s)).length === 1, 15_000, 'the Job');
+      await killHard(worker!);
+      worker = await startWorker();
+      // Let the retried watcher attach (heartbeat timeout 3 s) before the Job can finish.
+      await until(
+        async () => (await h.describe()).raw.pendingActivities?.[0]?.attempt === 2,
+        20_000,
+        'the second attempt',
+      );
+      await writeResult(s);
+      const node: V1Node = {
+        metadata: {
+          name: `kwok-${ns}`.slice(0, 63),
+          annotations: { 'kwok.x-k8s.io/node': 'fake' },
+          labels: { type: 'kwok', ...pool },
+        },
+        status: {
+          allocatable: { cpu: '8', memory: '64Gi', pods: '10', 'nvidia.com/gpu': '8' },
+          capacity: { cpu: '8', memory: '64Gi', pods: '10', 'nvidia.com/gpu': '8' },
+        },
+      };
+      await core.createNode({ body: node });
+      try {
+        const r = (await h.result()) as { attached: boolean; result: { status: string } };
+        assert.equal(r.result.status, 'succeeded');
+        assert.equal(r.attached, true, 'the retried watcher attached to the existing Job');
+        assert.equal((await jobsOf(s)).length, 1, 'exactly one Job');
+        assert.equal((await podsOf(s)).length, 1, 'exactly one pod');
+      } finally {
+        await core.deleteNode({ name: node.metadata!.name! }).catch(() => undefined);
+      }
+    });
+  });
+
+  it('the rendered GPU training manifest passes server-side dry-run', async () => {
+    const runner = new KubernetesJobRunner(kc, { namespace: ns });
+    const job = await runner.dryRun(GPU_TRAIN_SPEC);
+    assert.equal(job.metadata?.name, renderJob(GPU_TRAIN_SPEC, ns).metadata?.name);
+    assert.ok(job.metadata?.uid, 'defaulted and admitted by the server');
+    assert.equal((await batch.listNamespacedJob({ namespace: ns })).items.length, 0, 'nothing persisted');
+  });
+
+  it("the worker's RBAC Role allows exactly what the runner needs", async () => {
+    const manifests = ['serviceaccount.yaml', 'rbac.yaml']
+      .map((f) =>
+        readFileSync(path.join(ROOT, 'deploy/base', f), 'utf8').replace(/namespace: polyglot$/gm, `namespace: ${ns}`),
+      )
+      .join('\n---\n');
+    const kubectl = (...args: string[]) =>
+      execFileSync(KUBECTL, ['--kubeconfig', kubeconfig, ...args], { input: manifests, encoding: 'utf8' });
+    kubectl('apply', '-n', ns, '-f', '-');
+    const token = kubectl('create', 'token', 'polyglot-worker', '-n', ns).trim();
+    const cluster = kc.getCurrentCluster()!;
+    const sa = new KubeConfig();
+    sa.loadFromOptions({
+      clusters: [{ ...cluster, name: 'test' }],
+      users: [{ name: 'polyglot-worker', token }],
+      contexts: [{ name: 'sa', cluster: 'test', user: 'polyglot-worker' }],
+      currentContext: 'sa',
+    });
+    const b = sa.makeApiClient(BatchV1Api);
+    const c = sa.makeApiClient(CoreV1Api);
+    const apps = sa.makeApiClient(AppsV1Api);
+    const code = (p: Promise<unknown>): Promise<number> =>
+      p.then(
+        () => 200,
+        (e: unknown) => (e instanceof ApiException ? e.code : -1),
+      );
+
+    const body = renderJob(JobSpecSchema.parse(spec()), ns);
+    const name = body.metadata!.name!;
+    // Allowed (RoleBinding is not instant: wait for the first call to pass authorization).
+    await until(async () => (await code(b.listNamespacedJob({ namespace: ns }))) === 200, 10_000, 'RBAC in effect');
+    assert.equal(await code(b.createNamespacedJob({ namespace: ns, body })), 200, 'create job');
+    assert.equal(await code(b.readNamespacedJob({ name, namespace: ns })), 200, 'get job');
+    assert.equal(await code(b.listNamespacedJob({ namespace: ns })), 200, 'list jobs');
+    await until(async () => (await core.listNamespacedPod({ namespace: ns })).items.length > 0, 15_000, 'a pod');
+    const pods = await c.listNamespacedPod({ namespace: ns, labelSelector: `job-name=${name}` });
+    assert.ok(pods.items.length > 0, 'list pods');
+    const pod = pods.items[0]!.metadata!.name!;
+    assert.equal(await code(c.readNamespacedPod({ name: pod, namespace: ns })), 200, 'get pod');
+    // kwok serves no logs; authorization passed if the answer is anything but 403.
+    assert.notEqual(await code(c.readNamespacedPodLog({ name: pod, namespace: ns })), 403, 'pods/log');
+    assert.equal(
+      await code(b.deleteNamespacedJob({ name, namespace: ns, propagationPolicy: 'Background' })),
+      200,
+      'delete job',
+    );
+
+    // Denied.
+    assert.equal(await code(c.listNamespacedSecret({ namespace: ns })), 403, 'list secrets');
+    const podBody = { metadata: { name: 'x' }, spec: { containers: [{ name: 'main', image: 'x' }] } };
+    assert.equal(await code(c.createNamespacedPod({ namespace: ns, body: podBody })), 403, 'create pods');
+    const patch = [{ op: 'add', path: '/metadata/labels/x', value: 'y' }];
+    assert.equal(await code(b.patchNamespacedJob({ name, namespace: ns, body: patch })), 403, 'patch jobs');
+    assert.equal(await code(b.listNamespacedJob({ namespace: 'default' })), 403, 'jobs in another namespace');
+    const deployment = {
+      metadata: { name: 'x' },
+      spec: {
+        selector: { matchLabels: { a: 'b' } },
+        template: { metadata: { labels: { a: 'b' } }, spec: { containers: [{ name: 'main', image: 'x' }] } },
+      },
+    };
+    assert.equal(await code(apps.createNamespacedDeployment({ namespace: ns, body: deployment })), 403, 'deployments');
+  });
+});
