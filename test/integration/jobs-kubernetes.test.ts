@@ -249,6 +249,29 @@ describe('GPU job watcher on Kubernetes (kwok control plane)', function () {
     assert.equal((await batch.listNamespacedJob({ namespace: ns })).items.length, 0, 'nothing persisted');
   });
 
+  it('the deploy/ kustomize base renders and passes server-side dry-run', () => {
+    const kubectl = (...args: string[]) =>
+      execFileSync(KUBECTL, ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8' });
+    // Namespaced objects are validated only inside an existing namespace, so it exists for the check.
+    kubectl('create', 'namespace', 'polyglot');
+    try {
+      // kubectl's built-in kustomize renders the base; the API server validates every object without storing it.
+      const out = kubectl('apply', '--dry-run=server', '-k', path.join(ROOT, 'deploy/base'));
+      for (const obj of [
+        'serviceaccount/polyglot-worker',
+        'role.rbac.authorization.k8s.io/polyglot-job-runner',
+        'rolebinding.rbac.authorization.k8s.io/polyglot-job-runner',
+        'configmap/polyglot-worker',
+        'deployment.apps/polyglot-worker',
+      ]) {
+        assert.ok(out.includes(`${obj} created (server dry run)`), out);
+      }
+      assert.equal(kubectl('get', 'deployments', '-n', 'polyglot', '-o', 'name').trim(), '', 'nothing stored');
+    } finally {
+      kubectl('delete', 'namespace', 'polyglot', '--wait=false');
+    }
+  });
+
   it("the worker's RBAC Role allows exactly what the runner needs", async () => {
     const manifests = ['serviceaccount.yaml', 'rbac.yaml']
       .map((f) =>
