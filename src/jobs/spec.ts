@@ -9,6 +9,20 @@ import { sha256Hex } from '../spec/hash';
 const S3_URI = z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/.*$/, { error: 'must be an s3:// URI' });
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Plain, non-secret environment settings. */
+export const EnvMapSchema = z.record(z.string().regex(ENV_NAME), z.string().max(4096)).default({});
+/** Secrets by reference only: env var ← key of a Kubernetes Secret (locally: the worker's env var of that name). */
+export const SecretEnvSchema = z
+  .array(
+    z.strictObject({
+      name: z.string().regex(ENV_NAME),
+      secretName: z.string().min(1).max(253),
+      key: z.string().min(1).max(253),
+    }),
+  )
+  .default([]);
+
 export const JobSpecSchema = z.strictObject({
   /** Cell id the job belongs to, e.g. `sweep/s1/t=a/l=de/s=olmo/train`; with `attempt` it names the Job. */
   cellId: z.string().min(1).max(512),
@@ -18,18 +32,8 @@ export const JobSpecSchema = z.strictObject({
   image: z.string().min(1).max(512),
   command: z.array(z.string()).min(1),
   args: z.array(z.string()).default([]),
-  /** Plain, non-secret settings. */
-  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string().max(4096)).default({}),
-  /** Secrets by reference only: env var ← key of a Kubernetes Secret (locally: the worker's env var of that name). */
-  secretEnv: z
-    .array(
-      z.strictObject({
-        name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/),
-        secretName: z.string().min(1).max(253),
-        key: z.string().min(1).max(253),
-      }),
-    )
-    .default([]),
+  env: EnvMapSchema,
+  secretEnv: SecretEnvSchema,
   /** Whole Secrets exposed as env (`envFrom`). */
   envFromSecrets: z.array(z.string().min(1).max(253)).default([]),
   resources: z

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { EnvMapSchema, SecretEnvSchema } from '../jobs/spec';
 import { LANGUAGES, suggestLanguage } from './languages';
 
 /**
@@ -128,17 +129,8 @@ export const TrainingSchema = z.strictObject({
   image: z.string().min(1).max(512),
   command: z.array(z.string()).min(1),
   args: z.array(z.string()).default([]),
-  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string().max(4096)).default({}),
-  /** Secrets by reference: env var ← Kubernetes Secret key (locally: the worker's env var of that name). */
-  secretEnv: z
-    .array(
-      z.strictObject({
-        name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/),
-        secretName: z.string().min(1),
-        key: z.string().min(1),
-      }),
-    )
-    .default([]),
+  env: EnvMapSchema,
+  secretEnv: SecretEnvSchema,
   gpus: z.int().min(0).max(64).default(1),
   gpuType: z.string().max(128).optional(),
   cpu: z.string().default('4'),
