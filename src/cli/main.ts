@@ -75,7 +75,7 @@ async function waitAndReport(sweepId: string): Promise<number> {
     void sweepProgress(client, sweepId)
       .then(({ progress }) => {
         if (!progress) return;
-        const line = `  ${progress.totals.examples} examples, ${progress.cells.filter((c) => ['done', 'cached'].includes(c.status)).length}/${progress.cells.length} cells done`;
+        const line = `  ${progress.totals.examples} examples, ${progress.cells.filter((c) => ['done', 'cached', 'metrics'].includes(c.status)).length}/${progress.cells.length} datasets done, stage ${progress.stage}`;
         if (line !== last) console.log(line);
         last = line;
       })
