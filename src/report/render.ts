@@ -169,6 +169,10 @@ function analysisLines(scores: CohortScores): string[] {
   return out;
 }
 
+/** The leaderboard "family" used when no student results exist yet: teachers ranked by mean intrinsic z. */
+export const INTRINSIC_ONLY = 'intrinsic z (no student results yet)';
+const scoreName = (family: string | undefined): string => (family === INTRINSIC_ONLY ? 'Mean intrinsic z' : 'PG-Score');
+
 const CELL_HEAD = ['Teacher', 'Language', 'Family', 'Result', 'PGR', 'z', 'PG-Score', 'Flags'];
 const CELL_RIGHT = [false, false, false, true, true, true, true, false];
 
@@ -205,7 +209,7 @@ function renderMarkdown(input: ReportInput, m: Model): string {
       '',
       `### Student family: ${mdEsc(famLabel(f))}`,
       '',
-      mdTable(['Rank', 'Teacher', 'PG-Score', '# languages'], [true, false, true, true], rows),
+      mdTable(['Rank', 'Teacher', scoreName(f), '# languages'], [true, false, true, true], rows),
     );
     const mx = m.matrix(f);
     if (mx.languages.length === 0) continue;
@@ -273,11 +277,11 @@ function renderHtml(input: ReportInput, m: Model): string {
     const board = m.board(f);
     s.push(`<h3>Student family: ${esc(famLabel(f))}</h3>`);
     const rows = board.map((t) => [String(t.rank), esc(t.teacher), esc(fmt(t.pg_score)), String(t.languages)]);
-    s.push(htmlTable(['Rank', 'Teacher', 'PG-Score', '# languages'], [true, false, true, true], rows));
+    s.push(htmlTable(['Rank', 'Teacher', scoreName(f), '# languages'], [true, false, true, true], rows));
     const bars = board.map((t) => ({ label: t.teacher, value: t.pg_score }));
-    const [xLabel, yLabel] = ['PG-Score (mean over languages)', 'Teacher'];
+    const [xLabel, yLabel] = [`${scoreName(f)} (mean over languages)`, 'Teacher'];
     const svg = barChart({ title: `Teacher ranking — ${famLabel(f)}`, bars, xLabel, yLabel });
-    if (bars.length) s.push(figure(svg, 'Teachers by PG-Score; bars left of the zero line are negative.'));
+    if (bars.length) s.push(figure(svg, `Teachers by ${scoreName(f)}; bars left of the zero line are negative.`));
     const mx = m.matrix(f);
     if (mx.languages.length === 0) continue;
     const [teachers, cols, values] = [mx.teachers, mx.languages, mx.cells.map((r) => r.map((c) => c?.pg_score))];

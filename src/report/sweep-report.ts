@@ -2,7 +2,7 @@ import { parseResultsJson } from '../cli/score';
 import { scoreCohort } from '../scoring';
 import type { CellInput, CohortScores, IntrinsicRecord, TeacherScore } from '../scoring/types';
 import { parseS3Uri, type S3Store } from '../storage/s3';
-import { renderReport, type IntrinsicRow, type RenderedReport } from './render';
+import { INTRINSIC_ONLY, renderReport, type IntrinsicRow, type RenderedReport } from './render';
 
 /**
  * Build a sweep's scores and report from its artifacts in S3: the intrinsic metrics of each data
@@ -18,8 +18,6 @@ export interface SweepReportInput {
   webUiBase?: string;
   generatedAt: string;
 }
-
-export const INTRINSIC_ONLY = 'intrinsic z (no student results yet)';
 
 export async function buildSweepReport(
   store: S3Store,
