@@ -178,29 +178,15 @@ export function createMetricsActivities(deps: MetricsDeps) {
       const rows = await subsampleRows(input);
       const prompts = new DistinctAccumulator();
       const responses = new DistinctAccumulator();
+      const embed = (texts: string[]) =>
+        limiter.run(
+          () => client.embed(model, texts, Context.current().cancellationSignal),
+          () => 0,
+        );
       const batch = 32;
       for (let i = 0; i < rows.length; i += batch) {
         const part = rows.slice(i, i + batch);
-        const [p, r] = await Promise.all([
-          limiter.run(
-            () =>
-              client.embed(
-                model,
-                part.map((x) => x.prompt),
-                Context.current().cancellationSignal,
-              ),
-            () => 0,
-          ),
-          limiter.run(
-            () =>
-              client.embed(
-                model,
-                part.map((x) => x.response),
-                Context.current().cancellationSignal,
-              ),
-            () => 0,
-          ),
-        ]);
+        const [p, r] = await Promise.all([embed(part.map((x) => x.prompt)), embed(part.map((x) => x.response))]);
         prompts.add(p);
         responses.add(r);
         Context.current().heartbeat({ done: i + part.length, total: rows.length });

@@ -66,43 +66,27 @@ export async function metricsWorkflow(input: MetricsWorkflowInput): Promise<Metr
     });
   const provider = (id: string) => input.providers.find((p) => p.id === id)!;
 
+  // Each model-backed metric runs on its endpoint's provider queue, under that provider's limits.
+  const onEndpoint = (ref: { provider: string; model: string }) => ({
+    queue: onProvider(ref.provider),
+    input: { ...base, model: ref.model, provider: provider(ref.provider) },
+  });
   const jobs: Promise<MetricResult>[] = [];
   if (m.embeddings) {
-    jobs.push(
-      onProvider(m.embeddings.provider).measureDiversity({
-        ...base,
-        model: m.embeddings.model,
-        provider: provider(m.embeddings.provider),
-      }),
-    );
+    const e = onEndpoint(m.embeddings);
+    jobs.push(e.queue.measureDiversity(e.input));
   }
   if (m.judge) {
-    jobs.push(
-      onProvider(m.judge.provider).measureJudge({
-        ...base,
-        model: m.judge.model,
-        provider: provider(m.judge.provider),
-        maxTokens: m.judge.maxTokens,
-      }),
-    );
+    const e = onEndpoint(m.judge);
+    jobs.push(e.queue.measureJudge({ ...e.input, maxTokens: m.judge.maxTokens }));
   }
   if (m.perplexity) {
-    jobs.push(
-      onProvider(m.perplexity.provider).measurePerplexity({
-        ...base,
-        model: m.perplexity.model,
-        provider: provider(m.perplexity.provider),
-      }),
-    );
+    const e = onEndpoint(m.perplexity);
+    jobs.push(e.queue.measurePerplexity(e.input));
   }
   if (m.tokenizer) {
-    jobs.push(
-      onProvider(m.tokenizer.provider).measureLengths({
-        ...base,
-        model: m.tokenizer.model,
-        provider: provider(m.tokenizer.provider),
-      }),
-    );
+    const e = onEndpoint(m.tokenizer);
+    jobs.push(e.queue.measureLengths(e.input));
   }
   if (m.languageId) jobs.push(local.measureLanguage(base));
   const results = await Promise.all(jobs);
