@@ -141,6 +141,25 @@ export function createMetricsActivities(deps: MetricsDeps) {
     return { ...clientFor(deps, input.provider), model: input.model };
   }
 
+  /** Run `process` over every subsample row, checkpointed in part-files (a retry resumes), heartbeating. */
+  async function perSubsampleItem<O>(
+    input: MetricInput,
+    partsPrefix: string,
+    process: (row: SyntheticRow) => Promise<O>,
+  ): Promise<{ rows: SyntheticRow[]; outcomes: Map<string, O> }> {
+    const rows = await subsampleRows(input);
+    const { outcomes } = await runCheckpointed<SyntheticRow, O>({
+      store: deps.stores.for(input.storage.bucket),
+      partsPrefix,
+      items: rows,
+      idOf: (r) => r.id,
+      checkpointEvery: input.checkpointEvery,
+      progress: (done, total) => Context.current().heartbeat({ done, total }),
+      process,
+    });
+    return { rows, outcomes };
+  }
+
   async function subsampleDataset(input: SubsampleInput): Promise<{ uri: string; n: number }> {
     const store = deps.stores.for(input.storage.bucket);
     const key = `${metricsPrefix(input.storage, input.datasetKey)}/subsample-${input.size}-${input.seed}.json`;
@@ -205,23 +224,13 @@ export function createMetricsActivities(deps: MetricsDeps) {
       { model: input.model, provider: input.provider?.id, rubric: RUBRIC_VERSION, maxTokens },
       async (parts) => {
         const { client, limiter, model } = endpoint(input);
-        const rows = await subsampleRows(input);
-        const store = deps.stores.for(input.storage.bucket);
-        const { outcomes } = await runCheckpointed<SyntheticRow, { score: number | null; feedback: string }>({
-          store,
-          partsPrefix: parts,
-          items: rows,
-          idOf: (r) => r.id,
-          checkpointEvery: input.checkpointEvery,
-          progress: (done, total) => Context.current().heartbeat({ done, total }),
-          process: async (r) => {
-            const req = judgeRequest(model, input.language, r.prompt, r.response, maxTokens);
-            const res = await limiter.run(
-              () => client.chat(req, Context.current().cancellationSignal),
-              (x) => x.promptTokens + x.completionTokens,
-            );
-            return { score: parseJudgement(res.content) ?? null, feedback: res.content.slice(0, 2000) };
-          },
+        const { rows, outcomes } = await perSubsampleItem(input, parts, async (r) => {
+          const req = judgeRequest(model, input.language, r.prompt, r.response, maxTokens);
+          const res = await limiter.run(
+            () => client.chat(req, Context.current().cancellationSignal),
+            (x) => x.promptTokens + x.completionTokens,
+          );
+          return { score: parseJudgement(res.content) ?? null, feedback: res.content.slice(0, 2000) };
         });
         const scores = rows.map((r) => outcomes.get(r.id)!.score);
         const parsed = scores.filter((s): s is number => s !== null);
@@ -245,27 +254,18 @@ export function createMetricsActivities(deps: MetricsDeps) {
       { model: input.model, provider: input.provider?.id, mode: 'corrected-per-item' },
       async (parts) => {
         const { client, limiter, model } = endpoint(input);
-        const rows = await subsampleRows(input);
         const signal = () => Context.current().cancellationSignal;
-        const { outcomes } = await runCheckpointed<SyntheticRow, { ppl: number | null }>({
-          store: deps.stores.for(input.storage.bucket),
-          partsPrefix: parts,
-          items: rows,
-          idOf: (r) => r.id,
-          checkpointEvery: input.checkpointEvery,
-          progress: (done, total) => Context.current().heartbeat({ done, total }),
-          process: async (r) => {
-            const promptTokens = await limiter.run(
-              () => client.countTokens(model, r.prompt, signal()),
-              () => 0,
-            );
-            const { logprobs } = await limiter.run(
-              () => client.promptLogprobs(model, r.prompt + r.response, signal()),
-              () => 0,
-            );
-            const ppl = responsePerplexity(logprobs, promptTokens);
-            return { ppl: Number.isFinite(ppl) ? ppl : null };
-          },
+        const { rows, outcomes } = await perSubsampleItem(input, parts, async (r): Promise<{ ppl: number | null }> => {
+          const promptTokens = await limiter.run(
+            () => client.countTokens(model, r.prompt, signal()),
+            () => 0,
+          );
+          const { logprobs } = await limiter.run(
+            () => client.promptLogprobs(model, r.prompt + r.response, signal()),
+            () => 0,
+          );
+          const ppl = responsePerplexity(logprobs, promptTokens);
+          return { ppl: Number.isFinite(ppl) ? ppl : null };
         });
         const values = rows.map((r) => outcomes.get(r.id)!.ppl ?? NaN);
         return {
@@ -282,26 +282,16 @@ export function createMetricsActivities(deps: MetricsDeps) {
   async function measureLengths(input: MetricInput): Promise<MetricResult> {
     return cached(input, 'lengths', { model: input.model, provider: input.provider?.id }, async (parts) => {
       const { client, limiter, model } = endpoint(input);
-      const rows = await subsampleRows(input);
       const signal = () => Context.current().cancellationSignal;
-      const { outcomes } = await runCheckpointed<SyntheticRow, { p: number; r: number }>({
-        store: deps.stores.for(input.storage.bucket),
-        partsPrefix: parts,
-        items: rows,
-        idOf: (r) => r.id,
-        checkpointEvery: input.checkpointEvery,
-        progress: (done, total) => Context.current().heartbeat({ done, total }),
-        process: async (r) => ({
-          p: await limiter.run(
-            () => client.countTokens(model, r.prompt, signal()),
-            () => 0,
-          ),
-          r: await limiter.run(
-            () => client.countTokens(model, r.response, signal()),
-            () => 0,
-          ),
-        }),
-      });
+      const count = (text: string) =>
+        limiter.run(
+          () => client.countTokens(model, text, signal()),
+          () => 0,
+        );
+      const { rows, outcomes } = await perSubsampleItem(input, parts, async (r) => ({
+        p: await count(r.prompt),
+        r: await count(r.response),
+      }));
       const all = rows.map((r) => outcomes.get(r.id)!);
       return {
         values: {
