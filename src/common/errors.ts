@@ -18,7 +18,11 @@ export const ErrorType = {
   StorageError: 'StorageError',
   /** A job ended in failure that running it again cannot fix (deadline, fail-fast exit code, bad image). */
   JobFailedPermanently: 'JobFailedPermanently',
-  /** A job failed in a way a new attempt may fix (backoff exhausted, pod lost). */
+  /**
+   * A job failed in a way a NEW attempt (a new Job) may fix: backoff exhausted, pod lost. Retrying the
+   * watcher activity would only re-attach to the same failed Job, so Temporal must not retry it; the
+   * job workflow starts the next attempt instead.
+   */
   JobFailed: 'JobFailed',
   JobResultInvalid: 'JobResultInvalid',
 } as const;
@@ -32,6 +36,7 @@ export const NON_RETRYABLE: readonly ErrorTypeName[] = [
   ErrorType.LlmAuth,
   ErrorType.LlmContentFilter,
   ErrorType.MissingSecret,
+  ErrorType.JobFailed,
   ErrorType.JobFailedPermanently,
   ErrorType.JobResultInvalid,
 ];

@@ -36,6 +36,7 @@ export class LocalJobRunner implements JobRunner {
       POLYGLOT_OUTPUT_URI: spec.outputUri,
       POLYGLOT_INPUTS: JSON.stringify(spec.inputs),
       POLYGLOT_CELL_ID: spec.cellId,
+      POLYGLOT_JOB_ATTEMPT: String(spec.attempt),
     };
     for (const s of spec.secretEnv) if (this.baseEnv[s.name] !== undefined) env[s.name] = this.baseEnv[s.name];
     for (const k of ['S3_ENDPOINT', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_REGION']) {

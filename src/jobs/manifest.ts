@@ -32,6 +32,7 @@ export function renderJob(spec: JobSpec, namespace: string): V1Job {
     { name: 'POLYGLOT_OUTPUT_URI', value: spec.outputUri },
     { name: 'POLYGLOT_INPUTS', value: JSON.stringify(spec.inputs) },
     { name: 'POLYGLOT_CELL_ID', value: spec.cellId },
+    { name: 'POLYGLOT_JOB_ATTEMPT', value: String(spec.attempt) },
     ...spec.secretEnv.map((s) => ({ name: s.name, valueFrom: { secretKeyRef: { name: s.secretName, key: s.key } } })),
   ];
   return {

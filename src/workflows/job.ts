@@ -1,4 +1,4 @@
-import { proxyActivities } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { Activities, RunJobInput, RunJobResult } from '../activities';
 import { NON_RETRYABLE } from '../common/errors';
 
@@ -7,11 +7,16 @@ export interface JobWorkflowInput extends RunJobInput {
   heartbeatSeconds?: number;
   /** Attempts of the watcher (each re-attaches to the same Job). Default 50. */
   maximumAttempts?: number;
+  /** Jobs to try when one fails retryably (a new Job, attempt + 1, each time). Default 2. */
+  maxJobAttempts?: number;
 }
 
 /**
- * One GPU job (training or evaluation) followed to the end. The watcher activity re-attaches to the
- * Job by its deterministic name after a worker crash, so retries never launch a second Job.
+ * One GPU job (training or evaluation) followed to the end. Two kinds of retry, kept apart:
+ * - the watcher activity is retried by Temporal after a worker crash and re-attaches to the same Job
+ *   (same deterministic name), so a crash never launches a second Job;
+ * - a Job that failed retryably (`JobFailed`) is replaced by a new Job with the next attempt number,
+ *   up to `maxJobAttempts`. Final failures (`JobFailedPermanently`) end the workflow at once.
  */
 export async function jobWorkflow(input: JobWorkflowInput): Promise<RunJobResult> {
   const { runJob } = proxyActivities<Activities>({
@@ -24,5 +29,15 @@ export async function jobWorkflow(input: JobWorkflowInput): Promise<RunJobResult
       nonRetryableErrorTypes: [...NON_RETRYABLE],
     },
   });
-  return runJob({ runner: input.runner, spec: input.spec, pollMs: input.pollMs });
+  const first = input.spec.attempt ?? 0;
+  const last = first + Math.max(1, input.maxJobAttempts ?? 2) - 1;
+  for (let attempt = first; ; attempt++) {
+    try {
+      return await runJob({ runner: input.runner, spec: { ...input.spec, attempt }, pollMs: input.pollMs });
+    } catch (e) {
+      const cause = e instanceof ActivityFailure ? e.cause : undefined;
+      if (attempt < last && cause instanceof ApplicationFailure && cause.type === 'JobFailed') continue;
+      throw e;
+    }
+  }
 }

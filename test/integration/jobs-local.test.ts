@@ -73,6 +73,24 @@ describe('GPU job watcher on the local runner', function () {
     assert.equal(readdirSync(jobsDir).length, 1, 'exactly one job');
   });
 
+  it('replaces a Job that failed retryably with a new attempt, and stops after maxJobAttempts', async () => {
+    // Attempt 0 exits 1 (retryable), attempt 1 succeeds: two jobs, each run once.
+    const ok = await start(spec({ FAKE_JOB_FAIL_BEFORE_ATTEMPT: '1' }));
+    const r = (await ok.result()) as { jobName: string; result: { status: string } };
+    assert.equal(r.result.status, 'succeeded');
+    assert.match(r.jobName, /-a1-/);
+    assert.equal(readdirSync(jobsDir).length, 2, 'attempt 0 and attempt 1');
+    for (const d of readdirSync(jobsDir)) {
+      assert.equal(readFileSync(path.join(jobsDir, d, 'main.log'), 'utf8').match(/fake job for/g)?.length, 1);
+    }
+    // Always failing retryably: exactly maxJobAttempts (default 2) more jobs, then JobFailed.
+    const bad = await start(spec({ FAKE_JOB_FAIL_BEFORE_ATTEMPT: '99' }));
+    const err = await bad.result().catch((e: unknown) => e);
+    assert.ok(err instanceof WorkflowFailedError);
+    assert.equal((err.cause as { cause?: { type?: string } }).cause?.type, 'JobFailed');
+    assert.equal(readdirSync(jobsDir).length, 4);
+  });
+
   it('survives kill -9 of the worker while the job runs: one job, and the activity completes', async () => {
     const s = spec({ FAKE_JOB_SLEEP_MS: '4000' });
     const h = await start(s);

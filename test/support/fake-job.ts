@@ -8,8 +8,13 @@ import { makeS3Client, parseS3Uri, S3Store } from '../../src/storage/s3';
 async function main() {
   const out = process.env.POLYGLOT_OUTPUT_URI!;
   const sleep = Number(process.env.FAKE_JOB_SLEEP_MS ?? 0);
-  const exit = Number(process.env.FAKE_JOB_EXIT ?? 0);
-  console.log(`fake job for ${process.env.POLYGLOT_CELL_ID}: sleeping ${sleep} ms, then exit ${exit}`);
+  // FAKE_JOB_FAIL_BEFORE_ATTEMPT=n: attempts 0…n−1 exit 1 (a retryable failure), later ones succeed.
+  const attempt = Number(process.env.POLYGLOT_JOB_ATTEMPT ?? 0);
+  const failBefore = Number(process.env.FAKE_JOB_FAIL_BEFORE_ATTEMPT ?? 0);
+  const exit = attempt < failBefore ? 1 : Number(process.env.FAKE_JOB_EXIT ?? 0);
+  console.log(
+    `fake job for ${process.env.POLYGLOT_CELL_ID} attempt ${attempt}: sleeping ${sleep} ms, then exit ${exit}`,
+  );
   await new Promise((r) => setTimeout(r, sleep));
   const { bucket, key } = parseS3Uri(out);
   const store = new S3Store(makeS3Client(process.env.S3_ENDPOINT, process.env.AWS_REGION ?? 'us-east-1'), bucket);
