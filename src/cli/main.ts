@@ -182,7 +182,9 @@ async function run(argv: string[]): Promise<number> {
         }
         for (const w of warnings) console.log(`  warning: ${w}`);
         const est = estimate(spec, verdicts);
-        console.log(`to compute: ${est.requests} requests, ≤ ${est.maxTokens} tokens, ≤ $${est.maxCostUsd.toFixed(2)}`);
+        console.log(
+          `to compute: ${est.requests} requests, ≈ ${est.maxTokens} tokens, ≈ $${est.maxCostUsd.toFixed(2)} (completions at maxTokens; prompts estimated at ~600 tokens)`,
+        );
         return 0;
       }
       case 'start': {
