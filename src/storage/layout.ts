@@ -2,10 +2,6 @@
  * The S3 layout, in one place. Every key Polyglot reads or writes is built here from ids and digests,
  * so a finished artifact is found again by recomputing its key — that is what makes resume cheap.
  */
-export interface Layout {
-  prefix: string;
-}
-
 const pad = (n: number) => String(n).padStart(5, '0');
 
 export const keys = {
@@ -20,8 +16,6 @@ export const keys = {
   shardData: (ds: string, strategy: string, shard: number) => `${ds}/shards/${strategy}-${pad(shard)}.jsonl`,
   shardMarker: (ds: string, strategy: string, shard: number) => `${ds}/shards/${strategy}-${pad(shard)}.done.json`,
   shardPartsPrefix: (ds: string, strategy: string, shard: number) => `${ds}/parts/${strategy}-${pad(shard)}/`,
-  shardPart: (ds: string, strategy: string, shard: number, part: number) =>
-    `${ds}/parts/${strategy}-${pad(shard)}/part-${pad(part)}.jsonl`,
   /** Index of every dataset ever made for a teacher × language, so `plan` can say why a key changed. */
   cellIndexPrefix: (prefix: string, teacherId: string, language: string) => `${prefix}/index/${teacherId}/${language}/`,
   cellIndexEntry: (prefix: string, teacherId: string, language: string, digest: string) =>
