@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
 bash scripts/setup.sh
+# The Python jobs' venv (torch, TRL, lm-eval) and the small student model: the jobs' tests and the
+# student-stage integration tests need them.
+bash scripts/setup-ml.sh
 # Headless Chromium (Debian) for the report rendering test; idempotent, never fails the run.
 bash scripts/install-chromium.sh
 # The Kubernetes control-plane binaries for test/integration/jobs-kubernetes (cold ~20 min, then < 1 s).
@@ -12,6 +15,11 @@ nice scripts/kube-build.sh
 echo "[test] lint"
 npx eslint --max-warnings 0 .
 npx prettier --check "src/**/*.ts" "test/**/*.ts" "bench/**/*.ts" >/dev/null
+echo "[test] python jobs (pytest)"
+set +e
+bash scripts/test-py.sh
+py_rc=$?
+set -e
 echo "[test] mocha"
 log=$(mktemp)
 set +e
@@ -22,4 +30,6 @@ passed=$(grep -Eo '^ *[0-9]+ passing' "$log" | grep -Eo '[0-9]+' || echo 0)
 failed=$(grep -Eo '^ *[0-9]+ failing' "$log" | grep -Eo '[0-9]+' || echo 0)
 rm -f "$log"
 echo "mocha: ${passed} passed, ${failed} failed"
+[ "$py_rc" = 0 ] || echo "pytest (jobs/) failed: exit $py_rc"
+[ "$rc" = 0 ] && exit "$py_rc"
 exit "$rc"

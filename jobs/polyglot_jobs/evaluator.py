@@ -1,0 +1,281 @@
+"""The evaluator: runs an evaluation suite (suites.py) on one model with lm-evaluation-harness, for the
+languages asked, and writes per-sample outputs, scores with standard errors and `result.json`.
+
+Inputs: `model` (optional: the trained model's folder URI) and `data` (optional: the benchmark data
+root). Config: `EvalConfig` below (camelCase or snake_case). The result's metrics are
+`<task>:<lang>` (primary metric), `<task>:<lang>:stderr`, `<task>:<lang>:n` and `score:<lang>`, the
+unweighted mean of the language's primary metrics (S in the paper's PGR).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .contract import ConfigError, DataError, JobContext, JobResult, parse_config, run_job
+from .storage import join, store_for
+from .suites import (
+    MRB_SUBSETS,
+    TaskDef,
+    extractive_match,
+    gmmlu_target,
+    gmmlu_text,
+    mgsm_target,
+    mgsm_text,
+    mrb_subset,
+    mrb_target,
+    mrb_text,
+    suite_digest,
+    suite_tasks,
+    weighted_accuracy,
+)
+from .trainer import _camel_to_snake
+
+
+@dataclass
+class EvalConfig:
+    model: str = ""
+    suite: str = "pg-v1"
+    languages: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)
+    data_uri: str = ""
+    limit: int | None = None
+    batch_size: int = 8
+    max_length: int = 8192
+    max_new_tokens: int = 50
+    temperature: float = 0.6
+    top_p: float = 0.95
+    seed: int = 1234
+    dtype: str = "auto"
+
+    def validate(self) -> None:
+        if not self.languages:
+            raise ConfigError("POLYGLOT_JOB_CONFIG.languages: give at least one language, e.g. ['de']")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError("POLYGLOT_JOB_CONFIG.limit: must be ≥ 1 (or omitted for every item)")
+        # Checked before any model is loaded: a wrong suite or language fails in a second, not after a download.
+        if not suite_tasks(self.suite, self.languages, self.tasks or None):
+            raise ConfigError(
+                f"POLYGLOT_JOB_CONFIG.languages: suite {self.suite} has no task for {', '.join(self.languages)}"
+            )
+
+
+def _load_rows(data_root: str, benchmark: str, lang: str, split: str, required: bool = True) -> list[dict[str, Any]]:
+    uri = join(data_root, benchmark, lang, f"{split}.jsonl")
+    text = store_for(uri).get_text(uri)
+    if text is None:
+        if required:
+            raise DataError(f"benchmark data {uri}: not found; mirror the dataset there (see suites.py)")
+        return []
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise DataError(f"{uri} line {n}: not JSON ({e.msg})") from None
+    if required and not rows:
+        raise DataError(f"benchmark data {uri}: empty")
+    return rows
+
+
+def build_task(t: TaskDef, lang: str, data_root: str, cfg: EvalConfig) -> Any:
+    """An lm-eval ConfigurableTask for (task, language), reading its rows through Polyglot's storage."""
+    import datasets
+    from lm_eval.api.task import ConfigurableTask
+
+    test = _load_rows(data_root, t.benchmark, lang, "test")
+    if cfg.limit is not None:
+        test = test[: cfg.limit]
+    splits = {"test": test}
+    seed = cfg.seed
+    common: dict[str, Any] = {
+        "task": f"{t.name}:{lang}",
+        "custom_dataset": lambda **_: datasets.DatasetDict(
+            {k: datasets.Dataset.from_list(v) for k, v in splits.items() if v}
+        ),
+        "test_split": "test",
+        "num_fewshot": t.shots,
+        "metadata": {"version": 1},
+    }
+    if t.name == "global_mmlu_lite":
+        for d in test:
+            gmmlu_target(d)  # validate every answer before the model runs
+        return ConfigurableTask(
+            config={
+                **common,
+                "output_type": "multiple_choice",
+                "doc_to_text": lambda d: gmmlu_text(d, lang),
+                "doc_to_choice": lambda d: ["A", "B", "C", "D"],
+                "doc_to_target": gmmlu_target,
+                "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}],
+            }
+        )
+    if t.name == "mrewardbench_mcf":
+        for d in test:
+            mrb_subset(d)
+        return ConfigurableTask(
+            config={
+                **common,
+                "output_type": "multiple_choice",
+                "doc_to_text": lambda d: mrb_text(d, seed),
+                "doc_to_choice": lambda d: ["A", "B"],
+                "doc_to_target": lambda d: mrb_target(d, seed),
+                "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}],
+            }
+        )
+    if t.name == "mgsm_custom":
+        train = _load_rows(data_root, t.benchmark, lang, "train", required=t.shots > 0)
+        if len(train) < t.shots:
+            raise DataError(f"mgsm/{lang}/train.jsonl: {len(train)} rows, the {t.shots}-shot prompt needs {t.shots}")
+        splits["train"] = train
+        gen: dict[str, Any] = {"until": ["\n"], "max_gen_toks": cfg.max_new_tokens}
+        gen.update({"do_sample": True, "temperature": cfg.temperature, "top_p": cfg.top_p} if cfg.temperature > 0 else {"do_sample": False})
+        return ConfigurableTask(
+            config={
+                **common,
+                "output_type": "generate_until",
+                "fewshot_split": "train",
+                # Few-shot examples from train, in order (paper §9).
+                "fewshot_config": {"sampler": "first_n"},
+                "doc_to_text": lambda d: mgsm_text(d, lang),
+                "doc_to_target": mgsm_target,
+                "target_delimiter": " ",
+                "generation_kwargs": gen,
+                "process_results": lambda d, r: {"extractive_match": extractive_match(r[0], d["answer_number"])},
+                "metric_list": [{"metric": "extractive_match", "aggregation": "mean", "higher_is_better": True}],
+            }
+        )
+    raise ConfigError(f"task {t.name}: no builder")
+
+
+def evaluate(lm: Any, cfg: EvalConfig, data_root: str) -> dict[str, Any]:
+    """Run the suite on an lm-eval `LM`; returns scores and per-sample records (no I/O besides reading data)."""
+    from lm_eval import simple_evaluate
+
+    cfg.validate()
+    pairs = suite_tasks(cfg.suite, cfg.languages, cfg.tasks or None)
+    tasks = [build_task(t, lang, data_root, cfg) for t, lang in pairs]
+    out = simple_evaluate(
+        model=lm,
+        tasks=tasks,
+        log_samples=True,
+        bootstrap_iters=1000,
+        random_seed=cfg.seed,
+        numpy_random_seed=cfg.seed,
+        torch_random_seed=cfg.seed,
+        fewshot_random_seed=cfg.seed,
+        verbosity="WARNING",
+    )
+    assert out is not None
+    scores: dict[str, dict[str, Any]] = {}
+    samples: dict[str, list[dict[str, Any]]] = {}
+    for t, lang in pairs:
+        name = f"{t.name}:{lang}"
+        res = out["results"][name]
+        recs = out["samples"][name]
+        rows = []
+        for s in recs:
+            row = {
+                "doc_id": s["doc_id"],
+                "id": s["doc"].get("id"),
+                "target": s["target"],
+                "response": s.get("filtered_resps"),
+                "metrics": {m: s[m] for m in ("acc", "extractive_match") if m in s},
+            }
+            if t.name == "mrewardbench_mcf":
+                row["subset"] = mrb_subset(s["doc"])
+                row["chosen_is"] = "B" if mrb_target(s["doc"], cfg.seed) == 1 else "A"
+            rows.append(row)
+        samples[name] = rows
+        if t.name == "mrewardbench_mcf":
+            value, stderr, per_cat = weighted_accuracy([(r["subset"], float(r["metrics"]["acc"])) for r in rows])
+            entry = {"metric": "weighted_acc", "value": value, "stderr": stderr, "n": len(rows), "categories": per_cat}
+        else:
+            m = "acc" if t.name == "global_mmlu_lite" else "extractive_match"
+            entry = {"metric": m, "value": res[f"{m},none"], "stderr": res.get(f"{m}_stderr,none"), "n": len(rows)}
+        scores[name] = {"task": t.name, "language": lang, **entry}
+    per_language: dict[str, dict[str, Any]] = {}
+    for lang in cfg.languages:
+        vals = [s["value"] for s in scores.values() if s["language"] == lang and not math.isnan(s["value"])]
+        if vals:
+            per_language[lang] = {
+                "score": sum(vals) / len(vals),
+                "tasks": sorted(s["task"] for s in scores.values() if s["language"] == lang),
+            }
+    return {"scores": scores, "per_language": per_language, "samples": samples}
+
+
+def _dtype(name: str) -> Any:
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    return getattr(torch, name)
+
+
+def run(ctx: JobContext) -> JobResult:
+    import torch
+    from lm_eval.models.huggingface import HFLM
+
+    from .models import load_model, load_tokenizer
+
+    cfg = parse_config(EvalConfig, _camel_to_snake(ctx.config))
+    model_ref = ctx.inputs.get("model") or cfg.model
+    if not model_ref:
+        raise ConfigError("POLYGLOT_JOB_CONFIG.model: give the model reference (or the job input 'model')")
+    data_root = ctx.inputs.get("data") or cfg.data_uri
+    if not data_root:
+        raise ConfigError("POLYGLOT_JOB_CONFIG.dataUri: give the benchmark data root (or the job input 'data')")
+    started = time.time()
+    tok = load_tokenizer(model_ref)
+    model = load_model(model_ref, dtype=_dtype(cfg.dtype))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = model.to(device).eval()
+    lm = HFLM(pretrained=model, tokenizer=tok, batch_size=cfg.batch_size, max_length=cfg.max_length, device=device)
+    ev = evaluate(lm, cfg, data_root)
+
+    store = ctx.store
+    outputs: dict[str, str] = {}
+    for name, rows in ev["samples"].items():
+        uri = ctx.out("samples", f"{name.replace(':', '_')}.jsonl")
+        store.put_bytes(uri, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows).encode())
+    outputs["samples"] = ctx.out("samples") + "/"
+    report = {
+        "model": model_ref,
+        "suite": cfg.suite,
+        "suite_digest": suite_digest(),
+        "config": asdict(cfg),
+        "data": data_root,
+        "scores": ev["scores"],
+        "per_language": ev["per_language"],
+        "wall_s": time.time() - started,
+        "mrewardbench_subset_sizes": {k: v[1] for k, v in MRB_SUBSETS.items()},
+    }
+    store.put_json(ctx.out("scores.json"), json.loads(json.dumps(report, default=str)))
+    outputs["scores"] = ctx.out("scores.json")
+    metrics: dict[str, float] = {}
+    for name, s in ev["scores"].items():
+        metrics[name] = s["value"]
+        if s.get("stderr") is not None:
+            metrics[f"{name}:stderr"] = s["stderr"]
+        metrics[f"{name}:n"] = s["n"]
+    for lang, p in ev["per_language"].items():
+        metrics[f"score:{lang}"] = p["score"]
+    return JobResult(outputs=outputs, metrics=metrics)
+
+
+def main() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(run_job("eval", run))
+
+
+if __name__ == "__main__":
+    main()
