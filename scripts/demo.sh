@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
 start=$(date +%s)
 bash scripts/setup.sh
+# The trainer/evaluator jobs' Python (torch, TRL, lm-eval: ~4 GB from PyPI the first time) and the student.
+bash scripts/setup-ml.sh
 bin/polyglot dev up
 echo
 bin/polyglot sweep plan examples/demo.yaml
@@ -22,4 +24,9 @@ echo "Dataset files (S3 bucket polyglot-demo, served from disk):"
 node -e 'const s=require("./.data/s3/polyglot-demo/polyglot/sweeps/demo/summary.json");
 for (const r of s.results) console.log("  .data/s3/" + r.manifestUri.slice(5).replace(/\/manifest.json$/, ""));'
 echo "  each holds manifest.json (counts, tokens, cost) and shards/*.jsonl (the SFT rows)"
+echo "Students (trained and evaluated as local jobs) and anchors:"
+node -e 'const s=require("./.data/s3/polyglot-demo/polyglot/sweeps/demo/summary.json");
+const f=(x)=>x===undefined?"-":x.toFixed(3);
+for (const st of s.students ?? []) console.log(`  ${st.student} on ${st.teacher}/${st.language}: S=${f(st.score)}  loss ${f(st.metrics.loss_before)} -> ${f(st.metrics.loss_after)}`);
+for (const a of s.anchors ?? []) console.log(`  anchors ${a.family}/${a.language}: base B=${f(a.base.score)}  reference R=${f(a.reference.score)}`);'
 echo "Demo took $(( $(date +%s) - start )) s. The stack keeps running for the Web UI; stop it with: bin/polyglot dev down"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +69,12 @@ def materialize(ref: ModelRef) -> tuple[str, dict[str, Any]]:
             store = store_for(ref.location)
             if not store.exists(ref.location + "_COMPLETE"):
                 raise ConfigError(f"model {ref.location}: no _COMPLETE marker; import or train it first")
-            store.download_dir(ref.location, local)
+            # Into a private folder first, renamed whole: a crash mid-copy never leaves a folder that looks done.
+            tmp = local.with_name(f"{local.name}.tmp-{os.getpid()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            store.download_dir(ref.location, tmp)
+            shutil.rmtree(local, ignore_errors=True)
+            os.replace(tmp, local)
         ggufs = sorted(local.glob("*.gguf"))
         if ggufs and not (local / "config.json").exists():
             return str(local), {"gguf_file": ggufs[0].name}

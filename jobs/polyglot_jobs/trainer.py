@@ -120,6 +120,8 @@ def _probe_loss(model: Any, tokenizer: Any, texts: list[str], max_len: int) -> f
     """Mean next-token loss over a fixed batch of training texts: the before/after figure."""
     import torch
 
+    if not texts:
+        return float("nan")
     was_training = model.training
     model.eval()
     losses = []
@@ -351,6 +353,8 @@ def train(ctx: JobContext) -> JobResult:
     }
     if not math.isnan(loss_before):
         metrics["loss_before"] = loss_before
+    if math.isnan(loss_after):
+        del metrics["loss_after"]
     return JobResult(outputs=outputs, metrics=metrics)
 
 

@@ -1,7 +1,7 @@
 import { CancelledFailure, Context } from '@temporalio/activity';
 import { ErrorType, PolyglotError } from '../common/errors';
 import type { JobHandle, JobRunner, JobStatus } from '../jobs/runner';
-import { JobResultSchema, JobSpecSchema, type JobResult, type JobSpecInput } from '../jobs/spec';
+import { JobResultSchema, JobSpecSchema, jobName, type JobResult, type JobSpecInput } from '../jobs/spec';
 import { parseS3Uri, type StoreRegistry } from '../storage/s3';
 
 export interface RunJobInput {
@@ -14,6 +14,8 @@ export interface RunJobInput {
 export interface RunJobResult {
   jobName: string;
   attached: boolean;
+  /** True when a succeeded result was already stored and no Job ran. */
+  cached?: boolean;
   resultUri: string;
   result: JobResult;
   logsUri: string;
@@ -47,6 +49,21 @@ export function createJobActivities(deps: JobDeps) {
     const store = deps.stores.for(parseS3Uri(spec.outputUri).bucket);
     const outKey = parseS3Uri(spec.outputUri).key.replace(/\/+$/, '');
 
+    // Outputs are keyed by their inputs: a succeeded result already there is this job done before
+    // (a resumed sweep, an anchor another sweep evaluated). Nothing is launched again.
+    const resultKey = `${outKey}/result.json`;
+    const previous = JobResultSchema.safeParse(await store.getJson<unknown>(resultKey));
+    if (previous.success && previous.data.status === 'succeeded') {
+      return {
+        jobName: jobName(spec.cellId, spec.attempt),
+        attached: false,
+        cached: true,
+        resultUri: store.uri(resultKey),
+        result: previous.data,
+        logsUri: store.uri(`${outKey}/logs/`),
+      };
+    }
+
     const handle: JobHandle = await runner.submit(spec);
     ctx.heartbeat({ job: handle.name, attached: handle.attached, phase: 'submitted' });
     let status: JobStatus;
@@ -72,7 +89,6 @@ export function createJobActivities(deps: JobDeps) {
       const what = `job ${handle.name} failed: ${status.reason ?? 'unknown'}${status.exitCode !== undefined ? ` (exit ${status.exitCode})` : ''}${status.message ? `: ${status.message}` : ''}; logs at ${logsUri}`;
       throw new PolyglotError(status.retryable ? ErrorType.JobFailed : ErrorType.JobFailedPermanently, what);
     }
-    const resultKey = `${outKey}/result.json`;
     const raw = await store.getJson<unknown>(resultKey);
     const result = JobResultSchema.safeParse(raw);
     if (!result.success) {

@@ -201,7 +201,19 @@ function components(ports: Ports, env: Record<string, string>): Component[] {
       name: 'worker',
       command: process.execPath,
       args: [path.join(ROOT, 'lib/src/workers/main.js')],
-      env: { ...env, POLYGLOT_PROVIDERS: process.env.POLYGLOT_PROVIDERS ?? 'local,embed' },
+      env: {
+        ...env,
+        POLYGLOT_PROVIDERS: process.env.POLYGLOT_PROVIDERS ?? 'local,embed',
+        // Local jobs find `polyglot-train` / `polyglot-eval` here, as pods find them on the image's PATH.
+        POLYGLOT_LOCAL_JOB_PATH: process.env.POLYGLOT_LOCAL_JOB_PATH ?? path.join(ROOT, '.tools/ml-venv/bin'),
+        POLYGLOT_JOBS_DIR: process.env.POLYGLOT_JOBS_DIR ?? path.join(ROOT, '.data/jobs'),
+        // Two cores: one training or evaluation process at a time (each uses both cores).
+        POLYGLOT_LOCAL_JOB_SLOTS: process.env.POLYGLOT_LOCAL_JOB_SLOTS ?? '1',
+        // The embedded stack is offline: a model hub lookup must fail at once, not hang.
+        HF_HUB_OFFLINE: '1',
+        HF_DATASETS_OFFLINE: '1',
+        TRANSFORMERS_OFFLINE: '1',
+      },
       ready: async () => {
         try {
           return readFileSync(path.join(LOGS, 'worker.log'), 'utf8').includes('polyglot worker up');

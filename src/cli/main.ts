@@ -75,7 +75,11 @@ async function waitAndReport(sweepId: string): Promise<number> {
     void sweepProgress(client, sweepId)
       .then(({ progress }) => {
         if (!progress) return;
-        const line = `  ${progress.totals.examples} examples, ${progress.cells.filter((c) => ['done', 'cached', 'metrics'].includes(c.status)).length}/${progress.cells.length} datasets done, stage ${progress.stage}`;
+        // Where each cell is (generating, training its students, measuring, done), counted by status.
+        const counts = new Map<string, number>();
+        for (const c of progress.cells) counts.set(c.status, (counts.get(c.status) ?? 0) + 1);
+        const cells = [...counts].map(([status, n]) => `${n} ${status}`).join(', ');
+        const line = `  ${progress.totals.examples} examples; cells: ${cells}; stage ${progress.stage}`;
         if (line !== last) console.log(line);
         last = line;
       })

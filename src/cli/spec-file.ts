@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { ErrorType, PolyglotError } from '../common/errors';
 import { canonicalSeedJsonl, decodeUtf8, importSeedPool, poolDigest, readSeedFile } from '../seeds/pool';
 import { parseSweepSpec, type SweepSpec } from '../spec/sweep';
+import { assetKey, digestLocalAsset, importAsset } from '../storage/assets';
 import type { StoreRegistry } from '../storage/s3';
 
 /** Read a YAML or JSON spec file into a plain object (no validation yet). */
@@ -46,7 +47,7 @@ export async function loadSpec(
     const local = path.resolve(path.dirname(file), pool.replace(/^file:/, ''));
     const storage = (doc.storage ?? {}) as { bucket?: unknown; prefix?: unknown };
     // Validate the rest first so a typo in storage is reported before anything is written.
-    parseSweepSpec({ ...doc, seedPool: placeholderPool(storage) });
+    parseSweepSpec({ ...withAssetPlaceholders(doc), seedPool: placeholderPool(storage) });
     const rows = await readSeedFile(
       local,
       await readFile(local).catch(() => {
@@ -66,7 +67,79 @@ export async function loadSpec(
       doc.seedPool = `s3://${String(storage.bucket)}/${String(storage.prefix ?? 'polyglot')}/seeds/${poolDigest(canonicalSeedJsonl(rows))}`;
     }
   }
+  await importLocalAssets(file, doc, stores, opts.importSeeds);
   return parseSweepSpec(doc);
+}
+
+const isLocalPath = (v: unknown): v is string =>
+  typeof v === 'string' && (v.startsWith('.') || v.startsWith('/') || v.startsWith('file:'));
+
+/**
+ * Student and anchor models and the benchmark data may name local paths in a spec file (laptops, the
+ * demo): each is imported into the sweep's bucket, content-addressed, and replaced by its S3 URI, so
+ * jobs on any runner read the same bytes and the cache keys change when the bytes do. `random:<path>`
+ * keeps its prefix. Without `importAssets` (plan), only the URI is computed.
+ */
+async function importLocalAssets(
+  file: string,
+  doc: Record<string, unknown>,
+  stores: StoreRegistry,
+  upload: boolean,
+): Promise<void> {
+  const storage = (doc.storage ?? {}) as { bucket?: unknown; prefix?: unknown };
+  const prefix = String(storage.prefix ?? 'polyglot');
+  const done = new Map<string, string>();
+  const resolve = async (value: unknown, kind: 'models' | 'benchmarks', where: string): Promise<unknown> => {
+    const random = typeof value === 'string' && value.startsWith('random:') ? 'random:' : '';
+    const [ref, fragment] = typeof value === 'string' ? value.slice(random.length).split('#', 2) : [value];
+    if (!isLocalPath(ref)) return value;
+    const local = path.resolve(path.dirname(file), ref.replace(/^file:(\/\/)?/, ''));
+    let uri = done.get(`${kind}:${local}`);
+    if (!uri) {
+      try {
+        if (upload) uri = await importAsset(stores.for(String(storage.bucket)), prefix, kind, local);
+        else uri = `s3://${String(storage.bucket)}/${assetKey(prefix, kind, (await digestLocalAsset(local)).digest)}/`;
+      } catch (e) {
+        throw new PolyglotError(
+          ErrorType.InvalidInput,
+          `${where}: cannot import ${local} (${(e as Error).message}); give an existing file or folder, or an s3:// URI`,
+        );
+      }
+      done.set(`${kind}:${local}`, uri);
+    }
+    return `${random}${uri}${fragment !== undefined ? `#${fragment}` : ''}`;
+  };
+  if (Array.isArray(doc.students)) {
+    for (const [i, s] of (doc.students as Record<string, unknown>[]).entries()) {
+      if (!s || typeof s !== 'object') continue;
+      s.model = await resolve(s.model, 'models', `students[${i}].model`);
+      const a = s.anchors as Record<string, unknown> | undefined;
+      if (a && typeof a === 'object') {
+        a.base = await resolve(a.base, 'models', `students[${i}].anchors.base`);
+        a.reference = await resolve(a.reference, 'models', `students[${i}].anchors.reference`);
+      }
+    }
+  }
+  const ev = doc.evaluation as Record<string, unknown> | undefined;
+  if (ev && typeof ev === 'object') ev.dataUri = await resolve(ev.dataUri, 'benchmarks', 'evaluation.dataUri');
+}
+
+/** The spec with every local asset path replaced by an S3 placeholder: to validate before any upload. */
+function withAssetPlaceholders(doc: Record<string, unknown>): Record<string, unknown> {
+  const copy = JSON.parse(JSON.stringify(doc)) as Record<string, unknown>;
+  const ph = (v: unknown) => {
+    const random = typeof v === 'string' && v.startsWith('random:') ? 'random:' : '';
+    return isLocalPath(typeof v === 'string' ? v.slice(random.length) : v) ? `${random}s3://placeholder/asset/` : v;
+  };
+  for (const s of Array.isArray(copy.students) ? (copy.students as Record<string, unknown>[]) : []) {
+    if (!s || typeof s !== 'object') continue;
+    s.model = ph(s.model);
+    const a = s.anchors as Record<string, unknown> | undefined;
+    if (a && typeof a === 'object') Object.assign(a, { base: ph(a.base), reference: ph(a.reference) });
+  }
+  const ev = copy.evaluation as Record<string, unknown> | undefined;
+  if (ev && typeof ev === 'object') ev.dataUri = ph(ev.dataUri);
+  return copy;
 }
 
 function placeholderPool(storage: { bucket?: unknown; prefix?: unknown }): string {

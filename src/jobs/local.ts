@@ -15,9 +15,16 @@ export class LocalJobRunner implements JobRunner {
   readonly kind = 'local' as const;
   private readonly children = new Map<string, ChildProcess>();
 
+  /**
+   * @param pathPrefix folders put before PATH for jobs, as an image's PATH would hold its entry points
+   *   (the embedded stack: `.tools/ml-venv/bin`, where `polyglot-train` and `polyglot-eval` live).
+   */
   constructor(
     private readonly root: string,
     private readonly baseEnv: NodeJS.ProcessEnv = process.env,
+    private readonly pathPrefix: string[] = [],
+    /** Jobs that run at once on this machine; the rest wait for a slot. */
+    private readonly slots = 4,
   ) {}
 
   private dir(name: string): string {
@@ -30,7 +37,7 @@ export class LocalJobRunner implements JobRunner {
     if (existsSync(path.join(dir, 'spec.json'))) return { name, namespace: 'local', attached: true };
     mkdirSync(dir, { recursive: true });
     const env: NodeJS.ProcessEnv = {
-      PATH: this.baseEnv.PATH,
+      PATH: [...this.pathPrefix, this.baseEnv.PATH ?? ''].filter(Boolean).join(path.delimiter),
       HOME: this.baseEnv.HOME,
       ...spec.env,
       POLYGLOT_OUTPUT_URI: spec.outputUri,
@@ -39,22 +46,34 @@ export class LocalJobRunner implements JobRunner {
       POLYGLOT_JOB_ATTEMPT: String(spec.attempt),
     };
     for (const s of spec.secretEnv) if (this.baseEnv[s.name] !== undefined) env[s.name] = this.baseEnv[s.name];
-    for (const k of ['S3_ENDPOINT', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_REGION']) {
+    // The S3 endpoint and credentials of this machine, and the offline switches of an air-gapped laptop
+    // or CI (on a cluster these come from the pod's Secret and image instead).
+    for (const k of [
+      'S3_ENDPOINT',
+      'AWS_ACCESS_KEY_ID',
+      'AWS_SECRET_ACCESS_KEY',
+      'AWS_REGION',
+      'HF_HUB_OFFLINE',
+      'HF_DATASETS_OFFLINE',
+      'TRANSFORMERS_OFFLINE',
+      'POLYGLOT_MODEL_CACHE',
+    ]) {
       if (this.baseEnv[k] !== undefined && env[k] === undefined) env[k] = this.baseEnv[k];
     }
     const log = openSync(path.join(dir, 'main.log'), 'a');
-    // The exit code is written by a wrapper shell, so it is recorded even if this worker dies first.
-    const child = spawn(
-      '/bin/sh',
-      [
-        '-c',
-        '"$@"; code=$?; echo $code > "$POLYGLOT_JOB_DIR/exit.tmp" && mv "$POLYGLOT_JOB_DIR/exit.tmp" "$POLYGLOT_JOB_DIR/exit"',
-        'job',
-        ...spec.command,
-        ...spec.args,
-      ],
-      { env: { ...env, POLYGLOT_JOB_DIR: dir }, stdio: ['ignore', log, log], detached: true },
-    );
+    // A wrapper shell first takes one of `slots` lock files (a GPU node runs so many pods, a laptop so
+    // many training processes), then runs the job and records its exit code, so the code is recorded
+    // even if this worker dies first. A lock is released by the kernel when its holder exits.
+    const wrapper = [
+      'while :; do for s in $(seq 1 "$POLYGLOT_JOB_SLOTS"); do exec 9>"$POLYGLOT_JOB_ROOT/.slot-$s";',
+      'if flock -n 9; then break 2; fi; done; sleep 0.5; done;',
+      '"$@"; code=$?; echo $code > "$POLYGLOT_JOB_DIR/exit.tmp" && mv "$POLYGLOT_JOB_DIR/exit.tmp" "$POLYGLOT_JOB_DIR/exit"',
+    ].join(' ');
+    const child = spawn('/bin/sh', ['-c', wrapper, 'job', ...spec.command, ...spec.args], {
+      env: { ...env, POLYGLOT_JOB_DIR: dir, POLYGLOT_JOB_ROOT: this.root, POLYGLOT_JOB_SLOTS: String(this.slots) },
+      stdio: ['ignore', log, log],
+      detached: true,
+    });
     closeSync(log);
     child.unref();
     this.children.set(name, child);

@@ -13,6 +13,10 @@ export interface SweepReportInput {
   sweepId: string;
   cells: { teacher: string; language: string; intrinsicUri: string; workflowId?: string; runId?: string }[];
   resultsUri?: string;
+  /** Student results from the sweep's own student stage (S_c per teacher × language × family). */
+  students?: { teacher: string; language: string; family: string; result: number; uri: string }[];
+  /** Anchor results from the sweep's anchor stage (B_ℓ, R_ℓ per family × language). */
+  anchors?: { family: string; language: string; base: number; reference: number; uri: string }[];
   alpha: number;
   smallGapThreshold: number;
   webUiBase?: string;
@@ -73,6 +77,16 @@ export async function buildSweepReport(
       z_score: byCell.has(`${c.teacher}|${c.language}`) ? undefined : c.z_score,
       provenance: { ...c.provenance, intrinsic: provenanceOf(c.teacher, c.language) ?? c.provenance?.intrinsic },
     }));
+  } else if (input.students?.length) {
+    cells = input.students.map((st) => ({
+      teacher: st.teacher,
+      language: st.language,
+      family: st.family,
+      result: st.result,
+      intrinsic: byCell.get(`${st.teacher}|${st.language}`)?.record,
+      provenance: { intrinsic: provenanceOf(st.teacher, st.language), result: { uri: st.uri } },
+    }));
+    anchors = (input.anchors ?? []).map((a) => ({ ...a, provenance: { uri: a.uri } }));
   } else {
     cells = input.cells.map((c) => ({
       teacher: c.teacher,

@@ -70,11 +70,37 @@ export type Teacher = z.infer<typeof TeacherSchema>;
 
 const StrategyCount = z.strictObject({ count: z.int().min(0).max(1_000_000) });
 
+/**
+ * A model reference as the Python jobs read it (jobs/polyglot_jobs/models.py): an HF id (`org/name`,
+ * `org/name@revision`), an `s3://` model folder, or `random:<ref>` (architecture of ref, random weights:
+ * smoke tests only). In a spec *file* a local path is allowed too: the CLI imports it into S3 first.
+ */
+const ModelRef = z
+  .string()
+  .min(1)
+  .max(1024)
+  .refine((v) => !/\s/.test(v), { error: 'must not contain spaces' })
+  .refine((v) => !v.startsWith('/') && !v.startsWith('.'), {
+    error: 'is a local path: start the sweep from a spec file (`polyglot sweep start`), which imports it into S3 first',
+  });
+
 export const StudentSchema = z.strictObject({
   id: id('student id'),
-  model: z.string().min(1).max(256),
-  family: z.string().max(64).optional(),
+  /** The pre-trained student model the trainer starts from. */
+  model: ModelRef,
+  /** Students of one family share anchors and a chat template. Default: the student id. */
+  family: id('student family').optional(),
+  /** Chat template the trainer renders messages with: `model` (the tokenizer's own), `llama-3.1`, `gemma-3`, `chatml`. */
+  chatTemplate: z.string().min(1).max(20000).optional(),
+  /** Languages this student trains on (paper: Gemma, Qwen, Llama on ar, de, id only). Default: all. */
+  languages: z.array(z.string()).min(1).optional(),
+  /**
+   * Anchors of the family's PGR: `base` (the pre-trained model) and `reference` (the instruction-tuned
+   * model), each evaluated once per language and suite version. Paper default: the OLMo 3 pair.
+   */
+  anchors: z.strictObject({ base: ModelRef, reference: ModelRef }).optional(),
 });
+export type StudentSpec = z.infer<typeof StudentSchema>;
 
 /** An OpenAI-compatible endpoint used by a metric: a provider id from `providers` and a model name. */
 const MetricModel = z.strictObject({ provider: z.string(), model: z.string().min(1).max(256) });
@@ -124,7 +150,7 @@ export type ScoringSpec = z.infer<typeof ScoringSchema>;
  * `kubernetes`). The trainer itself is the Python job of `jobs/`; any image/command honouring the
  * job contract (inputs and output as S3 URIs, `result.json`) works.
  */
-export const TrainingSchema = z.strictObject({
+const JobTemplate = {
   runner: z.enum(['local', 'kubernetes']).default('local'),
   image: z.string().min(1).max(512),
   command: z.array(z.string()).min(1),
@@ -143,8 +169,92 @@ export const TrainingSchema = z.strictObject({
     .default(24 * 3600),
   /** How soon a crashed worker's job watch moves to another worker, seconds. Default 60. */
   heartbeatSeconds: z.int().min(1).max(3600).default(60),
+  /** Jobs to try when one fails retryably (pod lost, OOM-kill); each is a new Job. Default 2. */
+  maxJobAttempts: z.int().min(1).max(10).default(2),
+  /** Extra pod labels (admission policies, cost tags; the test control plane's pod simulator). */
+  podLabels: z.record(z.string().min(1).max(316), z.string().max(63)).optional(),
+};
+
+/**
+ * Trainer settings (jobs/polyglot_jobs/trainer.py `TrainConfig`). Anything left out takes the paper's
+ * value: QLoRA r 16 α 16 dropout 0 on q,k,v,o,gate,up,down; lr 5e-5; 2 epochs; batch 2 × 4; max length
+ * 16,384; adamw_8bit, weight decay 0.001, linear, 5 warm-up steps; seed 3407; 10,500 rows (3,500 per strategy).
+ */
+export const TrainHyperSchema = z.strictObject({
+  method: z.enum(['lora', 'qlora', 'full']).optional(),
+  learningRate: z.number().positive().max(1).optional(),
+  epochs: z.number().positive().max(100).optional(),
+  /** Stop after this many optimizer steps (smoke runs); overrides epochs. */
+  maxSteps: z.int().min(1).max(10_000_000).optional(),
+  perDeviceBatchSize: z.int().min(1).max(4096).optional(),
+  gradientAccumulation: z.int().min(1).max(4096).optional(),
+  maxSeqLength: z.int().min(16).max(1_048_576).optional(),
+  packing: z.boolean().optional(),
+  loraR: z.int().min(1).max(4096).optional(),
+  loraAlpha: z.int().min(1).max(65536).optional(),
+  loraDropout: z.number().min(0).max(1).optional(),
+  loraTargets: z.array(z.string().min(1).max(128)).min(1).optional(),
+  weightDecay: z.number().min(0).max(10).optional(),
+  warmupSteps: z.int().min(0).max(1_000_000).optional(),
+  scheduler: z.enum(['linear', 'cosine', 'constant', 'constant_with_warmup']).optional(),
+  optimizer: z.enum(['adamw_8bit', 'paged_adamw_8bit', 'adamw_torch', 'adamw_torch_fused', 'adafactor']).optional(),
+  seed: z
+    .int()
+    .min(0)
+    .max(2 ** 31 - 1)
+    .optional(),
+  /** Rows of the balanced subsample the student trains on. */
+  trainSize: z.int().min(1).max(100_000_000).optional(),
+  subsampleSeed: z
+    .int()
+    .min(0)
+    .max(2 ** 31 - 1)
+    .optional(),
+  saveSteps: z.int().min(1).max(10_000_000).optional(),
+  save: z
+    .array(z.enum(['merged', 'adapter']))
+    .min(1)
+    .optional(),
+  saveDtype: z.enum(['bfloat16', 'float16', 'float32']).optional(),
+  precision: z.enum(['auto', 'bf16', 'fp16', 'fp32']).optional(),
+  gradientCheckpointing: z.boolean().optional(),
+  /** Training rows whose loss is measured before and after training (the summary's loss_before/after). */
+  probeExamples: z.int().min(0).max(10_000).optional(),
 });
+export type TrainHyper = z.infer<typeof TrainHyperSchema>;
+
+/**
+ * How a student is trained on a dataset: a job template run by the job runner (`local` or
+ * `kubernetes`) plus the trainer's hyper-parameters. The trainer is the Python job of `jobs/`
+ * (`polyglot-train`); any image/command honouring the job contract works.
+ */
+export const TrainingSchema = z.strictObject({ ...JobTemplate, hyper: TrainHyperSchema.default({}) });
 export type TrainingSpec = z.infer<typeof TrainingSchema>;
+
+/**
+ * How students and anchors are evaluated (jobs/polyglot_jobs/evaluator.py, `polyglot-eval`): the
+ * suite, where its benchmark data lives, and generation settings (paper §9).
+ */
+export const EvaluationSchema = z.strictObject({
+  ...JobTemplate,
+  /** Versioned task set; `pg-v1` = Global-MMLU-Lite, M-RewardBench MCF, MGSM (paper §9). */
+  suite: z.enum(['pg-v1']).default('pg-v1'),
+  /** s3:// prefix of the benchmark data (`<benchmark>/<lang>/<split>.jsonl`); a local folder in a spec file. */
+  dataUri: z.string().min(1).max(1024),
+  /** Items per task and language (smoke runs); omit for every item. */
+  limit: z.int().min(1).max(10_000_000).optional(),
+  batchSize: z.int().min(1).max(4096).default(8),
+  /** Generation (MGSM): paper temperature 0.6, top-p 0.95, ≤ 50 new tokens. 0 = greedy. */
+  temperature: z.number().min(0).max(2).default(0.6),
+  topP: z.number().gt(0).max(1).default(0.95),
+  maxNewTokens: z.int().min(1).max(4096).default(50),
+  seed: z
+    .int()
+    .min(0)
+    .max(2 ** 31 - 1)
+    .default(1234),
+});
+export type EvaluationSpec = z.infer<typeof EvaluationSchema>;
 
 const SEED_POOL = /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/(?:[A-Za-z0-9._-]+\/)*seeds\/sha256-[0-9a-f]{64}\/?$/;
 
@@ -200,6 +310,8 @@ export const SweepSpecSchema = z.strictObject({
   students: z.array(StudentSchema).default([]),
   /** Student training jobs (one per dataset × student); required when `students` is not empty. */
   training: TrainingSchema.optional(),
+  /** Student and anchor evaluation jobs; required when `students` is not empty. */
+  evaluation: EvaluationSchema.optional(),
   /** Intrinsic data-quality metrics per teacher × language. Omit to skip the stage. */
   metrics: MetricsSchema.optional(),
   /** PG-Score and leaderboard report at the end of the sweep. */
@@ -290,6 +402,34 @@ function crossFieldProblems(spec: SweepSpec): string[] {
   if (spec.students.length && !spec.training) {
     problems.push('training: required when students are listed; give the job template (image, command, runner)');
   }
+  if (spec.students.length && !spec.evaluation) {
+    problems.push(
+      'evaluation: required when students are listed; give the job template (image, command, runner) and dataUri',
+    );
+  }
+  if (spec.evaluation && !/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/.+/.test(spec.evaluation.dataUri)) {
+    problems.push(
+      'evaluation.dataUri: must be an s3:// prefix of the benchmark data (a local folder only in a spec file, which the CLI imports)',
+    );
+  }
+  const anchorsByFamily = new Map<string, { base: string; reference: string; index: number }>();
+  spec.students.forEach((s, i) => {
+    (s.languages ?? []).forEach((l, j) => {
+      if (!spec.languages.includes(l)) {
+        problems.push(
+          `students[${i}].languages[${j}]: "${l}" is not one of the sweep's languages (${spec.languages.join(', ')})`,
+        );
+      }
+    });
+    if (!s.anchors) return;
+    const family = s.family ?? s.id;
+    const seen = anchorsByFamily.get(family);
+    if (seen && (seen.base !== s.anchors.base || seen.reference !== s.anchors.reference)) {
+      problems.push(
+        `students[${i}].anchors: family "${family}" already has other anchors (students[${seen.index}]); one family, one anchor pair`,
+      );
+    } else if (!seen) anchorsByFamily.set(family, { ...s.anchors, index: i });
+  });
   if (spec.checkpointEvery > spec.shardSize) {
     problems.push(
       `checkpointEvery: ${spec.checkpointEvery} is larger than shardSize ${spec.shardSize}; use a value ≤ shardSize`,

@@ -91,7 +91,14 @@ export class S3Store {
   async putText(key: string, body: string | Uint8Array, contentType = 'application/octet-stream'): Promise<string> {
     try {
       await this.client.send(
-        new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }),
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: body,
+          ContentType: contentType,
+          // Known up front: without it the SDK treats a large buffer as a stream of unknown length.
+          ContentLength: typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength,
+        }),
       );
       return this.uri(key);
     } catch (e) {

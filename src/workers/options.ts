@@ -43,7 +43,12 @@ const quietLogger = {
 
 export function defaultDeps(env: RuntimeEnv): ActivityDeps {
   const runners: NonNullable<ActivityDeps['runners']> = {
-    local: new LocalJobRunner(process.env.POLYGLOT_JOBS_DIR ?? path.resolve('.data/jobs')),
+    local: new LocalJobRunner(
+      process.env.POLYGLOT_JOBS_DIR ?? path.resolve('.data/jobs'),
+      process.env,
+      (process.env.POLYGLOT_LOCAL_JOB_PATH ?? '').split(path.delimiter).filter(Boolean),
+      Math.max(1, Number(process.env.POLYGLOT_LOCAL_JOB_SLOTS ?? 4) || 4),
+    ),
   };
   // The Kubernetes runner when a cluster is configured (in-cluster service account or a kubeconfig).
   const kubeconfig = process.env.POLYGLOT_KUBECONFIG ?? process.env.KUBECONFIG;

@@ -3,3 +3,5 @@ export { sweepWorkflow } from './sweep';
 export { datasetWorkflow } from './dataset';
 export { metricsWorkflow } from './metrics';
 export { jobWorkflow } from './job';
+export { studentWorkflow } from './student';
+export { anchorWorkflow } from './anchor';

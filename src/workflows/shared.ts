@@ -8,7 +8,8 @@ export const LanguageKey = defineSearchAttributeKey('Language', SearchAttributeT
 export const StageKey = defineSearchAttributeKey('Stage', SearchAttributeType.KEYWORD);
 export const SEARCH_ATTRIBUTES = [SweepIdKey, TeacherKey, LanguageKey, StageKey];
 
-export type CellStatus = 'pending' | 'running' | 'paused' | 'metrics' | 'done' | 'cached' | 'failed' | 'cancelled';
+export type CellStatus =
+  'pending' | 'running' | 'paused' | 'students' | 'metrics' | 'done' | 'cached' | 'failed' | 'cancelled';
 
 export interface CellProgress {
   cellId: string;

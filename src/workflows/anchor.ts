@@ -1,0 +1,43 @@
+import type { SearchAttributePair } from '@temporalio/common';
+import type { StorageRef } from '../activities/types';
+import type { EvaluationSpec } from '../spec/sweep';
+import { evalKey, runEvaluation, type EvalOutcome } from './student';
+
+export interface AnchorWorkflowInput {
+  sweepId: string;
+  family: string;
+  language: string;
+  base: string;
+  reference: string;
+  evaluation: EvaluationSpec;
+  storage: StorageRef;
+  searchAttributes?: SearchAttributePair[];
+}
+
+export interface AnchorWorkflowResult {
+  family: string;
+  language: string;
+  base: EvalOutcome;
+  reference: EvalOutcome;
+}
+
+/**
+ * B_ℓ and R_ℓ of a student family (paper §6): its base and reference models evaluated on one language.
+ * The outputs live outside any sweep's prefix, keyed by model, language, suite and settings, so every
+ * sweep that needs the same anchors reuses one evaluation instead of repeating it.
+ */
+export async function anchorWorkflow(input: AnchorWorkflowInput): Promise<AnchorWorkflowResult> {
+  const { evaluation: e, storage, language } = input;
+  const cell = `sweep/${input.sweepId}/anchors/f=${input.family}/l=${language}`;
+  const one = (which: 'base' | 'reference', model: string) =>
+    runEvaluation(
+      e,
+      { cellId: `${cell}/${which}`, sweepId: input.sweepId },
+      language,
+      { config: model },
+      `s3://${storage.bucket}/${storage.prefix}/anchors/${input.family}/${language}/${which}-${evalKey(e, language, model)}/`,
+      input.searchAttributes,
+    );
+  const [base, reference] = await Promise.all([one('base', input.base), one('reference', input.reference)]);
+  return { family: input.family, language, base, reference };
+}

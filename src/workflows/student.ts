@@ -1,0 +1,210 @@
+import type { SearchAttributePair } from '@temporalio/common';
+import { executeChild } from '@temporalio/workflow';
+import type { StorageRef } from '../activities/types';
+import type { JobSpecInput } from '../jobs/spec';
+import { sha256Hex } from '../spec/hash';
+import type { EvaluationSpec, StudentSpec, TrainingSpec } from '../spec/sweep';
+import { jobWorkflow } from './job';
+
+/** Versions of the job contracts: bumping one recomputes every output keyed by it. */
+export const TRAIN_CODE_VERSION = 'train-1';
+export const EVAL_CODE_VERSION = 'eval-1';
+
+/** Small, history-friendly outcome of one evaluation job. */
+export interface EvalOutcome {
+  job: string;
+  resultUri: string;
+  cached: boolean;
+  /** S for the language: mean of its tasks' primary metrics (paper §6). */
+  score?: number;
+  /** `<task>:<lang>` primary metrics and their stderrs. */
+  metrics: Record<string, number>;
+}
+
+export interface StudentWorkflowInput {
+  sweepId: string;
+  /** The data cell's id (`sweep/<id>/t=<teacher>/l=<lang>/dataset`). */
+  cellId: string;
+  teacher: string;
+  language: string;
+  datasetKey: string;
+  manifestUri: string;
+  student: StudentSpec;
+  training: TrainingSpec;
+  evaluation: EvaluationSpec;
+  storage: StorageRef;
+  searchAttributes?: SearchAttributePair[];
+}
+
+export interface StudentWorkflowResult {
+  teacher: string;
+  language: string;
+  student: string;
+  family: string;
+  trainJob: string;
+  trainResultUri: string;
+  modelUri: string;
+  trainMetrics: Record<string, number>;
+  eval: EvalOutcome;
+}
+
+const short = (value: unknown) => sha256Hex(JSON.stringify(value)).slice(0, 16);
+
+type JobTemplate = Pick<
+  TrainingSpec,
+  | 'runner'
+  | 'image'
+  | 'command'
+  | 'args'
+  | 'env'
+  | 'secretEnv'
+  | 'gpus'
+  | 'gpuType'
+  | 'cpu'
+  | 'memory'
+  | 'queueName'
+  | 'activeDeadlineSeconds'
+  | 'heartbeatSeconds'
+  | 'maxJobAttempts'
+  | 'podLabels'
+>;
+
+/** The job contract's spec from a spec template: one place maps the sweep spec onto jobs. */
+export function jobSpecFrom(
+  t: JobTemplate,
+  ids: { cellId: string; sweepId: string },
+  config: Record<string, unknown>,
+  inputs: Record<string, string>,
+  outputUri: string,
+): JobSpecInput {
+  return {
+    cellId: ids.cellId,
+    sweepId: ids.sweepId,
+    image: t.image,
+    command: t.command,
+    args: t.args,
+    env: { ...t.env, POLYGLOT_JOB_CONFIG: JSON.stringify(config) },
+    secretEnv: t.secretEnv,
+    resources: { cpu: t.cpu, memory: t.memory, gpus: t.gpus, gpuType: t.gpuType },
+    queueName: t.queueName,
+    podLabels: t.podLabels,
+    activeDeadlineSeconds: t.activeDeadlineSeconds,
+    inputs,
+    outputUri,
+  };
+}
+
+/** The evaluator's config for one language: also the identity of its result (with model and data). */
+export function evalConfig(e: EvaluationSpec, language: string): Record<string, unknown> {
+  return {
+    suite: e.suite,
+    languages: [language],
+    limit: e.limit,
+    batchSize: e.batchSize,
+    temperature: e.temperature,
+    topP: e.topP,
+    maxNewTokens: e.maxNewTokens,
+    seed: e.seed,
+  };
+}
+
+export function evalKey(e: EvaluationSpec, language: string, model: string): string {
+  const { batchSize: _ignored, ...identity } = evalConfig(e, language);
+  return short({ ...identity, model, data: e.dataUri, image: e.image, command: e.command, v: EVAL_CODE_VERSION });
+}
+
+/** Run one evaluation job and keep only what scoring needs from its result. */
+export async function runEvaluation(
+  e: EvaluationSpec,
+  ids: { cellId: string; sweepId: string },
+  language: string,
+  model: { config?: string; input?: string },
+  outputUri: string,
+  searchAttributes?: SearchAttributePair[],
+): Promise<EvalOutcome> {
+  const config = { ...evalConfig(e, language), ...(model.config ? { model: model.config } : {}) };
+  const inputs: Record<string, string> = { data: e.dataUri, ...(model.input ? { model: model.input } : {}) };
+  const job = await executeChild(jobWorkflow, {
+    workflowId: ids.cellId,
+    args: [
+      {
+        runner: e.runner,
+        heartbeatSeconds: e.heartbeatSeconds,
+        maxJobAttempts: e.maxJobAttempts,
+        spec: jobSpecFrom(e, ids, config, inputs, outputUri),
+      },
+    ],
+    typedSearchAttributes: searchAttributes,
+  });
+  const metrics = Object.fromEntries(
+    Object.entries(job.result.metrics).filter(([k]) => k.endsWith(`:${language}`) || k.endsWith(`:${language}:stderr`)),
+  );
+  return {
+    job: job.jobName,
+    resultUri: job.resultUri,
+    cached: job.cached ?? false,
+    score: job.result.metrics[`score:${language}`],
+    metrics,
+  };
+}
+
+/**
+ * One student on one teacher's dataset: train (a GPU job), then evaluate the trained model on the
+ * cell's language (a second job). Each job's output is keyed by its inputs, so a resumed sweep, or a
+ * second sweep over the same data and settings, finds the results and launches nothing.
+ */
+export async function studentWorkflow(input: StudentWorkflowInput): Promise<StudentWorkflowResult> {
+  const { student, training: t, evaluation: e, storage } = input;
+  const family = student.family ?? student.id;
+  const base = input.cellId.replace(/\/dataset$/, `/s=${student.id}`);
+  const trainConfig = {
+    ...t.hyper,
+    student: student.model,
+    ...(student.chatTemplate ? { chatTemplate: student.chatTemplate } : {}),
+  };
+  const trainKey = short({ trainConfig, image: t.image, command: t.command, args: t.args, v: TRAIN_CODE_VERSION });
+  const trainOut = `s3://${storage.bucket}/${storage.prefix}/students/${input.datasetKey}/${student.id}-${trainKey}/`;
+  const train = await executeChild(jobWorkflow, {
+    workflowId: `${base}/train`,
+    args: [
+      {
+        runner: t.runner,
+        heartbeatSeconds: t.heartbeatSeconds,
+        maxJobAttempts: t.maxJobAttempts,
+        spec: jobSpecFrom(
+          t,
+          { cellId: `${base}/train`, sweepId: input.sweepId },
+          trainConfig,
+          { dataset: input.manifestUri },
+          trainOut,
+        ),
+      },
+    ],
+    typedSearchAttributes: input.searchAttributes,
+  });
+  const modelUri = train.result.outputs.model;
+  if (!modelUri) {
+    throw new Error(
+      `training of ${student.id} on ${input.datasetKey} wrote no merged model (outputs: ${Object.keys(train.result.outputs).join(', ')}); keep 'merged' in training.hyper.save`,
+    );
+  }
+  const ev = await runEvaluation(
+    e,
+    { cellId: `${base}/eval`, sweepId: input.sweepId },
+    input.language,
+    { input: modelUri },
+    `${trainOut}eval/${evalKey(e, input.language, modelUri)}/`,
+    input.searchAttributes,
+  );
+  return {
+    teacher: input.teacher,
+    language: input.language,
+    student: student.id,
+    family,
+    trainJob: train.jobName,
+    trainResultUri: train.resultUri,
+    modelUri,
+    trainMetrics: train.result.metrics,
+    eval: ev,
+  };
+}

