@@ -3,10 +3,15 @@
  * (60 cells) — then 10× the teachers (600 cells), against an instant fake LLM (no latency), so what is
  * measured is Polyglot + Temporal + S3 overhead. Prints wall time, per-cell overhead, the largest
  * workflow history (events, bytes) against Temporal's limits, and the worker's peak RSS.
- *   node lib/bench/paper-scale.js [--per-strategy 10] [--scales 1,10]
- * Student families and anchors join this grid when the student stage lands (Kubernetes issue).
+ * With `--students` (default on) the paper's four student families join: OLMo on all six languages,
+ * Gemma, Qwen and Llama on ar, de and id (150 students, each a train job then an eval job), and each
+ * family's anchors per language (15 × base + reference), run by the local job runner with the test
+ * suite's fake job (a real process that writes the contract's result.json at once).
+ *   node lib/bench/paper-scale.js [--per-strategy 10] [--scales 1,10] [--students 1|0]
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { FakeLlmServer } from '../src/llm/fake-server';
 import { importSeedPool, type SeedRow } from '../src/seeds/pool';
@@ -14,7 +19,7 @@ import { planSweep } from '../src/spec/plan';
 import { parseSweepSpec, type SweepSpecInput } from '../src/spec/sweep';
 import { storeFor, uniqueName } from '../test/support/fixtures';
 import { killHard, spawnWorker } from '../test/support/processes';
-import { getStack, startStack, stopStack } from '../test/support/stack';
+import { ROOT, getStack, startStack, stopStack } from '../test/support/stack';
 
 const LANGS = ['ar', 'cs', 'de', 'es', 'id', 'ja'];
 
@@ -45,7 +50,33 @@ function vmHwmMb(pid: number): number {
   return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 }
 
-async function run(scale: number, perStrategy: number) {
+/** The paper's student families (paper-spec.md §4): OLMo everywhere, the others on ar, de and id. */
+function students(bucket: string): Pick<SweepSpecInput, 'students' | 'training' | 'evaluation'> {
+  const anchors = { base: 'allenai/Olmo-3-1025-7B', reference: 'allenai/Olmo-3-7B-Instruct-SFT' };
+  const job = {
+    runner: 'local' as const,
+    image: 'bench',
+    command: [process.execPath, path.join(ROOT, 'lib/test/support/fake-job.js')],
+    gpus: 1,
+    heartbeatSeconds: 30,
+  };
+  return {
+    students: [
+      { id: 'olmo-3-7b', family: 'olmo', model: 'allenai/Olmo-3-1025-7B', anchors },
+      ...['gemma-3-4b', 'qwen-3-8b', 'llama-3-8b'].map((id) => ({
+        id,
+        family: id,
+        model: `org/${id}`,
+        languages: ['ar', 'de', 'id'],
+        anchors: { base: `org/${id}`, reference: `org/${id}-instruct` },
+      })),
+    ],
+    training: job,
+    evaluation: { ...job, dataUri: `s3://${bucket}/benchmarks/` },
+  };
+}
+
+async function run(scale: number, perStrategy: number, withStudents: boolean) {
   const stack = getStack();
   const llm = new FakeLlmServer({ modelIds: ['fake-model'] });
   await llm.start();
@@ -74,12 +105,16 @@ async function run(scale: number, perStrategy: number) {
     seedPool: pool.uri,
     shardSize: perStrategy,
     checkpointEvery: perStrategy,
+    ...(withStudents ? students(bucket) : {}),
   };
   const plan = planSweep(parseSweepSpec(spec));
   const worker = await spawnWorker({
     POLYGLOT_TASK_QUEUE: taskQueue,
     POLYGLOT_PROVIDERS: providerId,
     POLYGLOT_SHARD_SLOTS: '32',
+    POLYGLOT_JOBS_DIR: mkdtempSync(path.join(tmpdir(), 'pg-scale-jobs-')),
+    POLYGLOT_LOCAL_JOB_SLOTS: '16',
+    POLYGLOT_K8S_POLL_MS: '200',
   });
   const t0 = performance.now();
   const handle = await stack.env.client.workflow.start('sweepWorkflow', {
@@ -87,7 +122,7 @@ async function run(scale: number, perStrategy: number) {
     workflowId: plan.workflowId,
     args: [spec],
   });
-  await handle.result();
+  const result = (await handle.result()) as { students: unknown[] };
   const seconds = (performance.now() - t0) / 1000;
   const rss = vmHwmMb(worker.pid!);
   await killHard(worker);
@@ -96,7 +131,8 @@ async function run(scale: number, perStrategy: number) {
   const cellHistory = await stack.env.client.workflow.getHandle(plan.cells[0]!.cellId).fetchHistory();
   await llm.stop();
   console.log(
-    `${String(plan.cells.length).padStart(4)} cells, ${plan.totalShards} shards, ${llm.stats().served} requests: ` +
+    `${String(plan.cells.length).padStart(4)} cells, ${plan.totalShards} shards, ${llm.stats().served} requests, ` +
+      `${result.students.length} students: ` +
       `${seconds.toFixed(1)} s wall, ${((1000 * seconds) / plan.cells.length).toFixed(0)} ms/cell, ` +
       `sweep history ${history.events?.length ?? 0} events / ${(bytes / 1024).toFixed(0)} KiB ` +
       `(limits: 51,200 events / 50 MiB; warn 10,240), cell history ${cellHistory.events?.length ?? 0} events, ` +
@@ -108,12 +144,13 @@ async function main() {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
   const perStrategy = Number(arg('--per-strategy', '10'));
   const scales = arg('--scales', '1,10').split(',').map(Number);
+  const withStudents = arg('--students', '1') !== '0';
   await startStack();
   try {
     console.log(
       `paper-scale grid: teachers × 6 languages × 3 strategies, ${perStrategy} seeds per strategy, instant fake LLM`,
     );
-    for (const s of scales) await run(s, perStrategy);
+    for (const s of scales) await run(s, perStrategy, withStudents);
   } finally {
     await stopStack();
   }

@@ -26,6 +26,8 @@ export class KubernetesJobRunner implements JobRunner {
   private readonly core: CoreV1Api;
   private snapshot: Snapshot | undefined;
   private inflight: Promise<Snapshot> | undefined;
+  /** When this runner created or attached each Job: a snapshot older than that cannot show it yet. */
+  private readonly submitted = new Map<string, number>();
   /** API requests made, for the benchmark. */
   requests = 0;
 
@@ -44,6 +46,7 @@ export class KubernetesJobRunner implements JobRunner {
   async submit(spec: JobSpec): Promise<JobHandle> {
     const body = renderJob(spec, this.namespace);
     const name = body.metadata!.name!;
+    this.submitted.set(name, Date.now());
     try {
       this.requests++;
       await this.batch.createNamespacedJob({ namespace: this.namespace, body });
@@ -93,7 +96,15 @@ export class KubernetesJobRunner implements JobRunner {
   }
 
   async status(handle: JobHandle): Promise<JobStatus> {
-    const snap = await this.current();
+    let snap = await this.current();
+    // A shared snapshot may predate this Job's creation: absence means something only in a newer one.
+    if (!snap.jobs.has(handle.name) && (this.submitted.get(handle.name) ?? Infinity) >= snap.at) {
+      this.inflight ??= this.refresh().finally(() => (this.inflight = undefined));
+      snap = this.snapshot = await this.inflight;
+      if (!snap.jobs.has(handle.name) && (this.submitted.get(handle.name) ?? Infinity) >= snap.at) {
+        snap = this.snapshot = await this.refresh();
+      }
+    }
     const job = snap.jobs.get(handle.name);
     if (!job)
       return {

@@ -100,13 +100,20 @@ export type JobResult = z.infer<typeof JobResultSchema>;
  */
 export function jobName(cellId: string, attempt: number): string {
   const hash = sha256Hex(`${cellId}#${attempt}`).slice(0, 10);
-  const stem = cellId
+  const clean = cellId
     .toLowerCase()
     .replace(/^sweep\//, '')
     .replace(/[^a-z0-9]+/g, '-')
-    .replace(/^-+|-+$/g, '')
-    .slice(0, 63 - 'pg--'.length - hash.length - `-a${attempt}`.length)
-    .replace(/-+$/g, '');
+    .replace(/^-+|-+$/g, '');
+  const room = 63 - 'pg--'.length - hash.length - `-a${attempt}`.length;
+  // Too long: keep the end — teacher, language, student and stage (train/eval) — over the sweep id.
+  let stem = clean;
+  if (clean.length > room) {
+    stem = clean.slice(clean.length - room);
+    // Start at a whole word: "paper-grid-…" cut to "aper-grid-…" reads as a typo.
+    if (clean[clean.length - room - 1] !== '-') stem = stem.replace(/^[^-]*-/, '');
+  }
+  stem = stem.replace(/^-+|-+$/g, '');
   return `pg-${stem}-a${attempt}-${hash}`.replace(/--+/g, '-');
 }
 

@@ -8,6 +8,9 @@
  * Routes:
  *   GET  /v1/models             list of configured model ids
  *   POST /v1/chat/completions   chat completion (or an injected fault)
+ *   POST /v1/embeddings         unit vectors (16 dims) derived from each input's hash
+ *   POST /v1/completions        echo + logprobs of the prompt's whitespace tokens (perplexity), no new tokens
+ *   POST /tokenize              whitespace token count (vLLM's /tokenize shape)
  *   GET  /_stats                counters as JSON (byPrompt as a plain object)
  *   POST /_faults               control: {faults: FakeFault[]} | {periodic: {everyN, fault}} | {latencyMs} | {clear: true}
  *
@@ -239,6 +242,7 @@ export class FakeLlmServer {
   private inFlight = 0;
   private readonly pendingDelays = new Map<NodeJS.Timeout, () => void>();
   private counters = { chatCompletions: 0, served: 0, faulted: 0, rejected: 0, concurrentPeak: 0 };
+  private metricCalls: Record<string, number> = {};
   private byPrompt = new Map<string, number>();
 
   constructor(opts: FakeServerOptions = {}) {
@@ -334,6 +338,10 @@ export class FakeLlmServer {
       if (method !== 'POST') return this.sendJson(res, 405, errorBody('use POST', 'invalid_request_error', null));
       return this.handleChat(req, res);
     }
+    if (method === 'POST' && (path === '/v1/embeddings' || path === '/v1/completions' || path === '/tokenize')) {
+      this.readBody(req, res, (body) => this.handleMetricEndpoint(path, body, res));
+      return;
+    }
     if (path === '/v1/models' || path === '/models') {
       if (method !== 'GET') return this.sendJson(res, 405, errorBody('use GET', 'invalid_request_error', null));
       const data = this.modelIds.map((id) => ({ id, object: 'model', created: CREATED, owned_by: 'fake' }));
@@ -347,6 +355,55 @@ export class FakeLlmServer {
       return;
     }
     this.sendJson(res, 404, errorBody(`no route for ${method} ${path}`, 'invalid_request_error', 'not_found'));
+  }
+
+  /**
+   * The endpoints the intrinsic metrics call, answered as pure functions of the input, so a metric
+   * computed twice (a crash, a retry) gives the same number. Counted in `metricCalls` by path.
+   */
+  private handleMetricEndpoint(path: string, raw: Buffer, res: http.ServerResponse): void {
+    let body: Record<string, unknown>;
+    try {
+      body = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
+    } catch {
+      return this.sendJson(res, 400, errorBody('invalid JSON body', 'invalid_request_error', null));
+    }
+    this.metricCalls[path] = (this.metricCalls[path] ?? 0) + 1;
+    const words = (t: unknown) =>
+      String(t ?? '')
+        .split(/\s+/)
+        .filter(Boolean);
+    if (path === '/v1/embeddings') {
+      const input = Array.isArray(body.input) ? body.input : [body.input];
+      const data = input.map((text, index) => {
+        const h = createHash('sha256').update(String(text)).digest();
+        const v = Array.from({ length: 16 }, (_, i) => h[i]! / 255 - 0.5);
+        const norm = Math.sqrt(v.reduce((a, x) => a + x * x, 0)) || 1;
+        return { object: 'embedding', index, embedding: v.map((x) => x / norm) };
+      });
+      return this.sendJson(res, 200, JSON.stringify({ object: 'list', data, model: body.model }));
+    }
+    if (path === '/v1/completions') {
+      const tokens = words(body.prompt);
+      const token_logprobs = tokens.map((t, i) =>
+        i === 0 ? null : -((parseInt(sha256(t).slice(0, 4), 16) % 500) / 100 + 0.1),
+      );
+      const choices = [
+        { index: 0, text: String(body.prompt ?? ''), logprobs: { tokens, token_logprobs }, finish_reason: 'length' },
+      ];
+      return this.sendJson(
+        res,
+        200,
+        JSON.stringify({ object: 'text_completion', created: CREATED, model: body.model, choices }),
+      );
+    }
+    const tokens = words(body.prompt ?? body.content);
+    return this.sendJson(res, 200, JSON.stringify({ count: tokens.length, tokens: tokens.map((_, i) => i) }));
+  }
+
+  /** Calls to the metric endpoints by path (embeddings, completions, tokenize). */
+  metricCallCounts(): Record<string, number> {
+    return { ...this.metricCalls };
   }
 
   private statsJson(): JsonObject {

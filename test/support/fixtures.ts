@@ -21,10 +21,10 @@ export function storeFor(bucket: string): S3Store {
 }
 
 /** Import the shipped demo seed set into a fresh bucket; returns the seed pool URI. */
-export async function importDemoSeeds(bucket: string, prefix = 'polyglot'): Promise<string> {
+export async function importDemoSeeds(bucket: string, prefix = 'polyglot', into?: S3Store): Promise<string> {
   const file = path.join(ROOT, 'seeds/demo.jsonl');
   const rows = await readSeedFile(file, readFileSync(file));
-  const store = storeFor(bucket);
+  const store = into ?? storeFor(bucket);
   await store.ensureBucket();
   return (await importSeedPool(store, prefix, rows, 'seeds/demo.jsonl')).uri;
 }

@@ -22,7 +22,13 @@ export class PodExecutor {
   constructor(
     kc: KubeConfig,
     private readonly namespace: string,
-    private readonly opts: { pathPrefix: string[]; extraEnv?: Record<string, string>; log?: (line: string) => void },
+    private readonly opts: {
+      pathPrefix: string[];
+      extraEnv?: Record<string, string>;
+      log?: (line: string) => void;
+      /** Commands running at once (this machine's cores); other Running pods wait their turn. */
+      maxConcurrent?: number;
+    },
   ) {
     this.core = kc.makeApiClient(CoreV1Api);
   }
@@ -51,6 +57,8 @@ export class PodExecutor {
       const name = pod.metadata!.name!;
       if (pod.status?.phase !== 'Running' || this.started.has(name)) continue;
       if (pod.metadata?.annotations?.[EXIT_CODE_ANNOTATION] !== undefined) continue;
+      const active = this.ran.filter((r) => r.exitCode === undefined).length;
+      if (active >= (this.opts.maxConcurrent ?? Infinity)) return;
       await this.run(pod);
     }
   }

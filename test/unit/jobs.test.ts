@@ -44,6 +44,11 @@ describe('job manifests', () => {
       assert.notEqual(jobName(id, 0), jobName(id, 1));
     }
     assert.ok(labelValue('sweep/' + 'x'.repeat(100)).length <= 63);
+    // A long id keeps its most specific end readable: language, student and stage.
+    assert.match(
+      jobName('sweep/a-rather-long-sweep-name-2026/t=teacher-a/l=de/s=olmo/train', 0),
+      /-l-de-s-olmo-train-a0-/,
+    );
   });
 });
 

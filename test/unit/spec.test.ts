@@ -104,7 +104,73 @@ const BAD: [string, (s: Doc) => void, RegExp][] = [
     (s) => (s.seedPool = POOL.replace('polyglot-test', 'other-bucket')),
     /^seedPool: bucket "other-bucket" differs from storage\.bucket/,
   ],
+  // The student side (issue #5): jobs, models, anchors and hyper-parameters.
+  [
+    'students without evaluation',
+    (s) => withStudents(s, (x) => delete x.evaluation),
+    /^evaluation: required when students/,
+  ],
+  [
+    'student model is a local path in a workflow input',
+    (s) => withStudents(s, (x) => (x.students[0].model = './models/olmo')),
+    /^students\[0\]\.model: is a local path: start the sweep from a spec file/,
+  ],
+  [
+    'student model with spaces',
+    (s) => withStudents(s, (x) => (x.students[0].model = 'allenai/Olmo 3')),
+    /^students\[0\]\.model: must not contain spaces/,
+  ],
+  [
+    'student language not in the sweep',
+    (s) => withStudents(s, (x) => (x.students[0].languages = ['ja'])),
+    /^students\[0\]\.languages\[0\]: "ja" is not one of the sweep's languages/,
+  ],
+  [
+    'two anchor pairs for one family',
+    (s) =>
+      withStudents(s, (x) =>
+        x.students.push({ id: 'olmo-b', family: 'olmo', model: 'a/b', anchors: { base: 'x/y', reference: 'x/z' } }),
+      ),
+    /^students\[1\]\.anchors: family "olmo" already has other anchors/,
+  ],
+  [
+    'typo in a training hyper-parameter',
+    (s) => withStudents(s, (x) => (x.training.hyper = { maxStep: 3 })),
+    /^training\.hyper: unknown field\(s\) "maxStep"/,
+  ],
+  [
+    'unknown training method',
+    (s) => withStudents(s, (x) => (x.training.hyper = { method: 'dora' })),
+    /^training\.hyper\.method: /,
+  ],
+  [
+    'negative learning rate',
+    (s) => withStudents(s, (x) => (x.training.hyper = { learningRate: -1 })),
+    /^training\.hyper\.learningRate: /,
+  ],
+  ['unknown evaluation suite', (s) => withStudents(s, (x) => (x.evaluation.suite = 'pg-v9')), /^evaluation\.suite: /],
+  [
+    'benchmark data not in S3',
+    (s) => withStudents(s, (x) => (x.evaluation.dataUri = 'https://huggingface.co/datasets/x')),
+    /^evaluation\.dataUri: must be an s3:\/\/ prefix/,
+  ],
 ];
+
+/** A valid student side (one OLMo student, paper anchors), then the case's change. */
+function withStudents(s: Doc, change: (s: Doc) => void): void {
+  const job = { runner: 'kubernetes', image: 'ghcr.io/x/trainer:1', command: ['polyglot-train'] };
+  s.students = [
+    {
+      id: 'olmo',
+      family: 'olmo',
+      model: 'allenai/Olmo-3-1025-7B',
+      anchors: { base: 'allenai/Olmo-3-1025-7B', reference: 'allenai/Olmo-3-7B-Instruct-SFT' },
+    },
+  ];
+  s.training = { ...job };
+  s.evaluation = { ...job, command: ['polyglot-eval'], dataUri: 's3://polyglot-test/benchmarks/' };
+  change(s);
+}
 
 describe('sweep spec validation', () => {
   it('accepts a valid spec and fills defaults', () => {
@@ -113,6 +179,16 @@ describe('sweep spec validation', () => {
     assert.equal(spec.seed, 921);
     assert.equal(spec.teachers[0]!.sampling.temperature, 0.8);
     assert.equal(spec.providers[0]!.concurrency, 4);
+  });
+
+  it('accepts a student side and leaves unset hyper-parameters to the trainer (the paper defaults)', () => {
+    const doc = structuredClone(valid()) as Doc;
+    withStudents(doc, () => undefined);
+    const spec = parseSweepSpec(doc);
+    assert.deepEqual(spec.training!.hyper, {});
+    assert.equal(spec.evaluation!.suite, 'pg-v1');
+    assert.equal(spec.evaluation!.temperature, 0.6);
+    assert.equal(spec.evaluation!.maxNewTokens, 50);
   });
 
   for (const [name, mutate, expected] of BAD) {
