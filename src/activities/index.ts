@@ -1,3 +1,4 @@
+import { Context } from '@temporalio/activity';
 import { createDatasetActivities, type DatasetDeps } from './dataset';
 import { mapped } from './failures';
 import { createJobActivities, type JobDeps } from './jobs';
@@ -6,6 +7,36 @@ import { createReportActivities } from './report';
 import { createSweepActivities } from './sweep';
 
 export type ActivityDeps = DatasetDeps & { runners?: JobDeps['runners'] };
+
+/**
+ * Activities that report no progress of their own. While one runs, the worker heartbeats for it every
+ * few seconds, so the workflow can use a short heartbeat timeout: when the worker dies, the activity is
+ * retried elsewhere in seconds instead of after its whole start-to-close timeout.
+ */
+const KEEP_ALIVE = new Set([
+  'prepareDataset',
+  'finalizeDataset',
+  'recordSweep',
+  'writeSweepSummary',
+  'scoreSweep',
+  'subsampleDataset',
+  'measureLanguage',
+  'combineIntrinsic',
+]);
+/** How often a kept-alive activity heartbeats; workflows give such activities a 30 s heartbeat timeout. */
+export const KEEP_ALIVE_MS = 5_000;
+
+function keepAlive<A extends unknown[], R>(fn: (...a: A) => Promise<R>): (...a: A) => Promise<R> {
+  return async (...args: A) => {
+    const ctx = Context.current();
+    const timer = setInterval(() => ctx.heartbeat(), KEEP_ALIVE_MS);
+    try {
+      return await fn(...args);
+    } finally {
+      clearInterval(timer);
+    }
+  };
+}
 
 /** All activities, with dependencies injected so tests and workers choose real or local backends. */
 export function createActivities(deps: ActivityDeps) {
@@ -17,7 +48,10 @@ export function createActivities(deps: ActivityDeps) {
     ...createJobActivities({ stores: deps.stores, runners: deps.runners ?? {} }),
   };
   return Object.fromEntries(
-    Object.entries(all).map(([name, fn]) => [name, mapped(fn as (...a: unknown[]) => Promise<unknown>)]),
+    Object.entries(all).map(([name, fn]) => {
+      const f = mapped(fn as (...a: unknown[]) => Promise<unknown>);
+      return [name, KEEP_ALIVE.has(name) ? keepAlive(f) : f];
+    }),
   ) as typeof all;
 }
 

@@ -50,6 +50,8 @@ export interface DatasetWorkflowResult {
 
 const { prepareDataset, finalizeDataset } = proxyActivities<Activities>({
   startToCloseTimeout: '10 minutes',
+  // The worker heartbeats for these while they run (activities/index.ts): a dead worker shows in 30 s.
+  heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: [...NON_RETRYABLE] },
 });
 

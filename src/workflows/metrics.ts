@@ -25,7 +25,8 @@ export interface MetricsWorkflowResult {
 
 const local = proxyActivities<Activities>({
   startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '5 minutes',
+  // The worker heartbeats for these while they run (activities/index.ts): a dead worker shows in 30 s.
+  heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '1s', maximumInterval: '60s', nonRetryableErrorTypes: [...NON_RETRYABLE] },
 });
 

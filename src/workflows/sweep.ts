@@ -58,6 +58,8 @@ export interface StudentRun {
 
 const { recordSweep, writeSweepSummary, scoreSweep } = proxyActivities<Activities>({
   startToCloseTimeout: '10 minutes',
+  // The worker heartbeats for these while they run (activities/index.ts): a dead worker shows in 30 s.
+  heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: [...NON_RETRYABLE] },
 });
 
@@ -209,10 +211,13 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
               },
             ],
             typedSearchAttributes: attrs,
-          }).catch((e: unknown) => {
-            if (isCancellation(e)) throw e;
-            return { family, language, error: describeFailure(e) };
-          }),
+          }).catch((e: unknown) => ({
+            // Settled, never rejected: these promises are awaited only after the cells, so a rejection
+            // (a cancel, above all) would go unhandled meanwhile and fail the workflow task.
+            family,
+            language,
+            error: isCancellation(e) ? 'cancelled' : describeFailure(e),
+          })),
         );
       }
     }

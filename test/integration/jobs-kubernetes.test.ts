@@ -17,6 +17,7 @@ import { LABELS, renderJob } from '../../src/jobs/manifest';
 import { JobSpecSchema, labelValue, type JobSpecInput } from '../../src/jobs/spec';
 import { storeFor, uniqueName } from '../support/fixtures';
 import { GPU_TRAIN_SPEC } from '../support/job-specs';
+import { createNamespace } from '../support/kube';
 import { killHard, spawnWorker, until } from '../support/processes';
 import { KUBECTL, ROOT, getStack, startKube } from '../support/stack';
 
@@ -50,20 +51,9 @@ describe('GPU job watcher on Kubernetes (kwok control plane)', function () {
   });
 
   beforeEach(async () => {
-    ns = uniqueName('pgk').toLowerCase().slice(0, 63);
     bucket = uniqueName('k8sjobs');
     await storeFor(bucket).ensureBucket();
-    await core.createNamespace({ body: { metadata: { name: ns } } });
-    // Pods need the namespace's default ServiceAccount, which kube-controller-manager creates.
-    await until(
-      () =>
-        core.readNamespacedServiceAccount({ name: 'default', namespace: ns }).then(
-          () => true,
-          () => false,
-        ),
-      20_000,
-      'default service account',
-    );
+    ns = await createNamespace(core, 'pgk');
   });
 
   afterEach(async () => {

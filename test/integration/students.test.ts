@@ -39,6 +39,7 @@ describe('student stage through the job runner', function () {
         heartbeatSeconds: 5,
       },
       evaluation: {
+        env: { FAKE_JOB_SCORE: '0.42' },
         runner: 'local' as const,
         image: 'local',
         command: [process.execPath, path.join(ROOT, 'lib/test/support/fake-job.js')],

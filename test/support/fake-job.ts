@@ -3,6 +3,7 @@
  * sleeps FAKE_JOB_SLEEP_MS, then writes `result.json` under POLYGLOT_OUTPUT_URI and exits with
  * FAKE_JOB_EXIT (default 0). Runs under the local runner as a real process.
  */
+import { sha256Hex } from '../../src/spec/hash';
 import { makeS3Client, parseS3Uri, S3Store } from '../../src/storage/s3';
 
 async function main() {
@@ -27,10 +28,19 @@ async function main() {
   process.exit(exit);
 }
 
-/** An evaluator's per-language score S for each language its config asks for (POLYGLOT_JOB_CONFIG). */
+/**
+ * An evaluator's per-language score S for each language its config asks for (POLYGLOT_JOB_CONFIG): a
+ * pure function of the model evaluated, so base, reference and each student differ, and reruns agree.
+ * FAKE_JOB_SCORE fixes it instead.
+ */
 function scores(): Record<string, number> {
-  const config = JSON.parse(process.env.POLYGLOT_JOB_CONFIG ?? '{}') as { languages?: string[] };
-  return Object.fromEntries((config.languages ?? []).map((l) => [`score:${l}`, 0.42]));
+  const config = JSON.parse(process.env.POLYGLOT_JOB_CONFIG ?? '{}') as { languages?: string[]; model?: string };
+  const inputs = JSON.parse(process.env.POLYGLOT_INPUTS ?? '{}') as { model?: string };
+  // The bucket is left out: runs in different buckets of the same spec must agree.
+  const model = (config.model ?? inputs.model ?? '').replace(/s3:\/\/[^/]+\//, 's3://');
+  const fixed = process.env.FAKE_JOB_SCORE;
+  const score = fixed !== undefined ? Number(fixed) : 0.2 + (parseInt(sha256Hex(model).slice(0, 6), 16) % 600) / 1000;
+  return Object.fromEntries((config.languages ?? []).map((l) => [`score:${l}`, score]));
 }
 
 main().catch((e) => {

@@ -1,0 +1,596 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { CancelledFailure, Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { BatchV1Api, CoreV1Api } from '@kubernetes/client-node';
+import { loadKubeConfig } from '../../src/jobs/kubernetes';
+import { LABELS } from '../../src/jobs/manifest';
+import { FakeLlmServer, type FakeFault } from '../../src/llm/fake-server';
+import { planSweep, type SweepPlan } from '../../src/spec/plan';
+import { rng } from '../../src/spec/random';
+import { parseSweepSpec, type SweepSpecInput } from '../../src/spec/sweep';
+import { keys } from '../../src/storage/layout';
+import { S3Store, makeS3Client } from '../../src/storage/s3';
+import { SEARCH_ATTRIBUTES } from '../../src/workflows/shared';
+import type { SweepResult } from '../../src/workflows/sweep';
+import { importDemoSeeds, smallSpec, uniqueName } from '../support/fixtures';
+import { createNamespace } from '../support/kube';
+import { POD_EXEC_LABEL, PodExecutor } from '../support/pod-executor';
+import { killHard, spawnWorker, until } from '../support/processes';
+import { ROOT, TOOLS, freePort, getStack, startKube } from '../support/stack';
+
+/**
+ * Fault injection (issue #6). Each scenario runs a small but complete sweep — generation, intrinsic
+ * metrics, anchors, one student per cell (train → eval jobs under the local runner), score — with a
+ * worker as a real process and a deterministic fake LLM server, injects a fault, and compares the final
+ * artifacts with an undisturbed run's: the same example ids and counts, intrinsic metrics, student
+ * scores and PG-Scores. Work is counted where it happens: LLM calls at the server, jobs in the runner's
+ * folder (one per cell and attempt).
+ */
+
+const FAKE_JOB = [process.execPath, path.join(ROOT, 'lib/test/support/fake-job.js')];
+
+interface Fingerprint {
+  examples: Record<string, string[]>;
+  intrinsic: Record<string, Record<string, number>>;
+  students: Record<string, number | undefined>;
+  pg: Record<string, number | null>;
+}
+
+async function fingerprint(store: S3Store, plan: SweepPlan, r: SweepResult): Promise<Fingerprint> {
+  const examples: Fingerprint['examples'] = {};
+  for (const cell of plan.cells) {
+    const manifest = await store.getJson<{ produced: number; perStrategy: Record<string, { shards: string[] }> }>(
+      keys.datasetManifest(keys.dataset('polyglot', cell.datasetKey)),
+    );
+    assert.ok(manifest, `no manifest for ${cell.cellId}`);
+    const ids: string[] = [];
+    for (const s of Object.values(manifest.perStrategy)) {
+      for (const uri of s.shards) {
+        const text = (await store.getText(uri.replace(/^s3:\/\/[^/]+\//, ''))) ?? '';
+        for (const line of text.split('\n')) if (line.trim()) ids.push((JSON.parse(line) as { id: string }).id);
+      }
+    }
+    assert.equal(ids.length, manifest.produced, `${cell.cellId}: the manifest counts what the shards hold`);
+    assert.equal(new Set(ids).size, ids.length, `${cell.cellId}: no duplicate example`);
+    examples[`${cell.teacherId}/${cell.language}`] = ids.sort();
+  }
+  const summary = (await store.getJson(r.summaryUri.replace(/^s3:\/\/[^/]+\//, ''))) as {
+    intrinsic: { teacher: string; language: string; intrinsicUri: string }[];
+  };
+  const intrinsic: Fingerprint['intrinsic'] = {};
+  for (const c of summary.intrinsic) {
+    const doc = (await store.getJson(c.intrinsicUri.replace(/^s3:\/\/[^/]+\//, ''))) as {
+      intrinsic: Record<string, number>;
+    };
+    intrinsic[`${c.teacher}/${c.language}`] = doc.intrinsic;
+  }
+  const students = Object.fromEntries(r.students.map((s) => [`${s.teacher}/${s.language}/${s.student}`, s.score]));
+  const { scores } = (await store.getJson(`${r.report!.reportPrefix.replace(/^s3:\/\/[^/]+\//, '')}/scores.json`)) as {
+    scores: { cells: { teacher: string; language: string; family?: string; pg_score?: number }[] };
+  };
+  const pg = Object.fromEntries(
+    scores.cells.map((c) => [
+      `${c.teacher}/${c.language}/${c.family}`,
+      c.pg_score === undefined ? null : +c.pg_score.toFixed(12),
+    ]),
+  );
+  return { examples, intrinsic, students, pg };
+}
+
+/** rclone's S3 server over a folder: unlike moto it keeps its objects when it is stopped and started. */
+class RcloneS3 {
+  child?: ChildProcess;
+  constructor(
+    readonly dir: string,
+    readonly port: number,
+  ) {}
+  get endpoint(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+  async start(): Promise<void> {
+    this.child = spawn(
+      path.join(TOOLS, 'rclone'),
+      ['serve', 's3', '--addr', `127.0.0.1:${this.port}`, '--auth-key', 'test,test', this.dir],
+      { env: { ...process.env, RCLONE_CONFIG: '/dev/null' }, stdio: 'ignore' },
+    );
+    await until(
+      () =>
+        fetch(this.endpoint).then(
+          () => true,
+          () => false,
+        ),
+      20_000,
+      'rclone S3',
+    );
+  }
+  async stop(): Promise<void> {
+    if (this.child) await killHard(this.child);
+    this.child = undefined;
+  }
+}
+
+/** A Temporal dev server of the chaos suite's own, on a database file that outlives a kill. */
+class TemporalDevServer {
+  child?: ChildProcess;
+  constructor(
+    readonly dbFile: string,
+    readonly port: number,
+  ) {}
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+  async start(): Promise<void> {
+    const attrs = SEARCH_ATTRIBUTES.flatMap((k) => ['--search-attribute', `${k.name}=Keyword`]);
+    this.child = spawn(
+      path.join(TOOLS, 'temporal'),
+      ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(this.port), '--headless',
+        '--db-filename', this.dbFile, '--log-level', 'error', ...attrs], // prettier-ignore
+      { stdio: 'ignore' },
+    );
+    await until(
+      async () => {
+        try {
+          const c = await Connection.connect({ address: this.address, connectTimeout: 1000 });
+          await c.workflowService.getSystemInfo({});
+          await c.close();
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      60_000,
+      'Temporal dev server',
+    );
+  }
+  async stop(): Promise<void> {
+    if (this.child) await killHard(this.child);
+    this.child = undefined;
+  }
+}
+
+describe('chaos: faults injected into a whole sweep', function () {
+  this.timeout(900_000);
+  let llm: FakeLlmServer;
+  let s3: RcloneS3;
+  let worker: ChildProcess | undefined;
+  let baseline: Fingerprint | undefined;
+  let baselineJobs = 0;
+  let baselineCalls = 0;
+
+  before(async () => {
+    llm = new FakeLlmServer({ modelIds: ['fake-model'] });
+    await llm.start();
+    s3 = new RcloneS3(mkdtempSync(path.join(tmpdir(), 'pg-chaos-s3-')), await freePort());
+    await s3.start();
+  });
+  afterEach(async () => {
+    if (worker) await killHard(worker);
+    worker = undefined;
+    llm.clearFaults();
+    llm.setLatency(0);
+  });
+  after(async () => {
+    await s3.stop();
+    await llm.stop();
+  });
+
+  /** A fresh bucket, sweep and job folder; the same spec otherwise, so every run computes the same keys. */
+  async function setup() {
+    const bucket = uniqueName('chaos');
+    mkdirSync(path.join(s3.dir, bucket));
+    const store = new S3Store(makeS3Client(s3.endpoint, 'us-east-1'), bucket);
+    const taskQueue = uniqueName('tq');
+    const providerId = 'fake';
+    // Seeds are imported into the chaos bucket through the harness store of that bucket.
+    const seedPool = await importDemoSeeds(bucket, 'polyglot', store);
+    const base = smallSpec({ bucket, seedPool, llmUrl: llm.url, sweepId: uniqueName('chaos'), providerId, counts: 3 });
+    const job = { runner: 'local' as const, image: 'local', command: FAKE_JOB, gpus: 1, heartbeatSeconds: 3 };
+    const spec: SweepSpecInput = {
+      ...base,
+      shardSize: 3,
+      checkpointEvery: 1,
+      // The defaults (20 attempts, 1 s doubling to 60 s) ride out ~15 min of outage; this keeps the same
+      // 20 attempts with shorter waits (~80 s of outage), so the suite stays quick.
+      retry: { maximumAttempts: 20, initialIntervalSeconds: 0.2, maximumIntervalSeconds: 5 },
+      metrics: {
+        subsampleSize: 6,
+        embeddings: { provider: providerId, model: 'fake-model' },
+        judge: { provider: providerId, model: 'fake-model', maxTokens: 64 },
+        perplexity: { provider: providerId, model: 'fake-model' },
+        tokenizer: { provider: providerId, model: 'fake-model' },
+        checkpointEvery: 2,
+      },
+      students: [
+        { id: 'stu', family: 'stu', model: 'org/student', anchors: { base: 'org/base', reference: 'org/reference' } },
+      ],
+      training: { ...job, env: { FAKE_JOB_SLEEP_MS: '1500' } },
+      evaluation: { ...job, env: { FAKE_JOB_SLEEP_MS: '500' }, dataUri: `s3://${bucket}/benchmarks/` },
+    };
+    const plan = planSweep(parseSweepSpec(spec));
+    const jobsDir = mkdtempSync(path.join(tmpdir(), 'pg-chaos-jobs-'));
+    const workerEnv = {
+      POLYGLOT_TASK_QUEUE: taskQueue,
+      POLYGLOT_PROVIDERS: providerId,
+      POLYGLOT_JOBS_DIR: jobsDir,
+      POLYGLOT_LOCAL_JOB_SLOTS: '4',
+      S3_ENDPOINT: s3.endpoint,
+    };
+    return { bucket, store, taskQueue, spec, plan, jobsDir, workerEnv };
+  }
+
+  const jobCount = (dir: string) => readdirSync(dir).filter((d) => !d.startsWith('.')).length;
+  const repeatedCalls = () => [...llm.stats().byPrompt.values()].reduce((n, c) => n + Math.max(0, c - 1), 0);
+
+  async function start(s: Awaited<ReturnType<typeof setup>>) {
+    return getStack().env.client.workflow.start('sweepWorkflow', {
+      taskQueue: s.taskQueue,
+      workflowId: s.plan.workflowId,
+      args: [s.spec],
+    });
+  }
+
+  async function undisturbed(): Promise<Fingerprint> {
+    if (baseline) return baseline;
+    const s = await setup();
+    llm.resetStats();
+    worker = await spawnWorker(s.workerEnv);
+    const r = (await (await start(s)).result()) as SweepResult;
+    baseline = await fingerprint(s.store, s.plan, r);
+    baselineJobs = jobCount(s.jobsDir);
+    baselineCalls = llm.stats().served;
+    assert.equal(repeatedCalls(), 0, 'an undisturbed sweep asks nothing twice');
+    assert.equal(baselineJobs, 12, '4 train + 4 eval + 2 × 2 anchor evals');
+    return baseline;
+  }
+
+  it('undisturbed run (the reference for every scenario)', async () => {
+    const fp = await undisturbed();
+    assert.equal(Object.keys(fp.examples).length, 4);
+    assert.equal(Object.keys(fp.students).length, 4);
+  });
+
+  it('SIGKILL of the worker at 10 random points across all stages: same artifacts, nothing redone', async () => {
+    const ref = await undisturbed();
+    const s = await setup();
+    llm.setLatency(40);
+    llm.resetStats();
+    worker = await spawnWorker(s.workerEnv);
+    const handle = await start(s);
+    const random = rng(20261128);
+    const stagesHit = new Set<string>();
+    let done = false;
+    void handle.result().then(
+      () => (done = true),
+      () => (done = true),
+    );
+    for (let kill = 0; kill < 10 && !done; kill++) {
+      await new Promise((r) => setTimeout(r, 500 + random() * 2500));
+      if (done) break;
+      const progress = await handle.query<{ cells: { status: string }[] }>('progress').catch(() => undefined);
+      for (const c of progress?.cells ?? []) stagesHit.add(c.status);
+      await killHard(worker);
+      worker = await spawnWorker(s.workerEnv);
+    }
+    const r = (await handle.result()) as SweepResult;
+    const fp = await fingerprint(s.store, s.plan, r);
+    assert.deepEqual(fp, ref, 'the same examples, metrics, student scores and PG-Scores');
+    assert.equal(jobCount(s.jobsDir), baselineJobs, 'every job ran once: attached after each kill, never relaunched');
+    // A request in flight at a kill is asked again (its answer never reached storage); nothing stored is.
+    const repeated = repeatedCalls();
+    assert.ok(repeated <= 10 * 4, `${repeated} repeated calls for 10 kills × concurrency 4`);
+    assert.ok(stagesHit.size >= 2, `kills landed in several stages: ${[...stagesHit].join(', ')}`);
+    console.log(`      kills landed while cells were: ${[...stagesHit].join(', ')}; ${repeated} calls repeated`);
+  });
+
+  it('LLM bursts of 429 and 500 and slow answers: same artifacts after retries', async () => {
+    const ref = await undisturbed();
+    const s = await setup();
+    llm.resetStats();
+    llm.setLatency(30);
+    llm.setPeriodicFault(3, { kind: '429', retryAfterSeconds: 0 });
+    worker = await spawnWorker(s.workerEnv);
+    const handle = await start(s);
+    await until(() => llm.stats().faulted >= 5, 60_000, 'a burst of 429s');
+    llm.setPeriodicFault(2, { kind: '500' });
+    await until(() => llm.stats().faulted >= 15, 60_000, 'a burst of 500s');
+    llm.setPeriodicFault(0, null);
+    llm.setLatency(300);
+    const r = (await handle.result()) as SweepResult;
+    assert.deepEqual(await fingerprint(s.store, s.plan, r), ref);
+    assert.equal(llm.stats().served, baselineCalls, 'each answer was served exactly once');
+  });
+
+  it('LLM content faults (truncated JSON, empty content, garbage): counted, never crash the sweep', async () => {
+    const s = await setup();
+    llm.resetStats();
+    llm.injectFaults(['truncated', 'empty', 'garbage', 'truncated', 'empty'].map((kind) => ({ kind }) as FakeFault));
+    worker = await spawnWorker(s.workerEnv);
+    const r = (await (await start(s)).result()) as SweepResult;
+    const manifests = await Promise.all(
+      s.plan.cells.map((c) =>
+        s.store.getJson<{ parseFailures: number; emptyResponses: number; requested: number; produced: number }>(
+          keys.datasetManifest(keys.dataset('polyglot', c.datasetKey)),
+        ),
+      ),
+    );
+    const failures = manifests.reduce((n, m) => n + m!.parseFailures + m!.emptyResponses, 0);
+    const lost = manifests.reduce((n, m) => n + m!.requested - m!.produced, 0);
+    assert.ok(failures >= 1, 'bad answers are counted in the manifests');
+    assert.equal(lost, failures, 'every missing example is accounted for as a parse failure or empty answer');
+    assert.ok(r.report, 'the sweep still scored and reported');
+    // The fake teacher writes English words: the language-conformance metric says so, for every cell.
+    const summary = (await s.store.getJson(r.summaryUri.replace(/^s3:\/\/[^/]+\//, ''))) as {
+      intrinsic: { intrinsicUri: string }[];
+    };
+    for (const c of summary.intrinsic) {
+      const doc = (await s.store.getJson(c.intrinsicUri.replace(/^s3:\/\/[^/]+\//, ''))) as {
+        intrinsic: { responses_language_conformance?: number };
+      };
+      assert.ok((doc.intrinsic.responses_language_conformance ?? 1) < 0.5, 'wrong-language text is measured');
+    }
+  });
+
+  it('S3 server down for 30 s mid-sweep: same artifacts once it is back', async () => {
+    const ref = await undisturbed();
+    const s = await setup();
+    llm.resetStats();
+    llm.setLatency(40);
+    worker = await spawnWorker(s.workerEnv);
+    const handle = await start(s);
+    await until(() => llm.stats().served >= 10, 60_000, 'generation under way');
+    await s3.stop();
+    const downAt = Date.now();
+    await new Promise((r) => setTimeout(r, 30_000));
+    await s3.start();
+    const r = (await handle.result()) as SweepResult;
+    assert.ok(Date.now() - downAt >= 30_000);
+    assert.deepEqual(await fingerprint(s.store, s.plan, r), ref);
+    assert.equal(jobCount(s.jobsDir), baselineJobs, 'every job ran once');
+  });
+
+  it('Temporal server killed and restarted mid-sweep (persistent database): same artifacts', async () => {
+    const ref = await undisturbed();
+    const s = await setup();
+    const server = new TemporalDevServer(
+      path.join(mkdtempSync(path.join(tmpdir(), 'pg-chaos-tdb-')), 'temporal.db'),
+      await freePort(),
+    );
+    await server.start();
+    const connection = await Connection.connect({ address: server.address });
+    try {
+      const client = new Client({ connection });
+      llm.resetStats();
+      llm.setLatency(40);
+      worker = await spawnWorker({ ...s.workerEnv, TEMPORAL_ADDRESS: server.address });
+      const handle = await client.workflow.start('sweepWorkflow', {
+        taskQueue: s.taskQueue,
+        workflowId: s.plan.workflowId,
+        args: [s.spec],
+      });
+      await until(() => llm.stats().served >= 10, 60_000, 'generation under way');
+      await server.stop(); // SIGKILL: no graceful shutdown
+      await new Promise((r) => setTimeout(r, 5_000));
+      await server.start();
+      // The worker and the client reconnect on their own; the history is whole in the database.
+      let r: SweepResult | undefined;
+      for (let i = 0; i < 60 && !r; i++) {
+        r = (await handle.result().catch(async (e: unknown) => {
+          if (e instanceof WorkflowFailedError) throw e;
+          await new Promise((res) => setTimeout(res, 2_000));
+          return undefined;
+        })) as SweepResult | undefined;
+      }
+      assert.ok(r, 'the sweep finished after the restart');
+      assert.deepEqual(await fingerprint(s.store, s.plan, r), ref);
+      assert.equal(jobCount(s.jobsDir), baselineJobs, 'every job ran once');
+    } finally {
+      if (worker) await killHard(worker);
+      worker = undefined;
+      await connection.close();
+      await server.stop();
+    }
+  });
+
+  it('cancel mid-sweep: no job left running, no partial object presented as complete', async () => {
+    const s = await setup();
+    llm.resetStats();
+    worker = await spawnWorker(s.workerEnv);
+    const handle = await start(s);
+    // Cancel while students train (their jobs sleep 1.5 s each).
+    await until(() => jobCount(s.jobsDir) >= 6, 120_000, 'student jobs running');
+    await handle.cancel();
+    await assert.rejects(
+      handle.result(),
+      (e: unknown) => e instanceof WorkflowFailedError && e.cause instanceof CancelledFailure,
+      'the sweep ends cancelled',
+    );
+    await until(
+      () => readdirSync(s.jobsDir).every((d) => d.startsWith('.') || jobFinished(path.join(s.jobsDir, d))),
+      30_000,
+      'every job process ended',
+    );
+    // Every manifest that exists is complete: its shards exist and hold exactly what it counts.
+    for (const c of s.plan.cells) {
+      const m = await s.store.getJson<{ produced: number; perStrategy: Record<string, { shards: string[] }> }>(
+        keys.datasetManifest(keys.dataset('polyglot', c.datasetKey)),
+      );
+      if (!m) continue;
+      let n = 0;
+      for (const st of Object.values(m.perStrategy))
+        for (const uri of st.shards) {
+          const text = await s.store.getText(uri.replace(/^s3:\/\/[^/]+\//, ''));
+          assert.ok(text !== undefined, `${uri} is listed but missing`);
+          n += text.split('\n').filter((l) => l.trim()).length;
+        }
+      assert.equal(n, m.produced);
+    }
+  });
+});
+
+/**
+ * A TCP proxy in front of the API server that fails connections: every `resetEvery`-th new connection
+ * is reset at once, and every `dropMs` all open connections (keep-alive, long requests) are cut, as a
+ * load balancer or an API server restart does. TLS passes through untouched.
+ */
+class FlakyProxy {
+  private server?: net.Server;
+  private readonly open = new Set<net.Socket>();
+  private timer?: NodeJS.Timeout;
+  resets = 0;
+  drops = 0;
+  private n = 0;
+  constructor(
+    private readonly upstream: { host: string; port: number },
+    private readonly opts: { resetEvery: number; dropMs: number },
+  ) {}
+  async start(): Promise<number> {
+    this.server = net.createServer((client) => {
+      if (++this.n % this.opts.resetEvery === 0) {
+        this.resets++;
+        client.resetAndDestroy();
+        return;
+      }
+      const up = net.connect(this.upstream.port, this.upstream.host);
+      this.open.add(client);
+      client.pipe(up).pipe(client);
+      const close = () => {
+        this.open.delete(client);
+        client.destroy();
+        up.destroy();
+      };
+      client.on('error', close).on('close', close);
+      up.on('error', close).on('close', close);
+    });
+    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
+    this.timer = setInterval(() => {
+      for (const c of this.open) {
+        this.drops++;
+        c.destroy();
+      }
+    }, this.opts.dropMs);
+    return (this.server.address() as net.AddressInfo).port;
+  }
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    for (const c of this.open) c.destroy();
+    await new Promise((r) => this.server?.close(r));
+  }
+}
+
+describe('chaos: Kubernetes API faults', function () {
+  this.timeout(600_000);
+  let kubeconfig: string | undefined;
+  let llm: FakeLlmServer;
+  let worker: ChildProcess | undefined;
+
+  before(async function () {
+    this.timeout(180_000);
+    kubeconfig = await startKube();
+    if (!kubeconfig) this.skip(); // .tools/kube/bin missing: scripts/test.sh builds it
+    llm = new FakeLlmServer({ modelIds: ['fake-model'] });
+    await llm.start();
+  });
+  after(async () => {
+    if (worker) await killHard(worker);
+    await llm?.stop();
+  });
+
+  it('connections reset and dropped on the way to the API server: every Job created once, sweep completes', async () => {
+    const kc = loadKubeConfig(kubeconfig!);
+    const core = kc.makeApiClient(CoreV1Api);
+    const ns = await createNamespace(core, 'pgchaos');
+    const server = new URL(kc.getCurrentCluster()!.server);
+    const proxy = new FlakyProxy({ host: server.hostname, port: Number(server.port) }, { resetEvery: 4, dropMs: 1500 });
+    const port = await proxy.start();
+    const flakyConfig = path.join(mkdtempSync(path.join(tmpdir(), 'pg-chaos-kube-')), 'kubeconfig');
+    writeFileSync(flakyConfig, readFileSync(kubeconfig!, 'utf8').replace(server.origin, `https://127.0.0.1:${port}`));
+    const executor = new PodExecutor(kc, ns, {
+      pathPrefix: [],
+      extraEnv: {
+        S3_ENDPOINT: getStack().s3Endpoint,
+        AWS_ACCESS_KEY_ID: 'test',
+        AWS_SECRET_ACCESS_KEY: 'test',
+        AWS_REGION: 'us-east-1',
+      },
+      log: (line) => console.log(`      ${line}`),
+    });
+    executor.start();
+    const bucket = uniqueName('chaosk8s');
+    const seedPool = await importDemoSeeds(bucket);
+    const base = smallSpec({
+      bucket,
+      seedPool,
+      llmUrl: llm.url,
+      sweepId: uniqueName('chaosk'),
+      providerId: 'fake',
+      counts: 1,
+    });
+    const job = {
+      runner: 'kubernetes' as const,
+      image: 'polyglot/fake-job:test',
+      command: FAKE_JOB,
+      gpus: 1,
+      heartbeatSeconds: 5,
+      podLabels: { [POD_EXEC_LABEL]: 'true' },
+    };
+    const spec: SweepSpecInput = {
+      ...base,
+      teachers: [base.teachers[0]!],
+      students: [{ id: 'stu', model: 'org/student', anchors: { base: 'org/base', reference: 'org/reference' } }],
+      training: { ...job, env: { FAKE_JOB_SLEEP_MS: '2000' } },
+      evaluation: { ...job, env: { FAKE_JOB_SLEEP_MS: '500' }, dataUri: `s3://${bucket}/benchmarks/` },
+    };
+    const plan = planSweep(parseSweepSpec(spec));
+    const taskQueue = uniqueName('tq');
+    try {
+      worker = await spawnWorker({
+        POLYGLOT_TASK_QUEUE: taskQueue,
+        POLYGLOT_PROVIDERS: 'fake',
+        POLYGLOT_KUBECONFIG: flakyConfig,
+        POLYGLOT_K8S_NAMESPACE: ns,
+        POLYGLOT_K8S_POLL_MS: '300',
+      });
+      const r = (await getStack().env.client.workflow.execute('sweepWorkflow', {
+        taskQueue,
+        workflowId: plan.workflowId,
+        args: [spec],
+      })) as SweepResult;
+      assert.equal(r.students.length, 2, '1 teacher × 2 languages × 1 student');
+      assert.ok(r.students.every((st) => typeof st.score === 'number'));
+      const jobs = (
+        await kc
+          .makeApiClient(BatchV1Api)
+          .listNamespacedJob({ namespace: ns, labelSelector: `${LABELS.sweep}=${plan.sweepId}` })
+      ).items;
+      // 2 train + 2 eval + 2 languages × (base + reference): each created once, attempt 0 only.
+      assert.equal(jobs.length, 8, jobs.map((j) => j.metadata?.name).join(', '));
+      assert.ok(
+        jobs.every((j) => j.metadata?.labels?.[LABELS.attempt] === '0'),
+        'no job needed a second attempt',
+      );
+      assert.equal(executor.ran.length, 8, 'each pod ran its command once');
+      assert.ok(proxy.resets + proxy.drops >= 5, `faults injected: ${proxy.resets} resets, ${proxy.drops} drops`);
+      console.log(`      ${proxy.resets} connections reset, ${proxy.drops} dropped on the way to the API server`);
+    } finally {
+      await executor.stop();
+      await proxy.stop();
+      await core.deleteNamespace({ name: ns }).catch(() => undefined);
+    }
+  });
+});
+
+/** A local job is over when its exit code is recorded or its process is gone. */
+function jobFinished(dir: string): boolean {
+  if (existsSync(path.join(dir, 'exit'))) return true;
+  try {
+    const pid = Number(readFileSync(path.join(dir, 'pid'), 'utf8'));
+    process.kill(pid, 0);
+    return false;
+  } catch {
+    return true;
+  }
+}
