@@ -349,7 +349,14 @@ describe('chaos: faults injected into a whole sweep', function () {
     const r = (await handle.result()) as SweepResult;
     assert.ok(Date.now() - downAt >= 30_000);
     assert.deepEqual(await fingerprint(s.store, s.plan, r), ref);
-    assert.equal(jobCount(s.jobsDir), baselineJobs, 'every job ran once');
+    // A job that could not write its output while S3 was down exits non-zero and is replaced by its next
+    // attempt (a trainer would resume from its checkpoint); each job succeeds exactly once.
+    const attempts = jobAttempts(s.jobsDir);
+    assert.equal(attempts.size, baselineJobs, 'the same jobs as an undisturbed run');
+    for (const [cell, runs] of attempts) {
+      assert.equal(runs.filter((x) => x.exit === 0).length, 1, `${cell} succeeded once`);
+      assert.ok(runs.every((x) => x.exit === 0 || runs.some((y) => y.exit === 0 && y.attempt > x.attempt)));
+    }
   });
 
   it('Temporal server killed and restarted mid-sweep (persistent database): same artifacts', async () => {
@@ -582,6 +589,22 @@ describe('chaos: Kubernetes API faults', function () {
     }
   });
 });
+
+/** Every local job's attempts by cell id, with their exit codes (the runner's own records). */
+function jobAttempts(dir: string): Map<string, { attempt: number; exit?: number }[]> {
+  const out = new Map<string, { attempt: number; exit?: number }[]>();
+  for (const d of readdirSync(dir)) {
+    if (d.startsWith('.')) continue;
+    const spec = JSON.parse(readFileSync(path.join(dir, d, 'spec.json'), 'utf8')) as {
+      cellId: string;
+      attempt: number;
+    };
+    const exitFile = path.join(dir, d, 'exit');
+    const exit = existsSync(exitFile) ? Number(readFileSync(exitFile, 'utf8').trim()) : undefined;
+    out.set(spec.cellId, [...(out.get(spec.cellId) ?? []), { attempt: spec.attempt, exit }]);
+  }
+  return out;
+}
 
 /** A local job is over when its exit code is recorded or its process is gone. */
 function jobFinished(dir: string): boolean {

@@ -1,12 +1,17 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { renderJob } from '../../src/jobs/manifest';
+import { JobSpecSchema } from '../../src/jobs/spec';
 import { FakeLlmServer } from '../../src/llm/fake-server';
 import { planSweep } from '../../src/spec/plan';
 import { parseSweepSpec } from '../../src/spec/sweep';
 import { importDemoSeeds, smallSpec, storeFor, uniqueName } from '../support/fixtures';
 import { killHard, spawnWorker } from '../support/processes';
-import { getStack } from '../support/stack';
+import { ROOT, getStack } from '../support/stack';
 
 /**
  * A sweep that uses an API key, S3 credentials and an HF token: none of the secret values may appear
@@ -35,7 +40,27 @@ describe('secrets stay out of history, logs and artifacts', function () {
     const seedPool = await importDemoSeeds(bucket);
     const spec = smallSpec({ bucket, seedPool, llmUrl: llm.url, sweepId: uniqueName('sw'), providerId, counts: 2 });
     spec.providers[0]!.apiKeyEnv = 'POLYGLOT_TEST_API_KEY';
+    // The student side too: jobs get the HF token and S3 key by reference only (Kubernetes Secret name
+    // and key; under the local runner, the worker's variable of the same name).
+    const job = {
+      runner: 'local' as const,
+      image: 'local',
+      command: [process.execPath, path.join(ROOT, 'lib/test/support/fake-job.js')],
+      gpus: 1,
+      heartbeatSeconds: 5,
+      secretEnv: [
+        { name: 'HF_TOKEN', secretName: 'polyglot-hf', key: 'token' },
+        { name: 'AWS_SECRET_ACCESS_KEY', secretName: 'polyglot-s3', key: 'secret-access-key' },
+      ],
+    };
+    Object.assign(spec, {
+      teachers: [spec.teachers[0]!],
+      students: [{ id: 'stu', model: 'org/student', anchors: { base: 'org/base', reference: 'org/ref' } }],
+      training: job,
+      evaluation: { ...job, dataUri: `s3://${bucket}/benchmarks/` },
+    });
     const plan = planSweep(parseSweepSpec(spec));
+    const jobsDir = mkdtempSync(path.join(tmpdir(), 'pg-secrets-jobs-'));
 
     let logs = '';
     worker = await spawnWorker({
@@ -44,12 +69,15 @@ describe('secrets stay out of history, logs and artifacts', function () {
       POLYGLOT_TEST_API_KEY: SECRETS.API,
       AWS_SECRET_ACCESS_KEY: SECRETS.S3_SECRET,
       HF_TOKEN: SECRETS.HF,
+      POLYGLOT_JOBS_DIR: jobsDir,
     });
     worker.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
     worker.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
     const client = getStack().env.client;
     await client.workflow.execute('sweepWorkflow', { taskQueue, workflowId: plan.workflowId, args: [spec] });
     assert.equal(llm.stats().served, plan.totalRequested, 'the key was sent: every call was served');
+    const jobFiles = readdirSync(jobsDir, { recursive: true, withFileTypes: true }).filter((f) => f.isFile());
+    assert.ok(jobFiles.length >= 8, 'the student jobs ran');
 
     // Histories of the sweep and every cell.
     const haystacks: [string, string][] = [];
@@ -62,6 +90,17 @@ describe('secrets stay out of history, logs and artifacts', function () {
     // Every object in the sweep's bucket.
     const store = storeFor(bucket);
     for (const key of await store.list('')) haystacks.push([`s3 ${key}`, (await store.getText(key)) ?? '']);
+    // The local runner's job records (spec, pid, exit code, log) and the Kubernetes manifest each job
+    // spec in history would render to.
+    for (const f of jobFiles) {
+      const file = path.join(f.parentPath, f.name);
+      haystacks.push([`job file ${file}`, readFileSync(file, 'utf8')]);
+      if (f.name === 'spec.json') {
+        const rendered = renderJob(JobSpecSchema.parse(JSON.parse(readFileSync(file, 'utf8'))), 'polyglot');
+        haystacks.push([`manifest of ${file}`, JSON.stringify(rendered)]);
+        assert.ok(JSON.stringify(rendered).includes('"secretKeyRef":{"name":"polyglot-hf","key":"token"}'));
+      }
+    }
     assert.ok(
       haystacks.some(([, text]) => text.includes('POLYGLOT_TEST_API_KEY')),
       'the variable name is recorded (as intended)',
