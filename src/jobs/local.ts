@@ -65,7 +65,8 @@ export class LocalJobRunner implements JobRunner {
     // many training processes), then runs the job and records its exit code, so the code is recorded
     // even if this worker dies first. A lock is released by the kernel when its holder exits.
     const wrapper = [
-      'while :; do for s in $(seq 1 "$POLYGLOT_JOB_SLOTS"); do exec 9>"$POLYGLOT_JOB_ROOT/.slot-$s";',
+      'mkdir -p "$POLYGLOT_JOB_ROOT/.slots";',
+      'while :; do for s in $(seq 1 "$POLYGLOT_JOB_SLOTS"); do exec 9>"$POLYGLOT_JOB_ROOT/.slots/$s";',
       'if flock -n 9; then break 2; fi; done; sleep 0.5; done;',
       '"$@"; code=$?; echo $code > "$POLYGLOT_JOB_DIR/exit.tmp" && mv "$POLYGLOT_JOB_DIR/exit.tmp" "$POLYGLOT_JOB_DIR/exit"',
     ].join(' ');

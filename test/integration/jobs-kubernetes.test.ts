@@ -18,6 +18,7 @@ import { JobSpecSchema, labelValue, type JobSpecInput } from '../../src/jobs/spe
 import { storeFor, uniqueName } from '../support/fixtures';
 import { GPU_TRAIN_SPEC } from '../support/job-specs';
 import { createNamespace } from '../support/kube';
+import { POD_EXEC_LABEL, PodExecutor } from '../support/pod-executor';
 import { killHard, spawnWorker, until } from '../support/processes';
 import { KUBECTL, ROOT, getStack, startKube } from '../support/stack';
 
@@ -127,17 +128,27 @@ describe('GPU job watcher on Kubernetes (kwok control plane)', function () {
     }
 
     it('runs a Job to success and reads its result', async () => {
-      const s = spec();
-      await writeResult(s);
+      // The pod's command really runs (the pod executor): the test's fake job writes result.json.
+      const s = spec({
+        command: [process.execPath, path.join(ROOT, 'lib/test/support/fake-job.js')],
+        env: { FAKE_JOB_SLEEP_MS: '300' },
+        podLabels: { [POD_EXEC_LABEL]: 'true' },
+      });
+      const executor = new PodExecutor(kc, ns, {
+        pathPrefix: [],
+        extraEnv: { S3_ENDPOINT: getStack().s3Endpoint, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' },
+      });
+      executor.start();
       const h = await start(s);
-      const r = (await h.result()) as {
+      const r = (await h.result().finally(() => executor.stop())) as {
         jobName: string;
         attached: boolean;
         result: { status: string; metrics: Record<string, number> };
         logsUri: string;
       };
       assert.equal(r.result.status, 'succeeded');
-      assert.equal(r.result.metrics.steps, 7);
+      assert.equal(r.result.metrics.steps, 3);
+      assert.equal(executor.ran.length, 1, "the pod's command ran once");
       assert.equal(r.attached, false);
       const jobs = await jobsOf(s);
       assert.equal(jobs.length, 1);
@@ -200,11 +211,16 @@ describe('GPU job watcher on Kubernetes (kwok control plane)', function () {
       await until(async () => (await jobsOf(s)).length === 1, 15_000, 'the Job');
       await killHard(worker!);
       worker = await startWorker();
-      // Let the retried watcher attach (heartbeat timeout 3 s) before the Job can finish.
+      // Let the retried watcher attach (heartbeat timeout 3 s) before the Job can finish: its first
+      // heartbeat says so. (A result already stored would be returned without attaching.)
       await until(
-        async () => (await h.describe()).raw.pendingActivities?.[0]?.attempt === 2,
-        20_000,
-        'the second attempt',
+        async () => {
+          const pa = (await h.describe()).raw.pendingActivities?.[0];
+          const data = pa?.attempt === 2 ? pa.heartbeatDetails?.payloads?.[0]?.data : undefined;
+          return !!data && (JSON.parse(Buffer.from(data).toString()) as { attached?: boolean }).attached === true;
+        },
+        30_000,
+        'the second attempt attached',
       );
       await writeResult(s);
       const node: V1Node = {

@@ -41,6 +41,8 @@ describe('GPU job watcher on the local runner', function () {
       outputUri: `s3://${bucket}/students/${cellId.replace(/[/=]/g, '_')}/`,
     };
   }
+  /** One folder per job (the runner's slot locks live in a dot-folder beside them). */
+  const jobDirs = () => readdirSync(jobsDir).filter((d) => !d.startsWith('.'));
   const start = (s: JobSpecInput, wf = uniqueName('job')) =>
     getStack().env.client.workflow.start('jobWorkflow', {
       taskQueue,
@@ -70,7 +72,7 @@ describe('GPU job watcher on the local runner', function () {
     const root = (err.cause as { cause?: { type?: string; message: string } }).cause;
     assert.equal(root?.type, 'JobFailedPermanently');
     assert.match(root?.message ?? '', /exit 2/);
-    assert.equal(readdirSync(jobsDir).length, 1, 'exactly one job');
+    assert.equal(jobDirs().length, 1, 'exactly one job');
   });
 
   it('replaces a Job that failed retryably with a new attempt, and stops after maxJobAttempts', async () => {
@@ -79,8 +81,8 @@ describe('GPU job watcher on the local runner', function () {
     const r = (await ok.result()) as { jobName: string; result: { status: string } };
     assert.equal(r.result.status, 'succeeded');
     assert.match(r.jobName, /-a1-/);
-    assert.equal(readdirSync(jobsDir).length, 2, 'attempt 0 and attempt 1');
-    for (const d of readdirSync(jobsDir)) {
+    assert.equal(jobDirs().length, 2, 'attempt 0 and attempt 1');
+    for (const d of jobDirs()) {
       assert.equal(readFileSync(path.join(jobsDir, d, 'main.log'), 'utf8').match(/fake job for/g)?.length, 1);
     }
     // Always failing retryably: exactly maxJobAttempts (default 2) more jobs, then JobFailed.
@@ -88,14 +90,16 @@ describe('GPU job watcher on the local runner', function () {
     const err = await bad.result().catch((e: unknown) => e);
     assert.ok(err instanceof WorkflowFailedError);
     assert.equal((err.cause as { cause?: { type?: string } }).cause?.type, 'JobFailed');
-    assert.equal(readdirSync(jobsDir).length, 4);
+    assert.equal(jobDirs().length, 4);
   });
 
   it('survives kill -9 of the worker while the job runs: one job, and the activity completes', async () => {
-    const s = spec({ FAKE_JOB_SLEEP_MS: '4000' });
+    // Long enough to outlast the worker's restart and the heartbeat timeout: the retry finds it running
+    // (a job already finished would be found by its stored result instead, without attaching).
+    const s = spec({ FAKE_JOB_SLEEP_MS: '20000' });
     const h = await start(s);
     await until(
-      () => readdirSync(jobsDir).some((d) => existsSync(path.join(jobsDir, d, 'spec.json'))),
+      () => jobDirs().some((d) => existsSync(path.join(jobsDir, d, 'spec.json'))),
       20_000,
       'job submitted',
     );
@@ -104,7 +108,7 @@ describe('GPU job watcher on the local runner', function () {
     const r = (await h.result()) as { attached: boolean; result: { status: string } };
     assert.equal(r.result.status, 'succeeded');
     assert.equal(r.attached, true, 'the retried watcher attached to the running job');
-    const dirs = readdirSync(jobsDir);
+    const dirs = jobDirs();
     assert.equal(dirs.length, 1, 'exactly one job exists');
     const log = readFileSync(path.join(jobsDir, dirs[0]!, 'main.log'), 'utf8');
     assert.equal(log.match(/fake job for/g)?.length, 1, 'the job process ran once');
@@ -113,14 +117,14 @@ describe('GPU job watcher on the local runner', function () {
   it('cancel kills the job', async () => {
     const h = await start(spec({ FAKE_JOB_SLEEP_MS: '30000' }));
     await until(
-      () => readdirSync(jobsDir).length === 1 && existsSync(path.join(jobsDir, readdirSync(jobsDir)[0]!, 'pid')),
+      () => jobDirs().length === 1 && existsSync(path.join(jobsDir, jobDirs()[0]!, 'pid')),
       20_000,
       'job started',
     );
     await new Promise((r) => setTimeout(r, 500));
     await h.cancel();
     await assert.rejects(h.result());
-    const dir = path.join(jobsDir, readdirSync(jobsDir)[0]!);
+    const dir = path.join(jobsDir, jobDirs()[0]!);
     await until(() => existsSync(path.join(dir, 'cancelled')), 10_000, 'cancel marker');
     const pid = Number(readFileSync(path.join(dir, 'pid'), 'utf8'));
     await until(
