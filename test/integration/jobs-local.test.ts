@@ -98,11 +98,7 @@ describe('GPU job watcher on the local runner', function () {
     // (a job already finished would be found by its stored result instead, without attaching).
     const s = spec({ FAKE_JOB_SLEEP_MS: '20000' });
     const h = await start(s);
-    await until(
-      () => jobDirs().some((d) => existsSync(path.join(jobsDir, d, 'spec.json'))),
-      20_000,
-      'job submitted',
-    );
+    await until(() => jobDirs().some((d) => existsSync(path.join(jobsDir, d, 'spec.json'))), 20_000, 'job submitted');
     await killHard(worker!);
     worker = await spawnWorker({ POLYGLOT_TASK_QUEUE: taskQueue, POLYGLOT_PROVIDERS: '', POLYGLOT_JOBS_DIR: jobsDir });
     const r = (await h.result()) as { attached: boolean; result: { status: string } };
