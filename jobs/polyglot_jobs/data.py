@@ -73,7 +73,8 @@ def balanced_subsample(rows: list[dict[str, Any]], total: int, seed: int = 42, s
     for s in spare:
         if remainder <= 0:
             break
-        left = [i for i in range(len(groups[s])) if i not in set(chosen[s])]
+        taken = set(chosen[s])
+        left = [i for i in range(len(groups[s])) if i not in taken]
         if not left:
             continue
         take = min(remainder, len(left))
