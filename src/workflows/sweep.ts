@@ -311,6 +311,7 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
               metrics: { ...st.trainMetrics, ...st.eval.metrics },
             });
           }
+          progress.status = r.cached ? 'cached' : 'done';
         }
         if (spec.metrics) {
           progress.status = 'metrics';
