@@ -11,7 +11,7 @@
    trainer's training_summary.json and the evaluator's scores.json beside it).
 
 Model: --model takes any reference the jobs take. Default: the real SmolLM2-135M-Instruct folder
-(.tools/models/smollm2-135m-instruct) where it exists, else `random:bench/fixtures/smollm2-135m-config`
+(.tools/models/smollm2-135m-instruct) where it exists, else `random:.whl/smollm2-135m-config`
 (the same architecture and tokenizer with random weights: the throughput and memory figures are the
 same; the loss before/after is then only a "training lowers the loss" check, and the eval scores are
 chance level).
@@ -35,7 +35,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_MODEL = ROOT / ".tools" / "models" / "smollm2-135m-instruct"
-CONFIG_ONLY = ROOT / "bench" / "fixtures" / "smollm2-135m-config"
+# Written by `bench/gpu-student.sh --prepare-wheels` (ignored, carried with the wheels): config and tokenizer only.
+CONFIG_ONLY = ROOT / ".whl" / "smollm2-135m-config"
 BENCH_DATA = ROOT / "jobs" / "tests" / "fixtures" / "bench"
 
 # Nothing may be fetched: the GPU machine has no network, and neither do the tests here.
@@ -267,7 +268,7 @@ def fmt(v: Any, spec: str = ".4f") -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=None, help="student reference (default: the real SmolLM2 folder, else random:bench/fixtures/smollm2-135m-config)")
+    ap.add_argument("--model", default=None, help="student reference (default: the real SmolLM2 folder, else random:.whl/smollm2-135m-config)")
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--rows", type=int, default=64, help="rows per strategy (3 strategies)")
     ap.add_argument("--batch", type=int, default=8)

@@ -13,7 +13,7 @@
 # against the METADATA of each wheel. transformers==5.23.0 (the lock's) and peft==0.21.2 are carried too,
 # so the Python stack matches the images except torch; transformers is tried first and, if the stack does
 # not import with it, the device's own is used instead (force that with GPU_STUDENT_DEVICE_TRANSFORMERS=1).
-# No model weights travel: the model defaults to random:bench/fixtures/smollm2-135m-config (SmolLM2-135M's
+# No model weights travel: the model defaults to random:.whl/smollm2-135m-config (SmolLM2-135M's
 # architecture and tokenizer, random weights) when .tools/models/smollm2-135m-instruct is absent.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +33,12 @@ if [ "${1:-}" = --prepare-wheels ]; then
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     --platform any -d .whl "${WHEELS[@]}"
   $PY -m pip wheel -q --no-deps -w .whl "${SDISTS[@]}"
+  # The student's architecture and tokenizer without its weights (3.5 MB, from scripts/setup-ml.sh's
+  # conversion): the GPU machine trains it from random weights, as no weights may travel or be fetched.
+  mkdir -p .whl/smollm2-135m-config
+  for f in config.json generation_config.json tokenizer.json tokenizer_config.json chat_template.jinja; do
+    cp ".tools/models/smollm2-135m-instruct/$f" .whl/smollm2-135m-config/
+  done
   ls -l .whl && du -sh .whl
   exit 0
 fi
