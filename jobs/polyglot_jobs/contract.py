@@ -14,6 +14,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import sys
 import time
 import traceback
@@ -145,7 +146,9 @@ T = TypeVar("T")
 
 
 def parse_config(cls: type[T], raw: Mapping[str, Any], where: str = "POLYGLOT_JOB_CONFIG") -> T:
-    """Build a config dataclass from JSON, naming the field and the fix on any mismatch."""
+    """Build a config dataclass from JSON (keys in the sweep spec's camelCase or in snake_case), naming
+    the field and the fix on any mismatch."""
+    raw = {re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), k): v for k, v in raw.items()}
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(raw) - set(fields))
     if unknown:

@@ -34,7 +34,6 @@ from .suites import (
     suite_tasks,
     weighted_accuracy,
 )
-from .trainer import _camel_to_snake
 
 
 @dataclass
@@ -227,7 +226,7 @@ def run(ctx: JobContext) -> JobResult:
 
     from .models import load_model, load_tokenizer
 
-    cfg = parse_config(EvalConfig, _camel_to_snake(ctx.config))
+    cfg = parse_config(EvalConfig, ctx.config)
     model_ref = ctx.inputs.get("model") or cfg.model
     if not model_ref:
         raise ConfigError("POLYGLOT_JOB_CONFIG.model: give the model reference (or the job input 'model')")

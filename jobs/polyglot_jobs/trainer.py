@@ -83,12 +83,6 @@ class TrainConfig:
             raise ConfigError("POLYGLOT_JOB_CONFIG.precision: one of auto, bf16, fp16, fp32")
 
 
-def _camel_to_snake(raw: dict[str, Any]) -> dict[str, Any]:
-    import re
-
-    return {re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), k): v for k, v in raw.items()}
-
-
 def _precision(cfg: TrainConfig) -> str:
     import torch
 
@@ -141,7 +135,7 @@ def train(ctx: JobContext) -> JobResult:
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    cfg = parse_config(TrainConfig, _camel_to_snake(ctx.config))
+    cfg = parse_config(TrainConfig, ctx.config)
     notes: list[str] = []
     store = ctx.store
     started = time.time()
