@@ -17,9 +17,9 @@ import { FakeLlmServer } from '../src/llm/fake-server';
 import { importSeedPool, type SeedRow } from '../src/seeds/pool';
 import { planSweep } from '../src/spec/plan';
 import { parseSweepSpec, type SweepSpecInput } from '../src/spec/sweep';
-import { storeFor, uniqueName } from '../test/support/fixtures';
+import { FAKE_JOB_COMMAND, storeFor, uniqueName } from '../test/support/fixtures';
 import { killHard, spawnWorker } from '../test/support/processes';
-import { ROOT, getStack, startStack, stopStack } from '../test/support/stack';
+import { getStack, startStack, stopStack } from '../test/support/stack';
 
 const LANGS = ['ar', 'cs', 'de', 'es', 'id', 'ja'];
 
@@ -56,7 +56,7 @@ function students(bucket: string): Pick<SweepSpecInput, 'students' | 'training' 
   const job = {
     runner: 'local' as const,
     image: 'bench',
-    command: [process.execPath, path.join(ROOT, 'lib/test/support/fake-job.js')],
+    command: FAKE_JOB_COMMAND,
     gpus: 1,
     heartbeatSeconds: 30,
   };

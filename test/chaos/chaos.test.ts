@@ -16,11 +16,11 @@ import { keys } from '../../src/storage/layout';
 import { S3Store, makeS3Client } from '../../src/storage/s3';
 import { SEARCH_ATTRIBUTES } from '../../src/workflows/shared';
 import type { SweepResult } from '../../src/workflows/sweep';
-import { importDemoSeeds, smallSpec, uniqueName } from '../support/fixtures';
+import { FAKE_JOB_COMMAND, importDemoSeeds, smallSpec, uniqueName } from '../support/fixtures';
 import { createNamespace } from '../support/kube';
 import { POD_EXEC_LABEL, PodExecutor } from '../support/pod-executor';
 import { killHard, spawnWorker, until } from '../support/processes';
-import { ROOT, TOOLS, freePort, getStack, startKube } from '../support/stack';
+import { TOOLS, freePort, getStack, startKube } from '../support/stack';
 
 /**
  * Fault injection (issue #6). Each scenario runs a small but complete sweep — generation, intrinsic
@@ -31,7 +31,7 @@ import { ROOT, TOOLS, freePort, getStack, startKube } from '../support/stack';
  * folder (one per cell and attempt).
  */
 
-const FAKE_JOB = [process.execPath, path.join(ROOT, 'lib/test/support/fake-job.js')];
+const FAKE_JOB = FAKE_JOB_COMMAND;
 
 interface Fingerprint {
   examples: Record<string, string[]>;

@@ -15,7 +15,7 @@ import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { KubernetesJobRunner, loadKubeConfig } from '../../src/jobs/kubernetes';
 import { LABELS, renderJob } from '../../src/jobs/manifest';
 import { JobSpecSchema, labelValue, type JobSpecInput } from '../../src/jobs/spec';
-import { storeFor, uniqueName } from '../support/fixtures';
+import { FAKE_JOB_COMMAND, storeFor, uniqueName } from '../support/fixtures';
 import { GPU_TRAIN_SPEC } from '../support/job-specs';
 import { createNamespace } from '../support/kube';
 import { POD_EXEC_LABEL, PodExecutor } from '../support/pod-executor';
@@ -130,7 +130,7 @@ describe('GPU job watcher on Kubernetes (kwok control plane)', function () {
     it('runs a Job to success and reads its result', async () => {
       // The pod's command really runs (the pod executor): the test's fake job writes result.json.
       const s = spec({
-        command: [process.execPath, path.join(ROOT, 'lib/test/support/fake-job.js')],
+        command: FAKE_JOB_COMMAND,
         env: { FAKE_JOB_SLEEP_MS: '300' },
         podLabels: { [POD_EXEC_LABEL]: 'true' },
       });

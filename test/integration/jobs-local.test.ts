@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { JobSpecInput } from '../../src/jobs/spec';
-import { storeFor, uniqueName } from '../support/fixtures';
+import { FAKE_JOB_COMMAND, storeFor, uniqueName } from '../support/fixtures';
 import { killHard, spawnWorker, until } from '../support/processes';
-import { ROOT, getStack } from '../support/stack';
+import { getStack } from '../support/stack';
 
 /**
  * The job watcher with the local runner: the same contract as Kubernetes, run as processes. The
@@ -36,7 +36,7 @@ describe('GPU job watcher on the local runner', function () {
       cellId,
       sweepId: 's',
       image: 'local',
-      command: [process.execPath, path.join(ROOT, 'lib/test/support/fake-job.js')],
+      command: FAKE_JOB_COMMAND,
       env,
       outputUri: `s3://${bucket}/students/${cellId.replace(/[/=]/g, '_')}/`,
     };

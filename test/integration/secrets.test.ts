@@ -9,9 +9,9 @@ import { JobSpecSchema } from '../../src/jobs/spec';
 import { FakeLlmServer } from '../../src/llm/fake-server';
 import { planSweep } from '../../src/spec/plan';
 import { parseSweepSpec } from '../../src/spec/sweep';
-import { importDemoSeeds, smallSpec, storeFor, uniqueName } from '../support/fixtures';
+import { FAKE_JOB_COMMAND, importDemoSeeds, smallSpec, storeFor, uniqueName } from '../support/fixtures';
 import { killHard, spawnWorker } from '../support/processes';
-import { ROOT, getStack } from '../support/stack';
+import { getStack } from '../support/stack';
 
 /**
  * A sweep that uses an API key, S3 credentials and an HF token: none of the secret values may appear
@@ -45,7 +45,7 @@ describe('secrets stay out of history, logs and artifacts', function () {
     const job = {
       runner: 'local' as const,
       image: 'local',
-      command: [process.execPath, path.join(ROOT, 'lib/test/support/fake-job.js')],
+      command: FAKE_JOB_COMMAND,
       gpus: 1,
       heartbeatSeconds: 5,
       secretEnv: [

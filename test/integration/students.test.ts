@@ -7,8 +7,8 @@ import { FakeLlmServer } from '../../src/llm/fake-server';
 import { planSweep } from '../../src/spec/plan';
 import { parseSweepSpec } from '../../src/spec/sweep';
 import { sweepWorkflow } from '../../src/workflows';
-import { importDemoSeeds, smallSpec, startWorkers, uniqueName } from '../support/fixtures';
-import { ROOT, getStack } from '../support/stack';
+import { FAKE_JOB_COMMAND, importDemoSeeds, smallSpec, startWorkers, uniqueName } from '../support/fixtures';
+import { getStack } from '../support/stack';
 
 /** The student stage: per dataset × student, a training job then an evaluation job, through the job runner. */
 describe('student stage through the job runner', function () {
@@ -33,7 +33,7 @@ describe('student stage through the job runner', function () {
       training: {
         runner: 'local' as const,
         image: 'local',
-        command: [process.execPath, path.join(ROOT, 'lib/test/support/fake-job.js')],
+        command: FAKE_JOB_COMMAND,
         env: { FAKE_JOB_SLEEP_MS: '100' },
         gpus: 1,
         heartbeatSeconds: 5,
@@ -42,7 +42,7 @@ describe('student stage through the job runner', function () {
         env: { FAKE_JOB_SCORE: '0.42' },
         runner: 'local' as const,
         image: 'local',
-        command: [process.execPath, path.join(ROOT, 'lib/test/support/fake-job.js')],
+        command: FAKE_JOB_COMMAND,
         dataUri: `s3://${bucket}/benchmarks/`,
         gpus: 1,
         heartbeatSeconds: 5,

@@ -94,3 +94,6 @@ export async function startWorkers(providers: string[], taskQueue = uniqueName('
     },
   };
 }
+
+/** The command of the tests' fake job (test/support/fake-job.ts): a real process honouring the job contract. */
+export const FAKE_JOB_COMMAND = [process.execPath, path.join(ROOT, 'lib/test/support/fake-job.js')];
