@@ -17,7 +17,7 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .contract import ConfigError, DataError
 
@@ -205,6 +205,3 @@ def weighted_accuracy(items: list[tuple[str, float]]) -> tuple[float, float, dic
             var += (c / len(cats)) ** 2 * p * (1 - p) / len(xs)
         per_cat[cat] = acc
     return sum(per_cat.values()) / len(per_cat), math.sqrt(var), per_cat
-
-
-Formatter = Callable[[dict[str, Any]], Any]
