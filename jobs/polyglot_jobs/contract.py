@@ -117,6 +117,15 @@ def run_job(name: str, main: Callable[[JobContext], JobResult], env: Mapping[str
         print(f"[{name}] {e}", file=sys.stderr, flush=True)
         return e.exit_code
     try:
+        done = ctx.store.get_json(ctx.out("result.json"))
+    except Exception:  # unreadable now: run the job; its own reads will fail retryably if storage is down
+        done = None
+    if done and done.get("status") == "succeeded":
+        # The output prefix is keyed by the job's inputs, so a stored success is this job's. A pod restarted
+        # after its last write (node loss, a crash at interpreter exit) must not train or evaluate again.
+        print(f"[{name}] already complete: {ctx.out('result.json')}", flush=True)
+        return 0
+    try:
         result = main(ctx)
     except JobError as e:
         print(f"[{name}] failed: {e}", file=sys.stderr, flush=True)

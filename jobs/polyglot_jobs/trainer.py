@@ -265,7 +265,22 @@ def train(ctx: JobContext) -> JobResult:
     loss_before = _probe_loss(trainer.model, tokenizer, probe, probe_len) if not resume_from else float("nan")
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    out = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if resume_from is not None and 0 < cfg.max_steps <= resumed_step:
+        # The pod died after its final checkpoint (while merging or uploading). Transformers' loop, resumed at
+        # max_steps, would run one more optimizer step before it checks the limit, so restore the finished
+        # weights and state from the checkpoint instead of calling train().
+        from transformers import TrainerState
+        from transformers.trainer_utils import TrainOutput
+
+        trainer._load_from_checkpoint(str(resume_from))
+        trainer.state = TrainerState.load_from_json(str(Path(resume_from) / "trainer_state.json"))
+        logged = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+        out = TrainOutput(
+            trainer.state.global_step, sum(logged) / len(logged) if logged else float("nan"), {"train_runtime": 0.0}
+        )
+        print(f"[train] the checkpoint at step {resumed_step} is final: no further steps", flush=True)
+    else:
+        out = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     loss_after = _probe_loss(trainer.model, tokenizer, probe, probe_len)
     state = trainer.state
 

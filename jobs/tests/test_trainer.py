@@ -92,3 +92,25 @@ def test_empty_dataset_is_a_data_error(small_model, tmp_path):
     p = start(tmp_path / "out", ds, {**BASE, "student": small_model})
     log, _ = p.communicate(timeout=300)
     assert p.returncode == 3 and "no usable rows" in log
+
+
+def test_restart_after_the_last_checkpoint_trains_no_further(small_model, tmp_path):
+    """A pod that dies after its final checkpoint (e.g. while uploading the model) is restarted: it must not
+    train past maxSteps, and its result must say it resumed at the end."""
+    out = tmp_path / "out"
+    ds = write_dataset(tmp_path / "ds")
+    cfg = {**BASE, "student": small_model, "maxSteps": 2, "saveSteps": 1, "save": ["adapter"]}
+    p = start(out, ds, cfg)
+    log, _ = p.communicate(timeout=900)
+    assert p.returncode == 0, log[-3000:]
+    first = json.loads((out / "result.json").read_text())["metrics"]
+    (out / "result.json").unlink()  # as if the pod had died before its last write
+
+    p2 = start(out, ds, cfg)
+    log, _ = p2.communicate(timeout=900)
+    assert p2.returncode == 0, log[-3000:]
+    assert "resuming from step 2" in log
+    result = json.loads((out / "result.json").read_text())["metrics"]
+    assert result["resumed_from_step"] == 2 and result["global_step"] == 2, result
+    # The restored weights are the trained ones, not the base model's.
+    assert result["loss_after"] == pytest.approx(first["loss_after"], rel=1e-4), (result, first)
