@@ -128,14 +128,32 @@ async function run(scale: number, perStrategy: number, withStudents: boolean) {
   await killHard(worker);
   const history = await handle.fetchHistory();
   const bytes = temporal.api.history.v1.History.encode(history).finish().length;
-  const cellHistory = await stack.env.client.workflow.getHandle(plan.cells[0]!.cellId).fetchHistory();
+  // Temporal also caps each payload (2 MiB by default, warning from 512 KiB): the largest event shows how
+  // close any single input or result comes to it.
+  let biggest = { type: '', bytes: 0 };
+  for (const e of history.events ?? []) {
+    const b = temporal.api.history.v1.HistoryEvent.encode(e).finish().length;
+    if (b > biggest.bytes) biggest = { type: String(temporal.api.enums.v1.EventType[e.eventType ?? 0]), bytes: b };
+  }
+  // Every child (cells, datasets, metrics, students, anchors, jobs) carries the SweepId search attribute.
+  let children = 0;
+  let largest = { id: '', events: 0, bytes: 0 };
+  for await (const w of stack.env.client.workflow.list({ query: `SweepId = '${plan.sweepId}'` })) {
+    children++;
+    if (w.workflowId === plan.workflowId) continue;
+    const h = await stack.env.client.workflow.getHandle(w.workflowId, w.runId).fetchHistory();
+    const b = temporal.api.history.v1.History.encode(h).finish().length;
+    if (b > largest.bytes) largest = { id: w.workflowId, events: h.events?.length ?? 0, bytes: b };
+  }
   await llm.stop();
   console.log(
     `${String(plan.cells.length).padStart(4)} cells, ${plan.totalShards} shards, ${llm.stats().served} requests, ` +
       `${result.students.length} students: ` +
       `${seconds.toFixed(1)} s wall, ${((1000 * seconds) / plan.cells.length).toFixed(0)} ms/cell, ` +
       `sweep history ${history.events?.length ?? 0} events / ${(bytes / 1024).toFixed(0)} KiB ` +
-      `(limits: 51,200 events / 50 MiB; warn 10,240), cell history ${cellHistory.events?.length ?? 0} events, ` +
+      `(limits: 51,200 events / 50 MiB; warn 10,240), largest event ${(biggest.bytes / 1024).toFixed(0)} KiB ` +
+      `${biggest.type} (payload limit 2 MiB); ${children} workflows, largest child history ` +
+      `${largest.events} events / ${(largest.bytes / 1024).toFixed(0)} KiB (${largest.id}), ` +
       `worker peak RSS ${rss.toFixed(0)} MB`,
   );
 }

@@ -29,8 +29,8 @@ export interface JobDeps {
 /**
  * Launch a job (or re-attach to it) and follow it to the end, heartbeating its status. A worker
  * crash leaves the job running: the retried activity attaches to the same Job by its deterministic
- * name. A cancel deletes the job, in a step the cancellation itself cannot interrupt. A worker
- * shutdown leaves the job running, to be re-attached by the next worker.
+ * name. A cancel requested by the workflow deletes the job; a worker shutdown or a timed-out attempt
+ * leaves it running, to be re-attached by the next attempt.
  */
 export function createJobActivities(deps: JobDeps) {
   async function runJob(input: RunJobInput): Promise<RunJobResult> {
@@ -75,10 +75,10 @@ export function createJobActivities(deps: JobDeps) {
         await Promise.race([ctx.sleep(input.pollMs ?? 2000), ctx.cancelled]);
       }
     } catch (e) {
-      if (e instanceof CancelledFailure) {
-        // Worker shutdown is not a cancel: the job keeps running and the next attempt attaches to it.
-        if (!ctx.cancellationDetails?.workerShutdown) await runner.cancel(handle);
-      }
+      // Only a cancel the workflow asked for, or a watch nobody will take over, deletes the job. A worker
+      // shutdown, an operator's pause or reset, and above all a heartbeat timeout (Temporal has already
+      // started the next attempt, attached to this same Job) leave the job running for the next attempt.
+      if (e instanceof CancelledFailure && (await ownerIsGone(e))) await runner.cancel(handle);
       throw e;
     }
 
@@ -104,6 +104,25 @@ export function createJobActivities(deps: JobDeps) {
       result: result.data,
       logsUri,
     };
+  }
+  /**
+   * Whether the cancellation means nobody will watch this job again. The reason is the failure's message
+   * (CANCELLED, NOT_FOUND, TIMED_OUT, WORKER_SHUTDOWN, PAUSED, RESET); the details' flags are not filled in
+   * by every server. NOT_FOUND is ambiguous: this attempt was superseded after a heartbeat timeout (the
+   * workflow is still open: keep the job), or the workflow closed (cancelled, terminated: delete it).
+   */
+  async function ownerIsGone(e: CancelledFailure): Promise<boolean> {
+    const ctx = Context.current();
+    if (ctx.cancellationDetails?.cancelRequested || e.message === 'CANCELLED') return true;
+    if (e.message !== 'NOT_FOUND') return false;
+    const run = ctx.info.workflowExecution;
+    if (!run) return false; // a standalone activity: no workflow to ask
+    try {
+      const d = await ctx.client.workflow.getHandle(run.workflowId, run.runId).describe();
+      return d.status.name !== 'RUNNING';
+    } catch {
+      return false; // cannot tell: leaving a job to its deadline beats killing one a live attempt watches
+    }
   }
   return { runJob };
 }

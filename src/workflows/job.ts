@@ -1,4 +1,4 @@
-import { ActivityFailure, ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import { ActivityCancellationType, ActivityFailure, ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { Activities, RunJobInput, RunJobResult } from '../activities';
 import { NON_RETRYABLE } from '../common/errors';
 
@@ -20,6 +20,9 @@ export interface JobWorkflowInput extends RunJobInput {
  */
 export async function jobWorkflow(input: JobWorkflowInput): Promise<RunJobResult> {
   const { runJob } = proxyActivities<Activities>({
+    // A cancel waits until the watcher has deleted the Job: when the workflow reports "cancelled", nothing
+    // of it is left running on the cluster, and the watcher learns of the cancel as CANCELLED, not NOT_FOUND.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     startToCloseTimeout: `${(input.spec.activeDeadlineSeconds ?? 24 * 3600) + 3600} seconds`,
     heartbeatTimeout: `${input.heartbeatSeconds ?? 60} seconds`,
     retry: {

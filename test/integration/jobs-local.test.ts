@@ -3,8 +3,14 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { CancelledFailure } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
-import type { JobSpecInput } from '../../src/jobs/spec';
+import { ActivityCancellationDetails } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createJobActivities } from '../../src/activities/jobs';
+import type { JobHandle, JobRunner, JobStatus } from '../../src/jobs/runner';
+import { jobName, type JobSpec, type JobSpecInput } from '../../src/jobs/spec';
+import { StoreRegistry, makeS3Client } from '../../src/storage/s3';
 import { FAKE_JOB_COMMAND, storeFor, uniqueName } from '../support/fixtures';
 import { killHard, spawnWorker, until } from '../support/processes';
 import { getStack } from '../support/stack';
@@ -135,5 +141,99 @@ describe('GPU job watcher on the local runner', function () {
       10_000,
       'job process gone',
     );
+  });
+});
+
+/**
+ * Which cancellations of the watcher delete the job. Found by the whole-pipeline test under load: a
+ * watcher attempt whose heartbeat timed out was cancelled after Temporal had started the next attempt,
+ * and it deleted the Job that attempt was attached to — the Job "vanished", a second one was launched,
+ * and two trainers wrote the same output.
+ */
+describe('runJob cancellation', () => {
+  class RecordingRunner implements JobRunner {
+    readonly kind = 'local' as const;
+    readonly cancelled: string[] = [];
+    submit(spec: JobSpec): Promise<JobHandle> {
+      return Promise.resolve({ name: jobName(spec.cellId, spec.attempt), namespace: 'local', attached: false });
+    }
+    status(): Promise<JobStatus> {
+      return Promise.resolve({ phase: 'running' });
+    }
+    cancel(handle: JobHandle): Promise<void> {
+      this.cancelled.push(handle.name);
+      return Promise.resolve();
+    }
+    logs(): Promise<Record<string, string>> {
+      return Promise.resolve({});
+    }
+  }
+
+  async function cancelWhileWatching(
+    reason: 'CANCELLED' | 'NOT_FOUND' | 'TIMED_OUT' | 'WORKER_SHUTDOWN' | 'PAUSED',
+    details: ConstructorParameters<typeof ActivityCancellationDetails>[0] = {},
+    workflowExecution?: { workflowId: string; runId: string },
+  ) {
+    const bucket = uniqueName('jobs');
+    await storeFor(bucket).ensureBucket();
+    const runner = new RecordingRunner();
+    const { runJob } = createJobActivities({
+      stores: new StoreRegistry(makeS3Client(getStack().s3Endpoint, 'us-east-1')),
+      runners: { local: runner },
+    });
+    const env = new MockActivityEnvironment(workflowExecution && { workflowExecution }, {
+      client: getStack().env.client,
+    });
+    const watching = new Promise<void>((resolve) => env.once('heartbeat', () => resolve()));
+    const run = env.run(runJob, {
+      runner: 'local' as const,
+      pollMs: 50,
+      spec: {
+        cellId: 'sweep/s/t=a/l=de/s=olmo/train',
+        sweepId: 's',
+        image: 'local',
+        command: ['true'],
+        outputUri: `s3://${bucket}/students/x/`,
+      },
+    });
+    await watching;
+    env.cancel(reason, new ActivityCancellationDetails(details));
+    await assert.rejects(run, CancelledFailure);
+    return runner.cancelled;
+  }
+
+  it('a cancel the workflow requested deletes the job', async () => {
+    assert.equal((await cancelWhileWatching('CANCELLED', { cancelRequested: true })).length, 1);
+    assert.equal((await cancelWhileWatching('CANCELLED')).length, 1, 'also when the server sends no details');
+  });
+
+  it('a timed-out, shut-down or paused attempt leaves the job to the next attempt', async () => {
+    // NOT_FOUND: the heartbeat was rejected because the attempt had timed out and a new one exists.
+    assert.deepEqual(await cancelWhileWatching('NOT_FOUND'), []);
+    assert.deepEqual(await cancelWhileWatching('TIMED_OUT', { timedOut: true }), []);
+    assert.deepEqual(await cancelWhileWatching('WORKER_SHUTDOWN', { workerShutdown: true }), []);
+    assert.deepEqual(await cancelWhileWatching('PAUSED', { paused: true }), []);
+  });
+
+  it('NOT_FOUND deletes the job only when its workflow has closed (terminated), not while it runs', async () => {
+    // Workflows on a task queue no worker polls: they stay open until terminated.
+    const open = await getStack().env.client.workflow.start('jobWorkflow', {
+      taskQueue: uniqueName('nobody'),
+      workflowId: uniqueName('open'),
+      args: [],
+    });
+    const closed = await getStack().env.client.workflow.start('jobWorkflow', {
+      taskQueue: uniqueName('nobody'),
+      workflowId: uniqueName('closed'),
+      args: [],
+    });
+    await closed.terminate('test');
+    const exec = (h: typeof open) => ({ workflowId: h.workflowId, runId: h.firstExecutionRunId });
+    try {
+      assert.deepEqual(await cancelWhileWatching('NOT_FOUND', {}, exec(open)), [], 'superseded attempt');
+      assert.equal((await cancelWhileWatching('NOT_FOUND', {}, exec(closed))).length, 1, 'workflow gone');
+    } finally {
+      await open.terminate('test');
+    }
   });
 });

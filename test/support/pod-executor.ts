@@ -17,7 +17,7 @@ export class PodExecutor {
   private readonly started = new Map<string, ChildProcess>();
   private timer?: NodeJS.Timeout;
   private busy = false;
-  readonly ran: { pod: string; command: string[]; exitCode?: number }[] = [];
+  readonly ran: { pod: string; command: string[]; exitCode?: number; outputTail?: string }[] = [];
 
   constructor(
     kc: KubeConfig,
@@ -104,8 +104,11 @@ export class PodExecutor {
     child.stderr!.on('data', keep);
     child.once('exit', (code, signal) => {
       record.exitCode = code ?? 137;
-      if (record.exitCode !== 0)
-        this.opts.log?.(`pod ${name} exited ${code ?? signal}:\n${lines.slice(-30).join('\n')}`);
+      if (record.exitCode !== 0) {
+        // Kept on the record so a test can put a failed pod's own words into its assertion message.
+        record.outputTail = lines.slice(-30).join('\n');
+        this.opts.log?.(`pod ${name} exited ${code ?? signal}:\n${record.outputTail}`);
+      }
       this.core
         .patchNamespacedPod(
           {
