@@ -25,6 +25,7 @@ export interface Ports {
   s3: number;
   llm: number;
   embed: number;
+  codec: number;
 }
 
 export function devPorts(env = process.env): Ports {
@@ -34,6 +35,7 @@ export function devPorts(env = process.env): Ports {
     s3: Number(env.POLYGLOT_S3_PORT ?? 8333),
     llm: Number(env.POLYGLOT_LLM_PORT ?? 8000),
     embed: Number(env.POLYGLOT_EMBED_PORT ?? 8001),
+    codec: Number(env.POLYGLOT_CODEC_PORT ?? 8888),
   };
 }
 
@@ -128,7 +130,34 @@ export function loadDevEnv(): boolean {
 
 function components(ports: Ports, env: Record<string, string>): Component[] {
   const saArgs = SEARCH_ATTRIBUTES.flatMap((k) => ['--search-attribute', `${k.name}=Keyword`]);
+  // With POLYGLOT_CODEC_KEY in the environment of `dev up`, payloads are encrypted (the worker inherits
+  // the key) and the Web UI decrypts them through the codec server, which starts first.
+  const encrypted = Boolean(process.env.POLYGLOT_CODEC_KEY?.trim());
+  const codec: Component[] = encrypted
+    ? [
+        {
+          name: 'codec',
+          port: ports.codec,
+          portEnv: 'POLYGLOT_CODEC_PORT',
+          command: process.execPath,
+          args: [
+            path.join(ROOT, 'lib/src/cli/main.js'),
+            'codec',
+            'serve',
+            '--port',
+            String(ports.codec),
+            '--cors-origin',
+            `http://127.0.0.1:${ports.ui}`,
+            '--cors-origin',
+            `http://localhost:${ports.ui}`,
+          ],
+          ready: () => portOpen(ports.codec),
+          requires: [path.join(ROOT, 'lib/src/cli/main.js')],
+        },
+      ]
+    : [];
   return [
+    ...codec,
     {
       name: 'temporal',
       port: ports.temporal,
@@ -148,6 +177,7 @@ function components(ports: Ports, env: Record<string, string>): Component[] {
         '--log-level',
         'error',
         ...saArgs,
+        ...(encrypted ? ['--ui-codec-endpoint', `http://127.0.0.1:${ports.codec}`] : []),
       ],
       ready: async () => (await portOpen(ports.temporal)) && (await httpOk(`http://127.0.0.1:${ports.ui}/`)),
       requires: [path.join(VENV, 'temporal')],
@@ -279,7 +309,7 @@ export async function devUp(log: (m: string) => void = console.log): Promise<Por
 }
 
 export async function devDown(log: (m: string) => void = console.log): Promise<void> {
-  const names = ['worker', 'embed', 'llm', 's3', 'temporal'];
+  const names = ['worker', 'embed', 'llm', 's3', 'temporal', 'codec'];
   for (const name of names) {
     const pid = readPid(name);
     if (!pid) continue;

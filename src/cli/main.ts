@@ -1,5 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { codecFromEnv, generateKey } from '../common/codec';
+import { startCodecServer } from '../common/codec-server';
 import { readEnv } from '../common/env';
 import { isPolyglotError } from '../common/errors';
 import { importSeedPool, readSeedFile } from '../seeds/pool';
@@ -38,9 +40,13 @@ usage:
   polyglot report <sweepId> [--out <dir>]  score the sweep and write the leaderboard + HTML report
   polyglot score --from <results.json|csv> [--anchors <anchors.csv>] [--alpha 0.5] [--out <dir>]
                                            PG-Score of a results table (e.g. the paper's)
+  polyglot codec keygen                    a new payload-encryption key (for POLYGLOT_CODEC_KEY)
+  polyglot codec serve [--port 8888] [--cors-origin <Web UI origin>]… [--namespace N]…
+                                           the Web UI's codec endpoint: decrypts payloads for display
 
 environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, S3_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID,
-AWS_SECRET_ACCESS_KEY (defaults come from .data/dev.env after \`polyglot dev up\`).`;
+AWS_SECRET_ACCESS_KEY (defaults come from .data/dev.env after \`polyglot dev up\`); POLYGLOT_CODEC_KEY
+and POLYGLOT_CODEC_OLD_KEYS turn on payload encryption (docs/encryption.md).`;
 
 function flag(args: string[], name: string): string | undefined {
   const i = args.indexOf(name);
@@ -139,6 +145,24 @@ async function run(argv: string[]): Promise<number> {
     console.log(`${created ? 'imported' : 'already present'}: ${manifest.rows} rows → ${uri}`);
     for (const [k, n] of Object.entries(manifest.counts).sort()) console.log(`  ${k.padEnd(16)} ${n}`);
     return 0;
+  }
+  if (group === 'codec') {
+    if (cmd === 'keygen') {
+      console.log(generateKey());
+      return 0;
+    }
+    if (cmd !== 'serve') throw new UsageError(`unknown codec command "${cmd ?? ''}"; use keygen or serve`);
+    const codec = codecFromEnv();
+    if (!codec) throw new UsageError('POLYGLOT_CODEC_KEY is not set: the codec server decrypts with that key');
+    const port = Number(flag(args, '--port') ?? 8888);
+    const origins: string[] = [];
+    const namespaces: string[] = [];
+    for (let o = flag(args, '--cors-origin'); o; o = flag(args, '--cors-origin')) origins.push(o);
+    for (let n = flag(args, '--namespace'); n; n = flag(args, '--namespace')) namespaces.push(n);
+    if (!origins.length) origins.push(`http://127.0.0.1:${devPorts().ui}`, `http://localhost:${devPorts().ui}`);
+    const { url } = await startCodecServer({ codec, port, corsOrigins: origins, namespaces });
+    console.log(`codec endpoint: ${url}   (Web UI origins: ${origins.join(', ')})`);
+    await new Promise(() => undefined); // serve until killed
   }
   if (group === 'score') {
     const rest = [cmd ?? '', ...args].filter(Boolean);

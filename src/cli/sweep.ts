@@ -12,6 +12,7 @@ import {
   type SweepPlan,
 } from '../spec/plan';
 import type { SweepSpec } from '../spec/sweep';
+import { dataConverterFromEnv } from '../common/codec';
 import { keys } from '../storage/layout';
 import { parseS3Uri, type StoreRegistry } from '../storage/s3';
 import type { SweepProgress } from '../workflows/shared';
@@ -29,7 +30,8 @@ export async function temporalClient(): Promise<Client> {
       `cannot reach Temporal at ${env.temporalAddress} (${(e as Error).message}); start the local stack with \`polyglot dev up\` or set TEMPORAL_ADDRESS`,
     );
   }
-  return new Client({ connection, namespace: env.temporalNamespace });
+  // With POLYGLOT_CODEC_KEY set, what the CLI sends and reads is encrypted like the workers' payloads.
+  return new Client({ connection, namespace: env.temporalNamespace, dataConverter: dataConverterFromEnv() });
 }
 
 export interface CellVerdict {
@@ -170,7 +172,11 @@ export async function specOfSweep(client: Client, sweepId: string): Promise<Swee
   const history = await handle.fetchHistory();
   const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
   if (!payload) throw new Error(`sweep ${sweepId}: no start input in history`);
-  return defaultPayloadConverter.fromPayload(payload) as SweepSpec;
+  // History comes back as stored: decrypt it first when a codec is configured.
+  let decoded = [payload];
+  for (const codec of [...(dataConverterFromEnv()?.payloadCodecs ?? [])].reverse())
+    decoded = await codec.decode(decoded);
+  return defaultPayloadConverter.fromPayload(decoded[0]!) as SweepSpec;
 }
 
 export async function sweepProgress(

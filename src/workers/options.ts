@@ -1,5 +1,7 @@
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
+import type { DataConverter } from '@temporalio/common';
+import { dataConverterFromEnv } from '../common/codec';
 import { llmTaskQueue, type RuntimeEnv } from '../common/env';
 import { LimiterRegistry } from '../llm/limiter';
 import path from 'node:path';
@@ -24,6 +26,8 @@ export interface WorkerSetOptions {
   workflowBundle?: WorkflowBundle;
   deps?: Partial<ActivityDeps>;
   connection?: NativeConnection;
+  /** Payload codec (encryption); default from POLYGLOT_CODEC_KEY (src/common/codec.ts), none if unset. */
+  dataConverter?: DataConverter;
 }
 
 let cachedBundle: Promise<WorkflowBundle> | undefined;
@@ -73,8 +77,11 @@ export async function createWorkers(
   const deps = { ...defaultDeps(opts.env), ...opts.deps };
   const activities = createActivities(deps);
   const bundle = opts.workflowBundle ?? (await workflowBundle());
+  // Every worker decodes what it is handed: the LLM queues' activities get payloads too.
+  const dataConverter = opts.dataConverter ?? dataConverterFromEnv(process.env);
   const main = await Worker.create({
     connection,
+    dataConverter,
     namespace: opts.env.temporalNamespace,
     taskQueue: opts.env.taskQueue,
     workflowBundle: bundle,
@@ -88,6 +95,7 @@ export async function createWorkers(
     opts.providers.map((p) =>
       Worker.create({
         connection,
+        dataConverter,
         namespace: opts.env.temporalNamespace,
         taskQueue: llmTaskQueue(p),
         // Everything that calls a model runs here, under the provider's limits.

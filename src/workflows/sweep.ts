@@ -53,7 +53,8 @@ export interface StudentRun {
   evalResultUri: string;
   /** S_c: mean primary metric over the language's tasks. */
   score?: number;
-  metrics: Record<string, number>;
+  // Training and evaluation metrics stay in the two result files: the sweep's result and summary payloads
+  // carry one small entry per student, or a 10× grid would bring them near Temporal's 2 MiB payload cap.
 }
 
 const { recordSweep, writeSweepSummary, scoreSweep } = proxyActivities<Activities>({
@@ -308,7 +309,6 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
               resultUri: st.trainResultUri,
               evalResultUri: st.eval.resultUri,
               score: st.eval.score,
-              metrics: { ...st.trainMetrics, ...st.eval.metrics },
             });
           }
           progress.status = r.cached ? 'cached' : 'done';

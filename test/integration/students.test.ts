@@ -7,7 +7,7 @@ import { FakeLlmServer } from '../../src/llm/fake-server';
 import { planSweep } from '../../src/spec/plan';
 import { parseSweepSpec } from '../../src/spec/sweep';
 import { sweepWorkflow } from '../../src/workflows';
-import { FAKE_JOB_COMMAND, importDemoSeeds, smallSpec, startWorkers, uniqueName } from '../support/fixtures';
+import { FAKE_JOB_COMMAND, importDemoSeeds, smallSpec, startWorkers, storeFor, uniqueName } from '../support/fixtures';
 import { getStack } from '../support/stack';
 
 /** The student stage: per dataset × student, a training job then an evaluation job, through the job runner. */
@@ -62,7 +62,10 @@ describe('student stage through the job runner', function () {
         new Set(['de/olmo', 'de/gemma', 'es/olmo']),
       );
       for (const s of r.students) {
-        assert.equal(s.metrics.steps, 3);
+        const train = (await storeFor(bucket).getJson(s.resultUri.replace(`s3://${bucket}/`, ''))) as {
+          metrics: Record<string, number>;
+        };
+        assert.equal(train.metrics.steps, 3, 'the training result, read from its file');
         assert.equal(s.score, 0.42, "the evaluator's S for the cell's language");
       }
       const jobs = readdirSync(jobsDir).filter((d) => !d.startsWith('.'));
