@@ -27,6 +27,9 @@ echo "  each holds manifest.json (counts, tokens, cost) and shards/*.jsonl (the 
 echo "Students (trained and evaluated as local jobs) and anchors:"
 node -e 'const s=require("./.data/s3/polyglot-demo/polyglot/sweeps/demo/summary.json");
 const f=(x)=>x===undefined?"-":x.toFixed(3);
-for (const st of s.students ?? []) console.log(`  ${st.student} on ${st.teacher}/${st.language}: S=${f(st.score)}  loss ${f(st.metrics.loss_before)} -> ${f(st.metrics.loss_after)}`);
+for (const st of s.students ?? []) {
+  const m = require("./.data/s3/" + st.resultUri.slice(5)).metrics;  // the training job result.json
+  console.log(`  ${st.student} on ${st.teacher}/${st.language}: S=${f(st.score)}  loss ${f(m.loss_before)} -> ${f(m.loss_after)}`);
+}
 for (const a of s.anchors ?? []) console.log(`  anchors ${a.family}/${a.language}: base B=${f(a.base.score)}  reference R=${f(a.reference.score)}`);'
 echo "Demo took $(( $(date +%s) - start )) s. The stack keeps running for the Web UI; stop it with: bin/polyglot dev down"

@@ -18,6 +18,7 @@ const KEEP_ALIVE = new Set([
   'finalizeDataset',
   'recordSweep',
   'writeSweepSummary',
+  'writeSweepSummaryPage',
   'scoreSweep',
   'subsampleDataset',
   'measureLanguage',

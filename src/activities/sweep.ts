@@ -5,7 +5,18 @@ import type { RecordSweepInput, StorageRef } from './types';
 export interface SweepSummaryInput {
   storage: StorageRef;
   sweepId: string;
-  summary: unknown;
+  summary: Record<string, unknown>;
+  /** The per-cell and per-student lists, written before in pages (writeSweepSummaryPage) of this run. */
+  pages?: { runId: string; count: number };
+}
+
+/** A slice of each long list of the summary, keyed by its dotted path in it (e.g. `state.cells`). */
+export interface SweepSummaryPageInput {
+  storage: StorageRef;
+  sweepId: string;
+  runId: string;
+  page: number;
+  lists: Record<string, unknown[]>;
 }
 
 export function createSweepActivities(deps: { stores: StoreRegistry }) {
@@ -21,10 +32,34 @@ export function createSweepActivities(deps: { stores: StoreRegistry }) {
     });
   }
 
-  async function writeSweepSummary(input: SweepSummaryInput): Promise<string> {
+  /**
+   * The summary's long lists arrive in pages: each activity input stays far below Temporal's 2 MiB payload
+   * cap however large the grid (one whole summary was 1 MiB at 600 cells × 1,500 students).
+   */
+  async function writeSweepSummaryPage(input: SweepSummaryPageInput): Promise<string> {
     const store = deps.stores.for(input.storage.bucket);
-    return store.putJson(keys.sweepSummary(input.storage.prefix, input.sweepId), input.summary);
+    const key = keys.sweepSummaryPage(input.storage.prefix, input.sweepId, input.runId, input.page);
+    return store.putJson(key, input.lists);
   }
 
-  return { recordSweep, writeSweepSummary };
+  /** summary.json in one piece (the shape readers know), with the pages' lists put back in place. */
+  async function writeSweepSummary(input: SweepSummaryInput): Promise<string> {
+    const store = deps.stores.for(input.storage.bucket);
+    const summary = structuredClone(input.summary);
+    for (let page = 0; page < (input.pages?.count ?? 0); page++) {
+      const key = keys.sweepSummaryPage(input.storage.prefix, input.sweepId, input.pages!.runId, page);
+      const lists = await store.getJson<Record<string, unknown[]>>(key);
+      if (!lists) throw new Error(`summary page ${store.uri(key)} is missing`);
+      for (const [dotted, items] of Object.entries(lists)) {
+        const path = dotted.split('.');
+        let at = summary;
+        for (const part of path.slice(0, -1)) at = (at[part] ??= {}) as Record<string, unknown>;
+        const last = path[path.length - 1]!;
+        at[last] = [...((at[last] as unknown[] | undefined) ?? []), ...items];
+      }
+    }
+    return store.putJson(keys.sweepSummary(input.storage.prefix, input.sweepId), summary);
+  }
+
+  return { recordSweep, writeSweepSummary, writeSweepSummaryPage };
 }

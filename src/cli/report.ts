@@ -3,6 +3,7 @@ import path from 'node:path';
 import { reportPrefix, storeReport } from '../activities/report';
 import { buildSweepReport, type SweepReportInput } from '../report/sweep-report';
 import { writeReportFiles } from '../report/write';
+import { scoringRuns, type AnchorRunScore, type StudentRunScore } from '../scoring/runs';
 import type { SweepSpec } from '../spec/sweep';
 import { keys } from '../storage/layout';
 import type { S3Store } from '../storage/s3';
@@ -18,9 +19,11 @@ export async function writeSweepReport(
   sweepId: string,
   outDir: string,
 ): Promise<{ files: string[]; markdown: string; s3Prefix: string }> {
-  const summary = await store.getJson<{ intrinsic?: SweepReportInput['cells'] }>(
-    keys.sweepSummary(spec.storage.prefix, sweepId),
-  );
+  const summary = await store.getJson<{
+    intrinsic?: SweepReportInput['cells'];
+    students?: StudentRunScore[];
+    anchors?: AnchorRunScore[];
+  }>(keys.sweepSummary(spec.storage.prefix, sweepId));
   if (!summary)
     throw new Error(
       `sweep ${sweepId} has no summary in ${store.uri(keys.sweep(spec.storage.prefix, sweepId))}; has it finished?`,
@@ -37,6 +40,8 @@ export async function writeSweepReport(
     {
       sweepId,
       cells: summary.intrinsic,
+      // The sweep's own student and anchor runs, so this report scores what the sweep's report scored.
+      ...scoringRuns(summary.students ?? [], summary.anchors ?? []),
       resultsUri: spec.scoring.resultsUri,
       alpha: spec.scoring.alpha,
       smallGapThreshold: spec.scoring.smallGapThreshold,

@@ -24,4 +24,7 @@ export const keys = {
   sweep: (prefix: string, sweepId: string) => `${prefix}/sweeps/${sweepId}`,
   sweepSpec: (prefix: string, sweepId: string) => `${prefix}/sweeps/${sweepId}/spec.json`,
   sweepSummary: (prefix: string, sweepId: string) => `${prefix}/sweeps/${sweepId}/summary.json`,
+  /** One page of a run's summary lists, merged into summary.json by the final write. */
+  sweepSummaryPage: (prefix: string, sweepId: string, runId: string, page: number) =>
+    `${prefix}/sweeps/${sweepId}/summary-pages/${runId}/${String(page).padStart(4, '0')}.json`,
 };

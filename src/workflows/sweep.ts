@@ -4,6 +4,7 @@ import {
   condition,
   executeChild,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   startChild,
@@ -12,6 +13,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities, ScoreSweepInput, ScoreSweepResult } from '../activities';
 import { NON_RETRYABLE } from '../common/errors';
+import { scoringRuns } from '../scoring/runs';
 import { planSweep, type CellPlan } from '../spec/plan';
 import { InvalidSpecError, parseSweepSpec, type SweepSpec } from '../spec/sweep';
 import { datasetWorkflow, type DatasetWorkflowResult } from './dataset';
@@ -57,7 +59,7 @@ export interface StudentRun {
   // carry one small entry per student, or a 10× grid would bring them near Temporal's 2 MiB payload cap.
 }
 
-const { recordSweep, writeSweepSummary, scoreSweep } = proxyActivities<Activities>({
+const { recordSweep, writeSweepSummary, writeSweepSummaryPage, scoreSweep } = proxyActivities<Activities>({
   startToCloseTimeout: '10 minutes',
   // The worker heartbeats for these while they run (activities/index.ts): a dead worker shows in 30 s.
   heartbeatTimeout: '30 seconds',
@@ -66,6 +68,8 @@ const { recordSweep, writeSweepSummary, scoreSweep } = proxyActivities<Activitie
 
 /** Cells whose dataset workflows run at once. Keeps pending children far below Temporal's 2,000. */
 const MAX_PARALLEL_CELLS = 64;
+/** Entries per list in one summary page: with the longest entries (~1 KiB), a page stays near 250 KiB. */
+const SUMMARY_PAGE = 250;
 
 /**
  * A whole sweep: validate the spec (again — Web UI starts bypass the CLI), plan cells, run one
@@ -376,28 +380,7 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
       sweepId: plan.sweepId,
       cells: intrinsic,
       resultsUri: spec.scoring.resultsUri,
-      students: students
-        .filter((st) => st.score !== undefined)
-        .map((st) => ({
-          teacher: st.teacher,
-          language: st.language,
-          family: st.family,
-          result: st.score!,
-          uri: st.evalResultUri,
-        })),
-      anchors: anchors.flatMap((a) =>
-        a.base.score !== undefined && a.reference.score !== undefined
-          ? [
-              {
-                family: a.family,
-                language: a.language,
-                base: a.base.score,
-                reference: a.reference.score,
-                uri: a.reference.resultUri,
-              },
-            ]
-          : [],
-      ),
+      ...scoringRuns(students, anchors),
       alpha: spec.scoring.alpha,
       smallGapThreshold: spec.scoring.smallGapThreshold,
     });
@@ -406,21 +389,51 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
   state.stage = failures.length ? 'failed' : 'done';
   upsertSearchAttributes([{ key: StageKey, value: state.stage }]);
   results.sort((a, b) => (a.cellId < b.cellId ? -1 : 1));
+  // The long lists go in pages, each a payload of its own (paper-scale bench: the whole summary was one
+  // 1 MiB activity input at 600 cells × 1,500 students, half of Temporal's 2 MiB cap).
+  // patched(): a run that reached this point under the one-payload code replays that code unchanged.
+  const paged = patched('summary-pages');
+  const lists: Record<string, unknown[]> = { 'state.cells': state.cells, results, intrinsic, students };
+  const longest = paged ? Math.max(...Object.values(lists).map((l) => l.length)) : 0;
+  let pages = 0;
+  for (let at = 0; at < longest; at += SUMMARY_PAGE) {
+    await writeSweepSummaryPage({
+      storage,
+      sweepId: plan.sweepId,
+      runId: info.runId,
+      page: pages++,
+      lists: Object.fromEntries(Object.entries(lists).map(([k, l]) => [k, l.slice(at, at + SUMMARY_PAGE)])),
+    });
+  }
   const summaryUri = await writeSweepSummary({
     storage,
     sweepId: plan.sweepId,
-    summary: {
-      sweepId: plan.sweepId,
-      workflowId: info.workflowId,
-      runId: info.runId,
-      state,
-      results,
-      intrinsic,
-      students,
-      anchors,
-      report,
-      failures,
-    },
+    summary: paged
+      ? {
+          sweepId: plan.sweepId,
+          workflowId: info.workflowId,
+          runId: info.runId,
+          state: { ...state, cells: [] },
+          results: [],
+          intrinsic: [],
+          students: [],
+          anchors,
+          report,
+          failures,
+        }
+      : {
+          sweepId: plan.sweepId,
+          workflowId: info.workflowId,
+          runId: info.runId,
+          state,
+          results,
+          intrinsic,
+          students,
+          anchors,
+          report,
+          failures,
+        },
+    ...(paged ? { pages: { runId: info.runId, count: pages } } : {}),
   });
   if (failures.length) {
     // Other cells were allowed to finish first: a resume then only redoes the failed ones.

@@ -4,6 +4,7 @@ import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, write
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { BatchV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { writeSweepReport } from '../../src/cli/report';
 import { KubernetesJobRunner, loadKubeConfig } from '../../src/jobs/kubernetes';
 import { LABELS } from '../../src/jobs/manifest';
 import { JobResultSchema } from '../../src/jobs/spec';
@@ -219,6 +220,22 @@ describe('whole pipeline: data, metrics, anchors, students, score', function () 
         args: [spec],
       });
       await checkScored(r, bucket);
+
+      // `polyglot report` rebuilds the scores from the sweep's summary: the same cohort, students and anchors
+      // included, so the same S and PGR per cell as the sweep's own report.
+      const store = storeFor(bucket);
+      const scoresKey = `${r.report!.reportPrefix.replace(`s3://${bucket}/`, '')}/scores.json`;
+      type Cells = { scores: { cells: { teacher: string; language: string; result?: number; pgr?: number }[] } };
+      const fromSweep = (await store.getJson<Cells>(scoresKey))!.scores.cells;
+      await writeSweepReport(store, parseSweepSpec(spec), plan.sweepId, mkdtempSync(path.join(tmpdir(), 'pg-rep-')));
+      const fromCli = (await store.getJson<Cells>(scoresKey))!.scores.cells;
+      const pick = (cs: Cells['scores']['cells']) => cs.map((c) => [c.teacher, c.language, c.result, c.pgr]);
+      assert.ok(
+        fromCli.some((c) => c.pgr !== undefined),
+        'the rebuilt report has PGR',
+      );
+      assert.deepEqual(pick(fromCli), pick(fromSweep));
+
       const jobs = readdirSync(jobsDir).filter((d) => !d.startsWith('.'));
       assert.equal(jobs.length, 12, '4 train + 4 eval + 2 languages × (base + reference) anchor evals');
 
