@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CancelledFailure, Client, Connection, WorkflowFailedError } from '@temporalio/client';
-import { BatchV1Api, CoreV1Api } from '@kubernetes/client-node';
+import { BatchV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { loadKubeConfig } from '../../src/jobs/kubernetes';
 import { LABELS } from '../../src/jobs/manifest';
 import { FakeLlmServer, type FakeFault } from '../../src/llm/fake-server';
@@ -488,6 +490,69 @@ class FlakyProxy {
   }
 }
 
+/**
+ * An HTTP proxy in front of the API server that answers every `failEvery`-th request with a 500
+ * (`InternalError` Status), as an overloaded API server or a failing admission webhook does. The request
+ * is still forwarded first, so a create that "failed" may in fact exist: the client must find it (409 →
+ * attach) rather than create a second Job. It speaks plain HTTP to the runner and TLS, with the test
+ * kubeconfig's credentials, to the API server.
+ */
+class ServerErrorProxy {
+  private server?: http.Server;
+  errors = 0;
+  private n = 0;
+  constructor(
+    private readonly upstream: KubeConfig,
+    private readonly failEvery: number,
+  ) {}
+  async start(): Promise<number> {
+    const target = new URL(this.upstream.getCurrentCluster()!.server);
+    const tls: https.RequestOptions = {};
+    await this.upstream.applyToHTTPSOptions(tls);
+    this.server = http.createServer((req, res) => {
+      const fail = ++this.n % this.failEvery === 0;
+      const up = https.request(
+        {
+          ...tls,
+          host: target.hostname,
+          port: target.port,
+          method: req.method,
+          path: req.url,
+          headers: { ...req.headers, host: target.host, ...(tls.headers ?? {}) },
+        },
+        (upRes) => {
+          if (!fail) {
+            res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+            upRes.pipe(res);
+            return;
+          }
+          upRes.resume();
+          this.errors++;
+          res.writeHead(500, { 'content-type': 'application/json' });
+          res.end(
+            JSON.stringify({
+              kind: 'Status',
+              apiVersion: 'v1',
+              status: 'Failure',
+              reason: 'InternalError',
+              code: 500,
+              message: 'injected',
+            }),
+          );
+        },
+      );
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
+    return (this.server.address() as net.AddressInfo).port;
+  }
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise((r) => this.server?.close(r));
+  }
+}
+
 describe('chaos: Kubernetes API faults', function () {
   this.timeout(600_000);
   let kubeconfig: string | undefined;
@@ -506,88 +571,140 @@ describe('chaos: Kubernetes API faults', function () {
     await llm?.stop();
   });
 
-  it('connections reset and dropped on the way to the API server: every Job created once, sweep completes', async () => {
-    const kc = loadKubeConfig(kubeconfig!);
-    const core = kc.makeApiClient(CoreV1Api);
-    const ns = await createNamespace(core, 'pgchaos');
+  /** The worker's kubeconfig goes through the proxy; the test's own (and the pod executor's) does not. */
+  interface Faults {
+    kubeconfig: string;
+    stop: () => Promise<void>;
+    describe: () => { injected: number; text: string };
+  }
+
+  async function tcpFaults(kc: KubeConfig): Promise<Faults> {
     const server = new URL(kc.getCurrentCluster()!.server);
     const proxy = new FlakyProxy({ host: server.hostname, port: Number(server.port) }, { resetEvery: 4, dropMs: 1500 });
     const port = await proxy.start();
-    const flakyConfig = path.join(mkdtempSync(path.join(tmpdir(), 'pg-chaos-kube-')), 'kubeconfig');
-    writeFileSync(flakyConfig, readFileSync(kubeconfig!, 'utf8').replace(server.origin, `https://127.0.0.1:${port}`));
-    const executor = new PodExecutor(kc, ns, {
-      pathPrefix: [],
-      extraEnv: {
-        S3_ENDPOINT: getStack().s3Endpoint,
-        AWS_ACCESS_KEY_ID: 'test',
-        AWS_SECRET_ACCESS_KEY: 'test',
-        AWS_REGION: 'us-east-1',
-      },
-      log: (line) => console.log(`      ${line}`),
-    });
-    executor.start();
-    const bucket = uniqueName('chaosk8s');
-    const seedPool = await importDemoSeeds(bucket);
-    const base = smallSpec({
-      bucket,
-      seedPool,
-      llmUrl: llm.url,
-      sweepId: uniqueName('chaosk'),
-      providerId: 'fake',
-      counts: 1,
-    });
-    const job = {
-      runner: 'kubernetes' as const,
-      image: 'polyglot/fake-job:test',
-      command: FAKE_JOB,
-      gpus: 1,
-      heartbeatSeconds: 5,
-      podLabels: { [POD_EXEC_LABEL]: 'true' },
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'pg-chaos-kube-')), 'kubeconfig');
+    writeFileSync(file, readFileSync(kubeconfig!, 'utf8').replace(server.origin, `https://127.0.0.1:${port}`));
+    return {
+      kubeconfig: file,
+      stop: () => proxy.stop(),
+      describe: () => ({
+        injected: proxy.resets + proxy.drops,
+        text: `${proxy.resets} connections reset, ${proxy.drops} dropped on the way to the API server`,
+      }),
     };
-    const spec: SweepSpecInput = {
-      ...base,
-      teachers: [base.teachers[0]!],
-      students: [{ id: 'stu', model: 'org/student', anchors: { base: 'org/base', reference: 'org/reference' } }],
-      training: { ...job, env: { FAKE_JOB_SLEEP_MS: '2000' } },
-      evaluation: { ...job, env: { FAKE_JOB_SLEEP_MS: '500' }, dataUri: `s3://${bucket}/benchmarks/` },
+  }
+
+  async function serverErrors(kc: KubeConfig): Promise<Faults> {
+    const proxy = new ServerErrorProxy(kc, 5);
+    const port = await proxy.start();
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'pg-chaos-kube-')), 'kubeconfig');
+    // The Kubernetes client refuses plain HTTP unless TLS verification is declared off (there is no TLS).
+    writeFileSync(
+      file,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        `clusters: [{name: faulty, cluster: {server: "http://127.0.0.1:${port}", insecure-skip-tls-verify: true}}]`,
+        'users: [{name: proxy, user: {}}]',
+        'contexts: [{name: faulty, context: {cluster: faulty, user: proxy}}]',
+        'current-context: faulty',
+      ].join('\n'),
+    );
+    return {
+      kubeconfig: file,
+      stop: () => proxy.stop(),
+      describe: () => ({
+        injected: proxy.errors,
+        text: `${proxy.errors} API requests answered 500 (after forwarding)`,
+      }),
     };
-    const plan = planSweep(parseSweepSpec(spec));
-    const taskQueue = uniqueName('tq');
-    try {
-      worker = await spawnWorker({
-        POLYGLOT_TASK_QUEUE: taskQueue,
-        POLYGLOT_PROVIDERS: 'fake',
-        POLYGLOT_KUBECONFIG: flakyConfig,
-        POLYGLOT_K8S_NAMESPACE: ns,
-        POLYGLOT_K8S_POLL_MS: '300',
+  }
+
+  for (const [what, makeFaults] of [
+    ['connections reset and dropped on the way to the API server', tcpFaults],
+    ['every 5th API request answered 500 (after it reached the server)', serverErrors],
+  ] as const) {
+    it(`${what}: every Job created once, sweep completes`, async () => {
+      const kc = loadKubeConfig(kubeconfig!);
+      const core = kc.makeApiClient(CoreV1Api);
+      const ns = await createNamespace(core, 'pgchaos');
+      const faults = await makeFaults(kc);
+      const flakyConfig = faults.kubeconfig;
+      const executor = new PodExecutor(kc, ns, {
+        pathPrefix: [],
+        extraEnv: {
+          S3_ENDPOINT: getStack().s3Endpoint,
+          AWS_ACCESS_KEY_ID: 'test',
+          AWS_SECRET_ACCESS_KEY: 'test',
+          AWS_REGION: 'us-east-1',
+        },
+        log: (line) => console.log(`      ${line}`),
       });
-      const r = (await getStack().env.client.workflow.execute('sweepWorkflow', {
-        taskQueue,
-        workflowId: plan.workflowId,
-        args: [spec],
-      })) as SweepResult;
-      assert.equal(r.students.length, 2, '1 teacher × 2 languages × 1 student');
-      assert.ok(r.students.every((st) => typeof st.score === 'number'));
-      const jobs = (
-        await kc
-          .makeApiClient(BatchV1Api)
-          .listNamespacedJob({ namespace: ns, labelSelector: `${LABELS.sweep}=${plan.sweepId}` })
-      ).items;
-      // 2 train + 2 eval + 2 languages × (base + reference): each created once, attempt 0 only.
-      assert.equal(jobs.length, 8, jobs.map((j) => j.metadata?.name).join(', '));
-      assert.ok(
-        jobs.every((j) => j.metadata?.labels?.[LABELS.attempt] === '0'),
-        'no job needed a second attempt',
-      );
-      assert.equal(executor.ran.length, 8, 'each pod ran its command once');
-      assert.ok(proxy.resets + proxy.drops >= 5, `faults injected: ${proxy.resets} resets, ${proxy.drops} drops`);
-      console.log(`      ${proxy.resets} connections reset, ${proxy.drops} dropped on the way to the API server`);
-    } finally {
-      await executor.stop();
-      await proxy.stop();
-      await core.deleteNamespace({ name: ns }).catch(() => undefined);
-    }
-  });
+      executor.start();
+      const bucket = uniqueName('chaosk8s');
+      const seedPool = await importDemoSeeds(bucket);
+      const base = smallSpec({
+        bucket,
+        seedPool,
+        llmUrl: llm.url,
+        sweepId: uniqueName('chaosk'),
+        providerId: 'fake',
+        counts: 1,
+      });
+      const job = {
+        runner: 'kubernetes' as const,
+        image: 'polyglot/fake-job:test',
+        command: FAKE_JOB,
+        gpus: 1,
+        heartbeatSeconds: 5,
+        podLabels: { [POD_EXEC_LABEL]: 'true' },
+      };
+      const spec: SweepSpecInput = {
+        ...base,
+        teachers: [base.teachers[0]!],
+        students: [{ id: 'stu', model: 'org/student', anchors: { base: 'org/base', reference: 'org/reference' } }],
+        training: { ...job, env: { FAKE_JOB_SLEEP_MS: '2000' } },
+        evaluation: { ...job, env: { FAKE_JOB_SLEEP_MS: '500' }, dataUri: `s3://${bucket}/benchmarks/` },
+      };
+      const plan = planSweep(parseSweepSpec(spec));
+      const taskQueue = uniqueName('tq');
+      try {
+        worker = await spawnWorker({
+          POLYGLOT_TASK_QUEUE: taskQueue,
+          POLYGLOT_PROVIDERS: 'fake',
+          POLYGLOT_KUBECONFIG: flakyConfig,
+          POLYGLOT_K8S_NAMESPACE: ns,
+          POLYGLOT_K8S_POLL_MS: '300',
+        });
+        const r = (await getStack().env.client.workflow.execute('sweepWorkflow', {
+          taskQueue,
+          workflowId: plan.workflowId,
+          args: [spec],
+        })) as SweepResult;
+        assert.equal(r.students.length, 2, '1 teacher × 2 languages × 1 student');
+        assert.ok(r.students.every((st) => typeof st.score === 'number'));
+        const jobs = (
+          await kc
+            .makeApiClient(BatchV1Api)
+            .listNamespacedJob({ namespace: ns, labelSelector: `${LABELS.sweep}=${plan.sweepId}` })
+        ).items;
+        // 2 train + 2 eval + 2 languages × (base + reference): each created once, attempt 0 only.
+        assert.equal(jobs.length, 8, jobs.map((j) => j.metadata?.name).join(', '));
+        assert.ok(
+          jobs.every((j) => j.metadata?.labels?.[LABELS.attempt] === '0'),
+          'no job needed a second attempt',
+        );
+        assert.equal(executor.ran.length, 8, 'each pod ran its command once');
+        const { injected, text } = faults.describe();
+        assert.ok(injected >= 5, `faults injected: ${text}`);
+        console.log(`      ${text}`);
+      } finally {
+        await executor.stop();
+        await faults.stop();
+        await core.deleteNamespace({ name: ns }).catch(() => undefined);
+      }
+    });
+  }
 });
 
 /** Every local job's attempts by cell id, with their exit codes (the runner's own records). */
