@@ -70,12 +70,15 @@ export class KubernetesJobRunner implements JobRunner {
 
   private async refresh(): Promise<Snapshot> {
     const selector = `${LABELS.managedBy}=${MANAGED_BY}`;
+    // Stamped before the requests go out, not when they return: a Job created while a LIST was in flight
+    // may be missing from it, so the snapshot only speaks for Jobs created before it started.
+    const at = Date.now();
     this.requests += 2;
     const [jobs, pods] = await Promise.all([
       this.batch.listNamespacedJob({ namespace: this.namespace, labelSelector: selector }),
       this.core.listNamespacedPod({ namespace: this.namespace, labelSelector: selector }),
     ]);
-    const snap: Snapshot = { at: Date.now(), jobs: new Map(), pods: new Map() };
+    const snap: Snapshot = { at, jobs: new Map(), pods: new Map() };
     for (const j of jobs.items) snap.jobs.set(j.metadata!.name!, j);
     for (const p of pods.items) {
       const owner =
@@ -101,11 +104,8 @@ export class KubernetesJobRunner implements JobRunner {
     if (!snap.jobs.has(handle.name) && (this.submitted.get(handle.name) ?? Infinity) >= snap.at) {
       this.inflight ??= this.refresh().finally(() => (this.inflight = undefined));
       snap = this.snapshot = await this.inflight;
-      if (!snap.jobs.has(handle.name) && (this.submitted.get(handle.name) ?? Infinity) >= snap.at) {
-        snap = this.snapshot = await this.refresh();
-      }
     }
-    const job = snap.jobs.get(handle.name);
+    const job = snap.jobs.get(handle.name) ?? (await this.read(handle.name));
     if (!job)
       return {
         phase: 'failed',
@@ -114,6 +114,20 @@ export class KubernetesJobRunner implements JobRunner {
         retryable: true,
       };
     return jobStatusOf(job, snap.pods.get(handle.name) ?? []);
+  }
+
+  /**
+   * The Job by name, or undefined on 404. Absence from a LIST is never taken as final: a "NotFound" makes the
+   * watcher launch a replacement Job, so it is confirmed by a direct GET first (one request, only then).
+   */
+  private async read(name: string): Promise<V1Job | undefined> {
+    try {
+      this.requests++;
+      return await this.batch.readNamespacedJob({ name, namespace: this.namespace });
+    } catch (e) {
+      if (e instanceof ApiException && e.code === 404) return undefined;
+      throw e;
+    }
   }
 
   async cancel(handle: JobHandle): Promise<void> {

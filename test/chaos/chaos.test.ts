@@ -19,6 +19,7 @@ import { S3Store, makeS3Client } from '../../src/storage/s3';
 import { SEARCH_ATTRIBUTES } from '../../src/workflows/shared';
 import type { SweepResult } from '../../src/workflows/sweep';
 import { FAKE_JOB_COMMAND, importDemoSeeds, smallSpec, uniqueName } from '../support/fixtures';
+import { activityFailures } from '../support/history';
 import { createNamespace } from '../support/kube';
 import { POD_EXEC_LABEL, PodExecutor } from '../support/pod-executor';
 import { killHard, spawnWorker, until } from '../support/processes';
@@ -689,7 +690,12 @@ describe('chaos: Kubernetes API faults', function () {
             .listNamespacedJob({ namespace: ns, labelSelector: `${LABELS.sweep}=${plan.sweepId}` })
         ).items;
         // 2 train + 2 eval + 2 languages × (base + reference): each created once, attempt 0 only.
-        assert.equal(jobs.length, 8, jobs.map((j) => j.metadata?.name).join(', '));
+        if (jobs.length !== 8) {
+          const failures = await activityFailures(getStack().env.client, plan.sweepId);
+          assert.fail(
+            `expected 8 Jobs, found ${jobs.length}: ${jobs.map((j) => j.metadata?.name).join(', ')}\nfailed watcher attempts:\n${failures.join('\n')}`,
+          );
+        }
         assert.ok(
           jobs.every((j) => j.metadata?.labels?.[LABELS.attempt] === '0'),
           'no job needed a second attempt',

