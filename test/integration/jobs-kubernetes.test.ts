@@ -247,37 +247,77 @@ describe('GPU job watcher on Kubernetes (kwok control plane)', function () {
     });
   });
 
-  it('a Job created while a shared LIST was in flight is not reported NotFound (no replacement Job)', async () => {
-    // The race behind duplicate "-a1" Jobs: watcher A's LIST is answered by the server before watcher B
-    // creates its Job, but the answer arrives after. That snapshot must not be taken as proof of absence.
+  /** A runner whose API calls the test can hold back, and which counts its by-name reads (GETs). */
+  function gatedRunner() {
     const runner = new KubernetesJobRunner(kc, { namespace: ns, pollMs: 60_000 });
     const api = (runner as unknown as { batch: BatchV1Api }).batch;
+    const reads: string[] = [];
+    const read = api.readNamespacedJob.bind(api);
+    api.readNamespacedJob = (...args: Parameters<BatchV1Api['readNamespacedJob']>) => {
+      reads.push(args[0].name);
+      return read(...args);
+    };
+    return { runner, api, reads };
+  }
+  const gate = () => {
+    let open!: () => void;
+    const opened = new Promise<void>((r) => (open = r));
+    return { open, opened };
+  };
+
+  // The race behind duplicate "-a1" Jobs: a watcher told NotFound fails retryably and its workflow launches a
+  // replacement Job. Each half of the fix is pinned on its own below.
+  it('a Job created while a shared LIST was in flight is found by the next LIST, not reported NotFound', async () => {
+    const { runner, api, reads } = gatedRunner();
     const list = api.listNamespacedJob.bind(api);
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    let listed!: () => void;
-    const served = new Promise<void>((r) => (listed = r));
+    const served = gate();
+    const delivered = gate();
     let calls = 0;
     api.listNamespacedJob = async (...args: Parameters<BatchV1Api['listNamespacedJob']>) => {
-      const answer = await list(...args); // served by the API server now...
+      const answer = await list(...args); // answered by the API server now...
       if (calls++ === 0) {
-        listed();
-        await gate; // ...and, the first time, delivered only later
+        served.open();
+        await delivered.opened; // ...and, the first time, delivered only after B exists
       }
       return answer;
     };
-    const a = JobSpecSchema.parse(spec());
-    const b = JobSpecSchema.parse(spec());
-    const watchA = runner.status(await runner.submit(a));
-    await served;
-    const handleB = await runner.submit(b);
-    release();
+    const watchA = runner.status(await runner.submit(JobSpecSchema.parse(spec())));
+    await served.opened;
+    const handleB = await runner.submit(JobSpecSchema.parse(spec()));
+    delivered.open();
     assert.notEqual((await watchA).phase, 'failed', 'A was in the LIST');
     const st = await runner.status(handleB);
     assert.notEqual(st.phase, 'failed', `B is seen, not reported ${st.reason ?? ''} from a LIST that predates it`);
-    assert.equal((await jobsOf(b)).length, 1);
-    const gone = await runner.status({ name: 'pg-never-created', namespace: ns, attached: false });
-    assert.equal(gone.reason, 'NotFound', 'a Job that does not exist is still reported NotFound');
+    // The snapshot is stamped when its LIST went out, so it is known not to speak for B: a shared re-LIST
+    // answers, not one GET per new Job (what keeps 200 new Jobs at two requests per interval).
+    assert.equal(calls, 2, 'B was looked up in a second LIST');
+    assert.deepEqual(reads, [], 'no per-Job GET was needed');
+  });
+
+  it('a Job whose create landed after a newer LIST is confirmed by GET, not reported NotFound', async () => {
+    const { runner, api, reads } = gatedRunner();
+    const create = api.createNamespacedJob.bind(api);
+    const sent = gate();
+    const landed = gate();
+    api.createNamespacedJob = async (...args: Parameters<BatchV1Api['createNamespacedJob']>) => {
+      sent.open();
+      await landed.opened; // the request is slow to reach the server...
+      return create(...args);
+    };
+    const b = JobSpecSchema.parse(spec());
+    const submitting = runner.submit(b);
+    await sent.opened;
+    // ...while another watcher's LIST, started after B's submit, is answered without B.
+    assert.equal(
+      (await runner.status({ name: 'pg-never-created', namespace: ns, attached: false })).reason,
+      'NotFound',
+      'a Job that does not exist is reported NotFound',
+    );
+    landed.open();
+    const handleB = await submitting;
+    const st = await runner.status(handleB);
+    assert.notEqual(st.phase, 'failed', `B is confirmed by GET, not reported ${st.reason ?? ''}`);
+    assert.deepEqual(reads, ['pg-never-created', handleB.name], 'absence from the LIST was checked by name');
   });
 
   it('the rendered GPU training manifest passes server-side dry-run', async () => {
