@@ -10,6 +10,7 @@ import { FakeLlmServer } from '../../src/llm/fake-server';
 import { planSweep } from '../../src/spec/plan';
 import { parseSweepSpec } from '../../src/spec/sweep';
 import { FAKE_JOB_COMMAND, importDemoSeeds, smallSpec, storeFor, uniqueName } from '../support/fixtures';
+import { sweepHistories } from '../support/history';
 import { killHard, spawnWorker } from '../support/processes';
 import { getStack } from '../support/stack';
 
@@ -81,9 +82,8 @@ describe('secrets stay out of history, logs and artifacts', function () {
 
     // Histories of the sweep and every cell.
     const haystacks: [string, string][] = [];
-    for await (const wf of client.workflow.list({ query: `SweepId = "${plan.sweepId}"` })) {
-      const history = await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
-      haystacks.push([`history ${wf.workflowId}`, JSON.stringify(historyToJSON(history))]);
+    for await (const { workflowId, history } of sweepHistories(client, plan.sweepId)) {
+      haystacks.push([`history ${workflowId}`, JSON.stringify(historyToJSON(history))]);
     }
     assert.ok(haystacks.length >= 5, `found ${haystacks.length} histories`);
     haystacks.push(['worker log', logs]);
