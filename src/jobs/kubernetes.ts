@@ -106,14 +106,17 @@ export class KubernetesJobRunner implements JobRunner {
       snap = this.snapshot = await this.inflight;
     }
     const job = snap.jobs.get(handle.name) ?? (await this.read(handle.name));
-    if (!job)
-      return {
-        phase: 'failed',
-        reason: 'NotFound',
-        message: `Job ${handle.name} does not exist (deleted or expired)`,
-        retryable: true,
-      };
-    return jobStatusOf(job, snap.pods.get(handle.name) ?? []);
+    const status: JobStatus = job
+      ? jobStatusOf(job, snap.pods.get(handle.name) ?? [])
+      : {
+          phase: 'failed',
+          reason: 'NotFound',
+          message: `Job ${handle.name} does not exist (deleted or expired)`,
+          retryable: true,
+        };
+    // A long-lived worker watches thousands of Jobs: forget each one's creation time once it has ended.
+    if (status.phase === 'succeeded' || status.phase === 'failed') this.submitted.delete(handle.name);
+    return status;
   }
 
   /**
