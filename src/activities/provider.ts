@@ -2,6 +2,7 @@ import { ErrorType, PolyglotError } from '../common/errors';
 import { ChatClient } from '../llm/client';
 import type { LimiterRegistry } from '../llm/limiter';
 import type { Provider } from '../spec/sweep';
+import { forActivity, type ActivityLimiter } from './waits';
 
 /**
  * A client and the shared limiter for a provider. The API key is read here, on the worker, from the
@@ -10,7 +11,7 @@ import type { Provider } from '../spec/sweep';
 export function clientFor(
   deps: { limiters: LimiterRegistry; env: NodeJS.ProcessEnv; fetchImpl?: typeof fetch },
   provider: Provider,
-): { client: ChatClient; limiter: ReturnType<LimiterRegistry['get']> } {
+): { client: ChatClient; limiter: ActivityLimiter } {
   const apiKey = provider.apiKeyEnv ? deps.env[provider.apiKeyEnv] : undefined;
   if (provider.apiKeyEnv && !apiKey) {
     throw new PolyglotError(
@@ -25,10 +26,13 @@ export function clientFor(
       timeoutMs: provider.timeoutSeconds * 1000,
       fetchImpl: deps.fetchImpl,
     }),
-    limiter: deps.limiters.get(provider.id, {
-      concurrency: provider.concurrency,
-      requestsPerMinute: provider.requestsPerMinute,
-      tokensPerMinute: provider.tokensPerMinute,
-    }),
+    // Bound to the calling activity: its waits heartbeat and end when the activity is cancelled.
+    limiter: forActivity(
+      deps.limiters.get(provider.id, {
+        concurrency: provider.concurrency,
+        requestsPerMinute: provider.requestsPerMinute,
+        tokensPerMinute: provider.tokensPerMinute,
+      }),
+    ),
   };
 }

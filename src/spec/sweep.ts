@@ -36,10 +36,26 @@ export const ProviderSchema = z.strictObject({
   apiKeyEnv: envVarName.optional(),
   /** Requests in flight at once per worker process. Default 4. */
   concurrency: z.int().min(1).max(1024).default(4),
-  /** Requests per minute per worker process (token bucket). Default: unlimited. */
-  requestsPerMinute: z.number().positive().max(1e7).optional(),
-  /** Prompt + completion tokens per minute per worker process. Default: unlimited. */
-  tokensPerMinute: z.number().positive().max(1e10).optional(),
+  /**
+   * Requests per minute per worker process (token bucket). Default: unlimited. At least 1: slower, a
+   * default shard (50 requests) no longer fits its default attempt time (120 minutes).
+   */
+  requestsPerMinute: z
+    .number()
+    .min(1, {
+      error:
+        'must be at least 1 request per minute (per worker process): slower, a shard of `shardSize` requests outlasts `timeouts.shardMinutes`; leave it out for no limit, or lower `concurrency` to be gentler',
+    })
+    .max(1e7, { error: 'must be at most 10,000,000 requests per minute; leave it out for no limit' })
+    .optional(),
+  /** Prompt + completion tokens per minute per worker process. Default: unlimited. At least 1000 (one request's worth). */
+  tokensPerMinute: z
+    .number()
+    .min(1000, {
+      error: 'must be at least 1000 tokens per minute (a single request can use that many); leave it out for no limit',
+    })
+    .max(1e10, { error: 'must be at most 10,000,000,000 tokens per minute; leave it out for no limit' })
+    .optional(),
   /** USD per million tokens; used for cost accounting and budget caps. Default 0. */
   pricePerMTok: z
     .strictObject({ input: z.number().min(0).max(10_000), output: z.number().min(0).max(10_000) })

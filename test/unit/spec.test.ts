@@ -73,6 +73,22 @@ const BAD: [string, (s: Doc) => void, RegExp][] = [
     (s) => (s.providers[0].baseUrl = 'localhost:8000'),
     /^providers\[0\]\.baseUrl: must be an http\(s\) URL/,
   ],
+  // A rate so low that a shard outlasts its timeouts (1e-9 once overflowed the limiter's timer into a busy loop).
+  [
+    'requests per minute below 1',
+    (s) => (s.providers[0].requestsPerMinute = 1e-9),
+    /^providers\[0\]\.requestsPerMinute: must be at least 1 request per minute .*leave it out for no limit/,
+  ],
+  [
+    'tokens per minute below one request',
+    (s) => (s.providers[1].tokensPerMinute = 10),
+    /^providers\[1\]\.tokensPerMinute: must be at least 1000 tokens per minute/,
+  ],
+  [
+    'infinite request rate',
+    (s) => (s.providers[0].requestsPerMinute = Infinity),
+    /^providers\[0\]\.requestsPerMinute: /,
+  ],
   ['S3-unsafe teacher id', (s) => (s.teachers[0].id = '../etc'), /^teachers\[0\]\.id: must be 1-63 characters/],
   [
     'path traversal in prefix',
