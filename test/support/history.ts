@@ -35,3 +35,37 @@ export async function activityFailures(client: Client, sweepId: string): Promise
   }
   return out;
 }
+
+/**
+ * How a sweep's attempts of one activity type went, from the histories. The server records only an
+ * activity's last attempt (its start carries the attempt number and the previous attempt's failure), so
+ * `retried` lists the activities that needed more than one attempt with the cause of the one before, and
+ * `timedOut` those whose attempts timed out (heartbeat or start-to-close) on the way, or at the end.
+ */
+export async function activityAttempts(
+  client: Client,
+  sweepId: string,
+  activityType: string,
+): Promise<{ scheduled: number; timedOut: string[]; retried: string[] }> {
+  const out = { scheduled: 0, timedOut: [] as string[], retried: [] as string[] };
+  for await (const { workflowId, history } of sweepHistories(client, sweepId)) {
+    const ours = new Set<string>();
+    for (const e of history.events ?? []) {
+      const at = `${workflowId} event ${String(e.eventId)}`;
+      if (e.activityTaskScheduledEventAttributes?.activityType?.name === activityType) {
+        ours.add(String(e.eventId));
+        out.scheduled++;
+      }
+      const started = e.activityTaskStartedEventAttributes;
+      if (started && ours.has(String(started.scheduledEventId)) && (started.attempt ?? 1) > 1) {
+        const last = started.lastFailure;
+        out.retried.push(`${at}: attempt ${started.attempt} after: ${last?.message ?? '?'}`);
+        if (last?.timeoutFailureInfo) out.timedOut.push(`${at}: an earlier attempt timed out: ${last.message ?? ''}`);
+      }
+      const timedOut = e.activityTaskTimedOutEventAttributes;
+      if (timedOut && ours.has(String(timedOut.scheduledEventId)))
+        out.timedOut.push(`${at}: ${timedOut.failure?.message ?? 'timed out'}`);
+    }
+  }
+  return out;
+}
