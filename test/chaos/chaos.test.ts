@@ -19,7 +19,7 @@ import { S3Store, makeS3Client } from '../../src/storage/s3';
 import { SEARCH_ATTRIBUTES } from '../../src/workflows/shared';
 import type { SweepResult } from '../../src/workflows/sweep';
 import { FAKE_JOB_COMMAND, importDemoSeeds, smallSpec, uniqueName } from '../support/fixtures';
-import { activityFailures } from '../support/history';
+import { activityAttempts, activityFailures } from '../support/history';
 import { createNamespace } from '../support/kube';
 import { POD_EXEC_LABEL, PodExecutor } from '../support/pod-executor';
 import { killHard, spawnWorker, until } from '../support/processes';
@@ -335,6 +335,93 @@ describe('chaos: faults injected into a whole sweep', function () {
       };
       assert.ok((doc.intrinsic.responses_language_conformance ?? 1) < 0.5, 'wrong-language text is measured');
     }
+  });
+
+  it('worker restarted gracefully (SIGTERM, new worker) twice while checkpoint windows are in flight and queued in the limiter: same artifacts', async () => {
+    const ref = await undisturbed();
+    const s = await setup();
+    // Whole shards as one window (3 requests at once), 4 in flight per worker and the rest queued in the
+    // limiter: a restart lands mid-window, with requests both in flight and waiting.
+    const spec: SweepSpecInput = { ...s.spec, checkpointEvery: 3 };
+    llm.resetStats();
+    llm.setLatency(300);
+    worker = await spawnWorker(s.workerEnv);
+    const handle = await getStack().env.client.workflow.start('sweepWorkflow', {
+      taskQueue: s.taskQueue,
+      workflowId: s.plan.workflowId,
+      args: [spec],
+    });
+    const restarts: string[] = [];
+    for (const at of [6, 24]) {
+      await until(() => llm.stats().chatCompletions >= at, 120_000, `${at} LLM calls`);
+      const exited = new Promise<void>((resolve) => worker!.once('exit', () => resolve()));
+      const stopAt = Date.now();
+      worker!.kill('SIGTERM');
+      const hung = await Promise.race([
+        exited.then(() => false),
+        new Promise<boolean>((r) => setTimeout(() => r(true), 30_000)),
+      ]);
+      assert.ok(!hung, `the worker did not exit within 30 s of SIGTERM (restart at ${at} calls)`);
+      restarts.push(`${Date.now() - stopAt} ms`);
+      worker = await spawnWorker(s.workerEnv);
+    }
+    const r = (await handle.result()) as SweepResult;
+    assert.deepEqual(
+      await fingerprint(s.store, s.plan, r),
+      ref,
+      'the same examples, metrics, student scores and PG-Scores',
+    );
+    assert.equal(jobCount(s.jobsDir), baselineJobs, 'every job ran once');
+    // Only a request in flight at a restart is asked again (the shutdown aborted it); queued ones never left.
+    const repeated = repeatedCalls();
+    assert.ok(repeated <= 2 * 4, `${repeated} repeated calls for 2 restarts × concurrency 4`);
+    const shards = await activityAttempts(getStack().env.client, s.plan.sweepId, 'generateShard');
+    assert.deepEqual(shards.timedOut, [], 'shards moved on at the shutdown, not after a heartbeat timeout');
+    console.log(`      workers exited ${restarts.join(' and ')} after SIGTERM; ${repeated} calls repeated`);
+  });
+
+  it('limiter starvation: 12 shards behind 30 requests/min, 5 s heartbeat timeout: same artifacts, one call per example', async () => {
+    const ref = await undisturbed();
+    const s = await setup();
+    // Generation only is throttled: at 30 a minute a shard waits its turn behind the 7 others running (~16 s),
+    // three times its heartbeat timeout. The metrics' provider is the same server, unthrottled, under another
+    // id (metric values do not depend on it), so the scenario stays short.
+    const fake = s.spec.providers[0]!;
+    const metricsProvider = { ...fake, id: 'fake-metrics' };
+    const metricsOn = <M extends { provider: string }>(m: M): M => ({ ...m, provider: metricsProvider.id });
+    const metrics = s.spec.metrics!;
+    const spec: SweepSpecInput = {
+      ...s.spec,
+      providers: [{ ...fake, requestsPerMinute: 30 }, metricsProvider],
+      metrics: {
+        ...metrics,
+        embeddings: metricsOn(metrics.embeddings!),
+        judge: metricsOn(metrics.judge!),
+        perplexity: metricsOn(metrics.perplexity!),
+        tokenizer: metricsOn(metrics.tokenizer!),
+      },
+    };
+    assert.equal(parseSweepSpec(spec).timeouts.heartbeatSeconds, 5);
+    const shardCount = s.plan.cells.flatMap((c) => c.strategies).reduce((n, st) => n + st.shards, 0);
+    assert.equal(shardCount, 12);
+    llm.resetStats();
+    worker = await spawnWorker({ ...s.workerEnv, POLYGLOT_PROVIDERS: `${fake.id},${metricsProvider.id}` });
+    const r = (await getStack().env.client.workflow.execute('sweepWorkflow', {
+      taskQueue: s.taskQueue,
+      workflowId: s.plan.workflowId,
+      args: [spec],
+    })) as SweepResult;
+    assert.deepEqual(
+      await fingerprint(s.store, s.plan, r),
+      ref,
+      'the same examples, metrics, student scores and PG-Scores',
+    );
+    assert.equal(llm.stats().served, baselineCalls, 'each answer was served exactly once');
+    assert.equal(repeatedCalls(), 0);
+    const shards = await activityAttempts(getStack().env.client, s.plan.sweepId, 'generateShard');
+    assert.equal(shards.scheduled, 12);
+    assert.deepEqual(shards.timedOut, [], 'no shard attempt timed out while it waited');
+    assert.deepEqual(shards.retried, [], 'every shard finished on its first attempt');
   });
 
   it('S3 server down for 30 s mid-sweep: same artifacts once it is back', async () => {
