@@ -1,3 +1,4 @@
+import { enforceSpecPolicy } from './policy';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { codecFromEnv, generateKey } from '../common/codec';
@@ -197,6 +198,7 @@ async function run(argv: string[]): Promise<number> {
     switch (cmd) {
       case 'plan': {
         const spec = await loadSpec(target, stores(), { importSeeds: false });
+        await enforceSpecPolicy(spec);
         const { plan, verdicts, warnings } = await explainPlan(spec, stores());
         console.log(
           `sweep ${plan.sweepId} (workflow ${plan.workflowId}): ${plan.cells.length} cells, ${plan.totalShards} shards, ${plan.totalRequested} examples requested`,
@@ -216,6 +218,8 @@ async function run(argv: string[]): Promise<number> {
         return 0;
       }
       case 'start': {
+        // The trust policy first, on the spec as validated without uploads: a refused spec writes nothing.
+        await enforceSpecPolicy(await loadSpec(target, stores(), { importSeeds: false }));
         const spec = await loadSpec(target, stores(), { importSeeds: true });
         const client = await temporalClient();
         const missing = await missingPollers(client, spec);

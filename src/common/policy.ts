@@ -579,3 +579,44 @@ export function guardedFetch(
     return res;
   };
 }
+
+// ---- what any worker refuses ----------------------------------------------------------------------
+
+/**
+ * The problems every worker refuses under any policy short of an exact exception: a worker credential
+ * as a provider key, a metadata or link-local target (by name, literal or resolved address), a job
+ * variable that changes what code runs. The CLI reports these as errors even when it cannot know the
+ * worker's allow-lists.
+ */
+export async function alwaysRefused(spec: SpecLike, lookup?: Lookup): Promise<string[]> {
+  const problems: string[] = [];
+  const dangerous = async (raw: string, field: string) => {
+    const t = target(raw);
+    if (typeof t === 'string') return;
+    if (METADATA_NAMES.has(t.host)) problems.push(`${field}: ${t.url.host} is a cloud metadata service; refused`);
+    else if (t.ip && classifyAddress(t.host).kind === 'blocked')
+      problems.push(`${field}: ${t.url.host} is ${classifyAddress(t.host).why}; refused`);
+    else if (!t.ip && lookup) {
+      const addresses = await lookup(t.host).catch(() => [] as string[]);
+      for (const a of addresses)
+        if (classifyAddress(a).kind === 'blocked')
+          problems.push(`${field}: ${t.host} resolves to ${a}, ${classifyAddress(a).why}; refused`);
+    }
+  };
+  for (const [i, p] of spec.providers.entries()) {
+    await dangerous(p.baseUrl, `providers[${i}].baseUrl`);
+    if (p.apiKeyEnv && RESERVED_KEY_ENV.test(p.apiKeyEnv))
+      problems.push(...checkKeyEnv(readTrustPolicy({}), p.apiKeyEnv, p.baseUrl, `providers[${i}].apiKeyEnv`));
+  }
+  for (const [field, job] of [
+    ['training', spec.training],
+    ['evaluation', spec.evaluation],
+  ] as const) {
+    for (const [name, value] of Object.entries(job?.env ?? {})) {
+      if (FORBIDDEN_JOB_ENV.test(name))
+        problems.push(`${field}.env.${name}: set by the worker or its image, never by a spec; remove it`);
+      else if (ENDPOINT_JOB_ENV.test(name)) await dangerous(value, `${field}.env.${name}`);
+    }
+  }
+  return problems;
+}

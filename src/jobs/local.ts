@@ -40,7 +40,6 @@ export class LocalJobRunner implements JobRunner {
     const name = jobName(spec.cellId, spec.attempt);
     const dir = this.dir(name);
     if (existsSync(path.join(dir, 'spec.json'))) return { name, namespace: 'local', attached: true };
-    mkdirSync(dir, { recursive: true });
     const env: NodeJS.ProcessEnv = {
       PATH: [...this.pathPrefix, this.baseEnv.PATH ?? ''].filter(Boolean).join(path.delimiter),
       HOME: this.baseEnv.HOME,
@@ -71,6 +70,7 @@ export class LocalJobRunner implements JobRunner {
     ]) {
       if (this.baseEnv[k] !== undefined && env[k] === undefined) env[k] = this.baseEnv[k];
     }
+    mkdirSync(dir, { recursive: true });
     const log = openSync(path.join(dir, 'main.log'), 'a');
     // A wrapper shell first takes one of `slots` lock files (a GPU node runs so many pods, a laptop so
     // many training processes), then runs the job and records its exit code, so the code is recorded

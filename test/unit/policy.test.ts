@@ -14,7 +14,10 @@ import {
   readTrustPolicy,
   type Lookup,
 } from '../../src/common/policy';
+import { clientFor } from '../../src/activities/provider';
 import { ChatClient } from '../../src/llm/client';
+import { LimiterRegistry } from '../../src/llm/limiter';
+import type { Provider } from '../../src/spec/sweep';
 
 const policy = (env: Record<string, string> = {}) => readTrustPolicy(env);
 const lookupTo =
@@ -329,5 +332,57 @@ describe('trust policy: requests', () => {
       PolicyViolationError,
     );
     assert.equal(called, false);
+  });
+});
+
+describe('trust policy: provider clients on the worker', () => {
+  const provider = (over: Partial<Provider>): Provider => ({
+    id: 'p',
+    baseUrl: 'http://127.0.0.1:8000/v1',
+    concurrency: 1,
+    pricePerMTok: { input: 0, output: 0 },
+    timeoutSeconds: 5,
+    ...over,
+  });
+  /** An environment that records which variables were read. */
+  const watched = () => {
+    const read: string[] = [];
+    const env = new Proxy(
+      { AWS_SECRET_ACCESS_KEY: 's3-secret', POLYGLOT_PROVIDER_KEY_A: 'sk-a' } as NodeJS.ProcessEnv,
+      {
+        get: (t, k) => {
+          if (typeof k === 'string') read.push(k);
+          return t[k as string];
+        },
+      },
+    );
+    return { env, read };
+  };
+
+  it('refuses a disallowed key variable without reading it', () => {
+    const { env, read } = watched();
+    assert.throws(
+      () =>
+        clientFor(
+          { limiters: new LimiterRegistry(), env, policy: policy() },
+          provider({ apiKeyEnv: 'AWS_SECRET_ACCESS_KEY' }),
+        ),
+      (e: Error) =>
+        e instanceof PolicyViolationError &&
+        e.type === 'PolicyViolation' &&
+        !e.retryable &&
+        !e.message.includes('s3-secret'),
+    );
+    assert.ok(!read.includes('AWS_SECRET_ACCESS_KEY'));
+  });
+
+  it('refuses a host off the allow-list, and builds a client for an allowed one', () => {
+    const { env } = watched();
+    const deps = { limiters: new LimiterRegistry(), env, policy: policy({ POLYGLOT_ALLOWED_HOSTS: '127.0.0.1:8000' }) };
+    assert.throws(
+      () => clientFor(deps, provider({ baseUrl: 'http://127.0.0.1:8001/v1', apiKeyEnv: 'POLYGLOT_PROVIDER_KEY_A' })),
+      /provider "p"\.baseUrl: host 127\.0\.0\.1:8001 is not allowed/,
+    );
+    assert.ok(clientFor(deps, provider({ apiKeyEnv: 'POLYGLOT_PROVIDER_KEY_A' })).client);
   });
 });
