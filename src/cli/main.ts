@@ -250,6 +250,7 @@ async function run(argv: string[]): Promise<number> {
         const spec = specOverride
           ? await loadSpec(specOverride, stores(), { importSeeds: true })
           : await specOfSweep(client, target);
+        await enforceSpecPolicy(spec);
         const r = await startSweep(client, spec);
         console.log(
           r.alreadyRunning
