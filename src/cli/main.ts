@@ -1,4 +1,3 @@
-import { enforceSpecPolicy } from './policy';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { codecFromEnv, generateKey } from '../common/codec';
@@ -7,10 +6,11 @@ import { readEnv } from '../common/env';
 import { isPolyglotError } from '../common/errors';
 import { importSeedPool, readSeedFile } from '../seeds/pool';
 import { sweepWorkflowId } from '../spec/plan';
-import { InvalidSpecError } from '../spec/sweep';
+import { InvalidSpecError, parseSweepSpec } from '../spec/sweep';
 import { StoreRegistry, makeS3Client } from '../storage/s3';
 import { pauseSignal, resumeSignal } from '../workflows/shared';
 import { devDown, devPorts, devStatus, devUp, loadDevEnv } from './devstack';
+import { enforceSpecPolicy } from './policy';
 import { writeSweepReport } from './report';
 import { renderScoreTable, scoreFromFile } from './score';
 import { loadSpec } from './spec-file';
@@ -250,7 +250,8 @@ async function run(argv: string[]): Promise<number> {
         const spec = specOverride
           ? await loadSpec(specOverride, stores(), { importSeeds: true })
           : await specOfSweep(client, target);
-        await enforceSpecPolicy(spec);
+        // A recorded spec is the workflow's raw input: parse it (defaults filled in) like the workflow does.
+        await enforceSpecPolicy(parseSweepSpec(spec));
         const r = await startSweep(client, spec);
         console.log(
           r.alreadyRunning

@@ -508,7 +508,7 @@ export interface SpecLike {
   storage: { bucket: string };
   seedPool: string;
   providers: { id: string; baseUrl: string; apiKeyEnv?: string }[];
-  students: { model: string; anchors?: { base: string; reference: string } }[];
+  students?: { model: string; anchors?: { base: string; reference: string } }[];
   training?: JobTemplateLike;
   evaluation?: JobTemplateLike & { dataUri: string };
   scoring?: { resultsUri?: string };
@@ -531,7 +531,7 @@ export async function checkSweepSpecPolicy(
   problems.push(...checkBucketUri(policy, `s3://${spec.storage.bucket}`, 'storage.bucket'));
   problems.push(...checkBucketUri(policy, spec.seedPool, 'seedPool'));
   problems.push(...checkBucketUri(policy, spec.scoring?.resultsUri, 'scoring.resultsUri'));
-  spec.students.forEach((s, i) => {
+  (spec.students ?? []).forEach((s, i) => {
     problems.push(...checkBucketUri(policy, s.model, `students[${i}].model`));
     if (s.anchors) {
       problems.push(...checkBucketUri(policy, s.anchors.base, `students[${i}].anchors.base`));

@@ -17,7 +17,8 @@ import {
 import { clientFor } from '../../src/activities/provider';
 import { ChatClient } from '../../src/llm/client';
 import { LimiterRegistry } from '../../src/llm/limiter';
-import type { Provider } from '../../src/spec/sweep';
+import type { Provider, SweepSpec } from '../../src/spec/sweep';
+import { specPolicyProblems } from '../../src/cli/policy';
 
 const policy = (env: Record<string, string> = {}) => readTrustPolicy(env);
 const lookupTo =
@@ -384,5 +385,48 @@ describe('trust policy: provider clients on the worker', () => {
       /provider "p"\.baseUrl: host 127\.0\.0\.1:8001 is not allowed/,
     );
     assert.ok(clientFor(deps, provider({ apiKeyEnv: 'POLYGLOT_PROVIDER_KEY_A' })).client);
+  });
+});
+
+describe('trust policy: what the CLI reports', () => {
+  const spec = (provider: { baseUrl: string; apiKeyEnv?: string }) =>
+    ({
+      storage: { bucket: 'b', prefix: 'p' },
+      seedPool: 's3://b/p/seeds/sha256-x',
+      providers: [{ id: 'p', ...provider }],
+      students: [],
+      scoring: {},
+    }) as unknown as SweepSpec;
+
+  it("without the worker's settings: errors for what every worker refuses, warnings for the defaults", async () => {
+    const hosted = await specPolicyProblems(
+      spec({ baseUrl: 'https://api.openai.com/v1', apiKeyEnv: 'OPENAI_API_KEY' }),
+      {},
+      lookupTo('162.159.140.245'),
+    );
+    assert.deepEqual(hosted.errors, []);
+    assert.equal(hosted.warnings.length, 2);
+    const rebound = await specPolicyProblems(
+      spec({ baseUrl: 'https://x.example.com/v1' }),
+      {},
+      lookupTo('169.254.169.254'),
+    );
+    assert.match(rebound.errors[0]!, /x\.example\.com resolves to 169\.254\.169\.254/);
+    const s3key = await specPolicyProblems(
+      spec({ baseUrl: 'http://127.0.0.1:1/v1', apiKeyEnv: 'AWS_SESSION_TOKEN' }),
+      {},
+    );
+    assert.match(s3key.errors[0]!, /AWS_SESSION_TOKEN is one of the worker's own credentials/);
+  });
+
+  it("with the worker's settings in its environment: enforced as on the worker", async () => {
+    const r = await specPolicyProblems(
+      spec({ baseUrl: 'https://api.openai.com/v1', apiKeyEnv: 'OPENAI_API_KEY' }),
+      { POLYGLOT_ALLOWED_HOSTS: 'api.openai.com' },
+      lookupTo('162.159.140.245'),
+    );
+    assert.deepEqual(r.warnings, []);
+    assert.equal(r.errors.length, 1);
+    assert.match(r.errors[0]!, /OPENAI_API_KEY is not an allowed provider key variable/);
   });
 });
