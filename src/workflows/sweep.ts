@@ -59,13 +59,23 @@ export interface StudentRun {
   // carry one small entry per student, or a 10× grid would bring them near Temporal's 2 MiB payload cap.
 }
 
-const { recordSweep, writeSweepSummary, writeSweepSummaryPage, scoreSweep, checkSpecPolicy } =
-  proxyActivities<Activities>({
-    startToCloseTimeout: '10 minutes',
-    // The worker heartbeats for these while they run (activities/index.ts): a dead worker shows in 30 s.
-    heartbeatTimeout: '30 seconds',
-    retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: [...NON_RETRYABLE] },
-  });
+const { recordSweep, writeSweepSummary, writeSweepSummaryPage, scoreSweep } = proxyActivities<Activities>({
+  startToCloseTimeout: '10 minutes',
+  // The worker heartbeats for these while they run (activities/index.ts): a dead worker shows in 30 s.
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: [...NON_RETRYABLE] },
+});
+/** A few DNS lookups at most: a bounded retry, so a spec is never stuck before its first step. */
+const { checkSpecPolicy } = proxyActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: {
+    initialInterval: '1s',
+    maximumInterval: '30s',
+    maximumAttempts: 10,
+    nonRetryableErrorTypes: [...NON_RETRYABLE],
+  },
+});
 
 /** Cells whose dataset workflows run at once. Keeps pending children far below Temporal's 2,000. */
 const MAX_PARALLEL_CELLS = 64;
