@@ -1,5 +1,6 @@
 import { Context } from '@temporalio/activity';
 import { ErrorType, PolyglotError } from '../common/errors';
+import type { TrustPolicy } from '../common/policy';
 import {
   buildChatRequest,
   eligibleSeeds,
@@ -33,6 +34,8 @@ export interface DatasetDeps {
   /** Environment to read API keys from (by the name the spec gives). */
   env: NodeJS.ProcessEnv;
   fetchImpl?: typeof fetch;
+  /** The operator's trust policy (key variables, hosts…); read from `env` when not given. */
+  policy?: TrustPolicy;
 }
 
 /** The checkpointed outcome for one seed, with the tokens it cost. */

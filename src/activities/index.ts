@@ -4,7 +4,9 @@ import { mapped } from './failures';
 import { createJobActivities, type JobDeps } from './jobs';
 import { createMetricsActivities } from './metrics';
 import { createReportActivities } from './report';
+import { createPolicyActivities } from './policy';
 import { createSweepActivities } from './sweep';
+import { readTrustPolicy } from '../common/policy';
 
 export type ActivityDeps = DatasetDeps & { runners?: JobDeps['runners'] };
 
@@ -17,6 +19,7 @@ const KEEP_ALIVE = new Set([
   'prepareDataset',
   'finalizeDataset',
   'recordSweep',
+  'checkSpecPolicy',
   'writeSweepSummary',
   'writeSweepSummaryPage',
   'scoreSweep',
@@ -46,7 +49,12 @@ export function createActivities(deps: ActivityDeps) {
     ...createSweepActivities(deps),
     ...createMetricsActivities(deps),
     ...createReportActivities(deps),
-    ...createJobActivities({ stores: deps.stores, runners: deps.runners ?? {} }),
+    ...createJobActivities({
+      stores: deps.stores,
+      runners: deps.runners ?? {},
+      policy: deps.policy ?? readTrustPolicy(deps.env),
+    }),
+    ...createPolicyActivities({ policy: deps.policy ?? readTrustPolicy(deps.env) }),
   };
   return Object.fromEntries(
     Object.entries(all).map(([name, fn]) => {

@@ -1,5 +1,6 @@
 import { CancelledFailure, Context } from '@temporalio/activity';
 import { ErrorType, PolyglotError } from '../common/errors';
+import { PolicyViolationError, checkBucketUri, checkJob, readTrustPolicy, type TrustPolicy } from '../common/policy';
 import type { JobHandle, JobRunner, JobStatus } from '../jobs/runner';
 import { JobResultSchema, JobSpecSchema, jobName, type JobResult, type JobSpecInput } from '../jobs/spec';
 import { parseS3Uri, type StoreRegistry } from '../storage/s3';
@@ -24,6 +25,8 @@ export interface RunJobResult {
 export interface JobDeps {
   stores: StoreRegistry;
   runners: Partial<Record<'kubernetes' | 'local', JobRunner>>;
+  /** What a job may run and reference (commands, images, Secrets, buckets): checked before every launch. */
+  policy?: TrustPolicy;
 }
 
 /**
@@ -43,6 +46,15 @@ export function createJobActivities(deps: JobDeps) {
       );
     }
     const spec = parsed.data;
+    // The job spec comes from the sweep spec (untrusted): refuse before anything is launched or read.
+    const policy = deps.policy ?? readTrustPolicy(process.env);
+    const problems = [
+      // POLYGLOT_JOB_CONFIG is the contract's own variable, written by the student workflow.
+      ...checkJob(policy, spec, input.runner, 'job', { allowEnv: ['POLYGLOT_JOB_CONFIG'] }),
+      ...checkBucketUri(policy, spec.outputUri, 'job.outputUri'),
+      ...Object.entries(spec.inputs).flatMap(([k, uri]) => checkBucketUri(policy, uri, `job.inputs.${k}`)),
+    ];
+    if (problems.length) throw new PolicyViolationError(problems);
     const runner = deps.runners[input.runner];
     if (!runner)
       throw new PolyglotError(ErrorType.InvalidInput, `job runner "${input.runner}" is not configured on this worker`);

@@ -12,6 +12,7 @@ import type { Provider } from '../spec/sweep';
 import { keys } from '../storage/layout';
 import { parseS3Uri, type S3Store, type StoreRegistry } from '../storage/s3';
 import { runCheckpointed } from './checkpoint';
+import type { TrustPolicy } from '../common/policy';
 import { clientFor } from './provider';
 import type { DatasetManifest, StorageRef } from './types';
 
@@ -69,6 +70,7 @@ export interface MetricsDeps {
   limiters: LimiterRegistry;
   env: NodeJS.ProcessEnv;
   fetchImpl?: typeof fetch;
+  policy?: TrustPolicy;
 }
 
 const metricsPrefix = (storage: StorageRef, datasetKey: string) => `${storage.prefix}/metrics/${datasetKey}`;

@@ -6,10 +6,11 @@ import { readEnv } from '../common/env';
 import { isPolyglotError } from '../common/errors';
 import { importSeedPool, readSeedFile } from '../seeds/pool';
 import { sweepWorkflowId } from '../spec/plan';
-import { InvalidSpecError } from '../spec/sweep';
+import { InvalidSpecError, parseSweepSpec } from '../spec/sweep';
 import { StoreRegistry, makeS3Client } from '../storage/s3';
 import { pauseSignal, resumeSignal } from '../workflows/shared';
 import { devDown, devPorts, devStatus, devUp, loadDevEnv } from './devstack';
+import { enforceSpecPolicy } from './policy';
 import { writeSweepReport } from './report';
 import { renderScoreTable, scoreFromFile } from './score';
 import { loadSpec } from './spec-file';
@@ -197,6 +198,7 @@ async function run(argv: string[]): Promise<number> {
     switch (cmd) {
       case 'plan': {
         const spec = await loadSpec(target, stores(), { importSeeds: false });
+        await enforceSpecPolicy(spec);
         const { plan, verdicts, warnings } = await explainPlan(spec, stores());
         console.log(
           `sweep ${plan.sweepId} (workflow ${plan.workflowId}): ${plan.cells.length} cells, ${plan.totalShards} shards, ${plan.totalRequested} examples requested`,
@@ -216,6 +218,8 @@ async function run(argv: string[]): Promise<number> {
         return 0;
       }
       case 'start': {
+        // The trust policy first, on the spec as validated without uploads: a refused spec writes nothing.
+        await enforceSpecPolicy(await loadSpec(target, stores(), { importSeeds: false }));
         const spec = await loadSpec(target, stores(), { importSeeds: true });
         const client = await temporalClient();
         const missing = await missingPollers(client, spec);
@@ -246,6 +250,8 @@ async function run(argv: string[]): Promise<number> {
         const spec = specOverride
           ? await loadSpec(specOverride, stores(), { importSeeds: true })
           : await specOfSweep(client, target);
+        // A recorded spec is the workflow's raw input: parse it (defaults filled in) like the workflow does.
+        await enforceSpecPolicy(parseSweepSpec(spec));
         const r = await startSweep(client, spec);
         console.log(
           r.alreadyRunning

@@ -15,6 +15,8 @@ export const ErrorType = {
   LlmConnection: 'LlmConnection',
   LlmBadResponse: 'LlmBadResponse',
   MissingSecret: 'MissingSecret',
+  /** A spec asks for something the worker's trust policy forbids (a key variable, host, Secret, command, bucket). */
+  PolicyViolation: 'PolicyViolation',
   StorageError: 'StorageError',
   /** A job ended in failure that running it again cannot fix (deadline, fail-fast exit code, bad image). */
   JobFailedPermanently: 'JobFailedPermanently',
@@ -36,6 +38,7 @@ export const NON_RETRYABLE: readonly ErrorTypeName[] = [
   ErrorType.LlmAuth,
   ErrorType.LlmContentFilter,
   ErrorType.MissingSecret,
+  ErrorType.PolicyViolation,
   ErrorType.JobFailed,
   ErrorType.JobFailedPermanently,
   ErrorType.JobResultInvalid,

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { PolicyViolationError, readTrustPolicy } from '../common/policy';
 import type { JobHandle, JobRunner, JobStatus } from './runner';
 import { jobName, type JobSpec } from './spec';
 
@@ -8,8 +9,10 @@ import { jobName, type JobSpec } from './spec';
  * The local backend: the same job spec run as a process on this machine (embedded stack, laptops).
  * State lives in files under `root/<job name>/` (pid, exit code, log), so a restarted worker
  * re-attaches to a job that is still running instead of starting it twice — as on Kubernetes.
- * `image` is ignored; `command`/`args` run directly. Secret references resolve from the worker's
- * environment variable of the same name (there is no Secret store locally).
+ * `image` is ignored; `command`/`args` run directly. There is no Secret store locally: a secret
+ * reference (`secretName`/`key`) resolves only through the operator's map to a worker variable
+ * (POLYGLOT_LOCAL_SECRETS, src/common/policy.ts) — never to the worker variable the spec names, and the
+ * job gets no other worker variable except the S3 settings and offline switches listed below.
  */
 export class LocalJobRunner implements JobRunner {
   readonly kind = 'local' as const;
@@ -25,6 +28,8 @@ export class LocalJobRunner implements JobRunner {
     private readonly pathPrefix: string[] = [],
     /** Jobs that run at once on this machine; the rest wait for a slot. */
     private readonly slots = 4,
+    /** `secretName/key` → the worker variable that holds it (the operator's POLYGLOT_LOCAL_SECRETS). */
+    private readonly secrets: ReadonlyMap<string, string> = readTrustPolicy(baseEnv).localSecrets,
   ) {}
 
   private dir(name: string): string {
@@ -35,7 +40,6 @@ export class LocalJobRunner implements JobRunner {
     const name = jobName(spec.cellId, spec.attempt);
     const dir = this.dir(name);
     if (existsSync(path.join(dir, 'spec.json'))) return { name, namespace: 'local', attached: true };
-    mkdirSync(dir, { recursive: true });
     const env: NodeJS.ProcessEnv = {
       PATH: [...this.pathPrefix, this.baseEnv.PATH ?? ''].filter(Boolean).join(path.delimiter),
       HOME: this.baseEnv.HOME,
@@ -45,7 +49,13 @@ export class LocalJobRunner implements JobRunner {
       POLYGLOT_CELL_ID: spec.cellId,
       POLYGLOT_JOB_ATTEMPT: String(spec.attempt),
     };
-    for (const s of spec.secretEnv) if (this.baseEnv[s.name] !== undefined) env[s.name] = this.baseEnv[s.name];
+    for (const s of spec.secretEnv) {
+      const from = this.secrets.get(`${s.secretName}/${s.key}`);
+      // runJob refuses an unmapped reference first, with the fix; this is the last line of defence.
+      if (!from) throw new PolicyViolationError([`secretEnv ${s.name}: secret ${s.secretName}/${s.key} is not mapped`]);
+      if (this.baseEnv[from] !== undefined) env[s.name] = this.baseEnv[from];
+    }
+    if (spec.envFromSecrets.length) throw new PolicyViolationError(['envFromSecrets: not available to local jobs']);
     // The S3 endpoint and credentials of this machine, and the offline switches of an air-gapped laptop
     // or CI (on a cluster these come from the pod's Secret and image instead).
     for (const k of [
@@ -60,6 +70,7 @@ export class LocalJobRunner implements JobRunner {
     ]) {
       if (this.baseEnv[k] !== undefined && env[k] === undefined) env[k] = this.baseEnv[k];
     }
+    mkdirSync(dir, { recursive: true });
     const log = openSync(path.join(dir, 'main.log'), 'a');
     // A wrapper shell first takes one of `slots` lock files (a GPU node runs so many pods, a laptop so
     // many training processes), then runs the job and records its exit code, so the code is recorded

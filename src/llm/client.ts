@@ -1,4 +1,4 @@
-import { ErrorType, PolyglotError, llmErrorForStatus, parseRetryAfter } from '../common/errors';
+import { ErrorType, PolyglotError, isPolyglotError, llmErrorForStatus, parseRetryAfter } from '../common/errors';
 
 /**
  * A minimal OpenAI-compatible chat client. It does no retries of its own: every failure is thrown as
@@ -56,14 +56,22 @@ export class ChatClient {
         },
         body: JSON.stringify(payload),
         signal: combined,
+        // Never follow a redirect: it would carry the Authorization header to wherever the server points.
+        redirect: 'manual',
       });
       text = await res.text();
     } catch (e) {
       if (timeout.aborted)
         throw new PolyglotError(ErrorType.LlmTimeout, `no answer from ${url} within ${this.opts.timeoutMs} ms`);
-      if (signal?.aborted) throw e;
+      if (signal?.aborted || isPolyglotError(e)) throw e;
       const cause = e instanceof Error ? ((e.cause as Error | undefined)?.message ?? e.message) : String(e);
       throw new PolyglotError(ErrorType.LlmConnection, `cannot reach ${url}: ${cause}`);
+    }
+    if (res.status >= 300 && res.status < 400) {
+      throw new PolyglotError(
+        ErrorType.LlmBadRequest,
+        `${url} answered ${res.status}, a redirect; redirects are not followed (the API key would go along): set baseUrl to the final URL`,
+      );
     }
     if (!res.ok) throw llmErrorForStatus(res.status, text, parseRetryAfter(res.headers.get('retry-after'), Date.now()));
     try {

@@ -7,6 +7,7 @@ import { LimiterRegistry } from '../llm/limiter';
 import path from 'node:path';
 import { KubernetesJobRunner, loadKubeConfig } from '../jobs/kubernetes';
 import { LocalJobRunner } from '../jobs/local';
+import { readTrustPolicy } from '../common/policy';
 import { StoreRegistry, makeS3Client } from '../storage/s3';
 
 /**
@@ -46,12 +47,15 @@ const quietLogger = {
 };
 
 export function defaultDeps(env: RuntimeEnv): ActivityDeps {
+  // Read once at start: a malformed allow-list stops the worker here, not a sweep later.
+  const policy = readTrustPolicy(process.env);
   const runners: NonNullable<ActivityDeps['runners']> = {
     local: new LocalJobRunner(
       process.env.POLYGLOT_JOBS_DIR ?? path.resolve('.data/jobs'),
       process.env,
       (process.env.POLYGLOT_LOCAL_JOB_PATH ?? '').split(path.delimiter).filter(Boolean),
       Math.max(1, Number(process.env.POLYGLOT_LOCAL_JOB_SLOTS ?? 4) || 4),
+      policy.localSecrets,
     ),
   };
   // The Kubernetes runner when a cluster is configured (in-cluster service account or a kubeconfig).
@@ -66,6 +70,7 @@ export function defaultDeps(env: RuntimeEnv): ActivityDeps {
     stores: new StoreRegistry(makeS3Client(env.s3Endpoint, env.s3Region)),
     limiters: new LimiterRegistry(),
     env: process.env,
+    policy,
     runners,
   };
 }

@@ -65,6 +65,17 @@ const { recordSweep, writeSweepSummary, writeSweepSummaryPage, scoreSweep } = pr
   heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: [...NON_RETRYABLE] },
 });
+/** A few DNS lookups at most: a bounded retry, so a spec is never stuck before its first step. */
+const { checkSpecPolicy } = proxyActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: {
+    initialInterval: '1s',
+    maximumInterval: '30s',
+    maximumAttempts: 10,
+    nonRetryableErrorTypes: [...NON_RETRYABLE],
+  },
+});
 
 /** Cells whose dataset workflows run at once. Keeps pending children far below Temporal's 2,000. */
 const MAX_PARALLEL_CELLS = 64;
@@ -92,6 +103,18 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
     if (e instanceof InvalidSpecError)
       throw ApplicationFailure.nonRetryable(e.message, 'InvalidSpec', { problems: e.problems });
     throw e;
+  }
+  // The worker's trust policy (key variables, hosts, Secrets, commands, buckets) before any call or write:
+  // a refused spec fails the sweep at once, with every problem. patched(): older runs replay without it.
+  if (patched('spec-policy')) {
+    try {
+      await checkSpecPolicy({ spec });
+    } catch (e) {
+      const cause = e instanceof Error ? e.cause : undefined;
+      if (cause instanceof ApplicationFailure && cause.type === 'PolicyViolation')
+        throw ApplicationFailure.nonRetryable(cause.message, 'PolicyViolation');
+      throw e;
+    }
   }
   const plan = planSweep(spec);
   const info = workflowInfo();

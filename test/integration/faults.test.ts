@@ -133,12 +133,12 @@ describe('LLM server failures, budget, pause and cancel', function () {
 
   it('fails fast, with no call, when the API key variable is missing on the worker', async () => {
     const spec = tinySpec(1, uniqueName('p'));
-    spec.providers[0]!.apiKeyEnv = 'POLYGLOT_TEST_KEY_THAT_IS_NOT_SET';
+    spec.providers[0]!.apiKeyEnv = 'POLYGLOT_PROVIDER_KEY_NOT_SET';
     const { result } = await runSweep(spec);
     assert.ok(!result.ok);
     assert.match(
       String((result.e as WorkflowFailedError).cause?.message),
-      /MissingSecret: environment variable POLYGLOT_TEST_KEY_THAT_IS_NOT_SET .* is not set on the worker/,
+      /MissingSecret: environment variable POLYGLOT_PROVIDER_KEY_NOT_SET .* is not set on the worker/,
     );
     assert.equal(llm.stats().chatCompletions, 0);
   });

@@ -40,9 +40,9 @@ describe('secrets stay out of history, logs and artifacts', function () {
     const taskQueue = uniqueName('tq');
     const seedPool = await importDemoSeeds(bucket);
     const spec = smallSpec({ bucket, seedPool, llmUrl: llm.url, sweepId: uniqueName('sw'), providerId, counts: 2 });
-    spec.providers[0]!.apiKeyEnv = 'POLYGLOT_TEST_API_KEY';
+    spec.providers[0]!.apiKeyEnv = 'POLYGLOT_PROVIDER_KEY_TEST';
     // The student side too: jobs get the HF token and S3 key by reference only (Kubernetes Secret name
-    // and key; under the local runner, the worker's variable of the same name).
+    // and key; under the local runner, the worker variable the operator maps it to).
     const job = {
       runner: 'local' as const,
       image: 'local',
@@ -67,9 +67,10 @@ describe('secrets stay out of history, logs and artifacts', function () {
     worker = await spawnWorker({
       POLYGLOT_TASK_QUEUE: taskQueue,
       POLYGLOT_PROVIDERS: providerId,
-      POLYGLOT_TEST_API_KEY: SECRETS.API,
+      POLYGLOT_PROVIDER_KEY_TEST: SECRETS.API,
       AWS_SECRET_ACCESS_KEY: SECRETS.S3_SECRET,
       HF_TOKEN: SECRETS.HF,
+      POLYGLOT_LOCAL_SECRETS: 'polyglot-hf/token=HF_TOKEN,polyglot-s3/secret-access-key=AWS_SECRET_ACCESS_KEY',
       POLYGLOT_JOBS_DIR: jobsDir,
     });
     worker.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
@@ -102,7 +103,7 @@ describe('secrets stay out of history, logs and artifacts', function () {
       }
     }
     assert.ok(
-      haystacks.some(([, text]) => text.includes('POLYGLOT_TEST_API_KEY')),
+      haystacks.some(([, text]) => text.includes('POLYGLOT_PROVIDER_KEY_TEST')),
       'the variable name is recorded (as intended)',
     );
     for (const [where, text] of haystacks) {

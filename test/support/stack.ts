@@ -70,6 +70,11 @@ export async function startStack(): Promise<Stack> {
   process.env.AWS_SECRET_ACCESS_KEY ??= 'test';
   process.env.AWS_REGION ??= 'us-east-1';
   process.env.TEMPORAL_ADDRESS = temporalAddress;
+  // The trust policy's defaults (src/common/policy.ts) allow loopback providers and the project's job
+  // commands; the tests also run a fake job (`node fake-job.js`) and reference test Secrets. Tests of the
+  // policy itself set their own, stricter values on the workers they start.
+  process.env.POLYGLOT_ALLOWED_JOB_COMMANDS ??= '*';
+  process.env.POLYGLOT_ALLOWED_SECRETS ??= 'polyglot-s3,polyglot-hf,polyglot-extra';
   stack = { env, temporalAddress, s3Endpoint, moto };
   return stack;
 }
