@@ -87,11 +87,12 @@ export async function checkDataset(
     for (let i = 0; i < s.shards.length; i++) {
       const key = parseS3Uri(s.shards[i]!).key;
       const marker = keys.shardMarker(ds, strategy, i);
-      let rows: number | undefined;
-      if (!s.files?.[i]) {
-        const m = await getSealed<ShardMarker>(store, marker, isMarker);
-        rows = m.state === 'ok' ? m.value.produced : undefined;
-      }
+      // The markers are checked too: a later rebuild of the manifest reads them. A damaged one is
+      // discarded alone; generateShard writes it again from the shard's part-files (no call).
+      const m = await getSealed<ShardMarker>(store, marker, isMarker);
+      if (m.state !== 'ok')
+        problems.push({ key: marker, reason: `shard marker ${m.state === 'missing' ? 'missing' : m.reason}` });
+      const rows = !s.files?.[i] && m.state === 'ok' ? m.value.produced : undefined;
       const why = await checkShard(store, { key, file: s.files?.[i], rows });
       if (why) problems.push({ key, reason: `shard file ${why}`, marker });
     }

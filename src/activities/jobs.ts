@@ -2,7 +2,7 @@ import { CancelledFailure, Context } from '@temporalio/activity';
 import { ErrorType, PolyglotError } from '../common/errors';
 import type { JobHandle, JobRunner, JobStatus } from '../jobs/runner';
 import { JobResultSchema, JobSpecSchema, jobName, type JobResult, type JobSpecInput } from '../jobs/spec';
-import { digestBytes, digestMismatch, getSealed, putSealed, type Digest } from '../storage/integrity';
+import { digestBytes, digestMismatch, getSealed, putSealed, type Digest, type Repair } from '../storage/integrity';
 import { parseS3Uri, type S3Store, type StoreRegistry } from '../storage/s3';
 
 export interface RunJobInput {
@@ -20,6 +20,8 @@ export interface RunJobResult {
   resultUri: string;
   result: JobResult;
   logsUri: string;
+  /** A stored result that failed its integrity check, discarded before the job ran again. */
+  repaired?: Repair[];
 }
 
 /** Beside result.json: `{result: {size, sha256}}`, sealed, written by the watcher after a success. */
@@ -95,15 +97,17 @@ export function createJobActivities(deps: JobDeps) {
     const resultKey = `${outKey}/result.json`;
     const recordKey = `${outKey}/${RESULT_RECORD}`;
     const stored = await readResult(store, resultKey, recordKey);
+    const repaired: Repair[] = [];
     if (stored.state === 'damaged') {
-      // Discard the damaged result and run the job again as a new Job (the next attempt): the finished
-      // Job of this attempt would only be re-attached, and its output is what was damaged.
+      // Discard the damaged result, and the finished Job that made it (it would only be re-attached): the
+      // job then runs again under the same name. A runner that cannot forget a Job gets the next attempt.
       await store.delete(recordKey);
       await store.delete(resultKey);
-      throw new PolyglotError(
-        ErrorType.JobFailed,
-        `stored result ${store.uri(resultKey)} is damaged (${stored.reason}); discarded, the job runs again`,
-      );
+      const what = `stored result ${store.uri(resultKey)} is damaged (${stored.reason}); discarded, the job runs again`;
+      if (!runner.forget) throw new PolyglotError(ErrorType.JobFailed, what);
+      await runner.forget(jobName(spec.cellId, spec.attempt));
+      repaired.push({ key: resultKey, reason: what });
+      ctx.heartbeat({ repaired: resultKey });
     }
     const previous = stored.state === 'ok' ? JobResultSchema.safeParse(stored.value) : undefined;
     if (previous?.success && previous.data.status === 'succeeded') {
@@ -175,6 +179,7 @@ export function createJobActivities(deps: JobDeps) {
       resultUri: store.uri(resultKey),
       result: result.data,
       logsUri,
+      ...(repaired.length ? { repaired } : {}),
     };
   }
   /**
