@@ -311,6 +311,7 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
               ),
           );
           for (const st of trained) {
+            noteRepairs(progress, st.repaired);
             students.push({
               teacher: st.teacher,
               language: st.language,

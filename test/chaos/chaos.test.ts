@@ -405,6 +405,7 @@ describe('chaos: faults injected into a whole sweep', function () {
     // A student's training result cut short: that job alone runs again.
     const trained = r.students[0]!.resultUri.replace(/^s3:\/\/[^/]+\//, '');
     await s.store.putText(trained, (await text(trained)).slice(0, 10));
+    damaged.push(trained);
     const started = () =>
       new Map(
         readdirSync(s.jobsDir)

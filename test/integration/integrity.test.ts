@@ -348,6 +348,8 @@ describe('integrity: damaged artifacts are discarded and rebuilt, costing only w
       assert.deepEqual(await print(store, plan, result), ref);
       assert.equal(calls(), 0);
       assert.equal(jobsRunSince(before), 1, 'the training job ran again, the evaluation was reused');
+      const progress = await getStack().env.client.workflow.getHandle(plan.workflowId).query<SweepProgress>('progress');
+      assert.match(renderGrid(progress), new RegExp(`repaired ${plan.cells[0]!.cellId}: ${resultKey}: stored result`));
       // The discard is in the job workflow's history: the watcher's result names the damaged result.
       const trainWf = plan.cells[0]!.cellId.replace(/\/dataset$/, '/s=stu/train');
       const history = await getStack().env.client.workflow.getHandle(trainWf).fetchHistory();
