@@ -1,3 +1,5 @@
+import { digestOf } from '../spec/hash';
+import type { Repair } from '../storage/integrity';
 import type { S3Store } from '../storage/s3';
 
 /**
@@ -6,6 +8,12 @@ import type { S3Store } from '../storage/s3';
  * as one part-file before the next window starts (also when part of the window failed), so a retry
  * after a crash or an error repeats at most one window. Outcomes are keyed by item id and the first
  * one recorded wins, so nothing is ever counted twice.
+ *
+ * Each line carries `check`, the first 16 hex digits of the digest of its `{id, outcome}`: a torn or
+ * corrupted line (a truncated object, a flipped byte) is told from a good one. Such a line is dropped —
+ * its item is processed again, one call — and the part-file is rewritten whole with its good lines
+ * (a PUT replaces the object at once: never half-written). Lines without `check` come from before
+ * this scheme and are kept when they parse.
  */
 export interface CheckpointOptions<I, O> {
   store: S3Store;
@@ -24,6 +32,29 @@ export interface Checkpointed<O> {
   outcomes: Map<string, O>;
   /** Items processed by this call (0 when everything came from part-files). */
   processed: number;
+  /** Part-files rewritten without their damaged lines. */
+  repaired: Repair[];
+}
+
+interface PartLine<O> {
+  id: string;
+  outcome: O;
+  check?: string;
+}
+
+const lineCheck = (id: string, outcome: unknown) => digestOf({ id, outcome }).slice(0, 16);
+
+/** A line's record, or why it cannot be trusted. */
+function readLine<O>(line: string): PartLine<O> | string {
+  let v: PartLine<O>;
+  try {
+    v = JSON.parse(line) as PartLine<O>;
+  } catch {
+    return 'torn or not JSON';
+  }
+  if (v === null || typeof v !== 'object' || typeof v.id !== 'string' || !('outcome' in v)) return 'not an outcome';
+  if (v.check !== undefined && v.check !== lineCheck(v.id, v.outcome)) return 'checksum mismatch';
+  return v;
 }
 
 const partName = (n: number) => `part-${String(n).padStart(5, '0')}.jsonl`;
@@ -31,13 +62,28 @@ const partName = (n: number) => `part-${String(n).padStart(5, '0')}.jsonl`;
 export async function runCheckpointed<I, O>(opts: CheckpointOptions<I, O>): Promise<Checkpointed<O>> {
   const { store, partsPrefix } = opts;
   const outcomes = new Map<string, O>();
+  const repaired: Repair[] = [];
   let nextPart = 0;
   for (const key of (await store.list(partsPrefix)).filter((k) => k.endsWith('.jsonl'))) {
     nextPart = Math.max(nextPart, Number(/part-(\d+)\.jsonl$/.exec(key)?.[1] ?? -1) + 1);
-    for (const line of ((await store.getText(key)) ?? '').split('\n')) {
-      if (!line.trim()) continue;
-      const { id, outcome } = JSON.parse(line) as { id: string; outcome: O };
-      if (!outcomes.has(id)) outcomes.set(id, outcome);
+    const good: string[] = [];
+    const bad: string[] = [];
+    const lines = ((await store.getText(key)) ?? '').split('\n');
+    lines.forEach((line, i) => {
+      if (!line.trim()) return;
+      const r = readLine<O>(line);
+      if (typeof r === 'string') {
+        bad.push(`line ${i + 1}: ${r}`);
+        return;
+      }
+      good.push(line);
+      if (!outcomes.has(r.id)) outcomes.set(r.id, r.outcome);
+    });
+    if (bad.length) {
+      // Keep the good lines, whole; the dropped items are processed again below.
+      if (good.length) await store.putText(key, good.join('\n') + '\n', 'application/x-ndjson');
+      else await store.delete(key);
+      repaired.push({ key, reason: `part-file: dropped ${bad.join(', ')}` });
     }
   }
   const todo = opts.items.filter((it) => !outcomes.has(opts.idOf(it)));
@@ -56,7 +102,7 @@ export async function runCheckpointed<I, O>(opts: CheckpointOptions<I, O>): Prom
     if (finished.length) {
       await store.putText(
         `${partsPrefix}${partName(nextPart++)}`,
-        finished.map((f) => JSON.stringify(f)).join('\n') + '\n',
+        finished.map((f) => JSON.stringify({ ...f, check: lineCheck(f.id, f.outcome) })).join('\n') + '\n',
         'application/x-ndjson',
       );
       for (const f of finished) outcomes.set(f.id, f.outcome);
@@ -65,5 +111,5 @@ export async function runCheckpointed<I, O>(opts: CheckpointOptions<I, O>): Prom
     const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failure) throw failure.reason;
   }
-  return { outcomes, processed };
+  return { outcomes, processed, repaired };
 }

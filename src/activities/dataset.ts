@@ -17,6 +17,16 @@ import { keys } from '../storage/layout';
 import { runCheckpointed } from './checkpoint';
 import { clientFor } from './provider';
 import { parseS3Uri, type S3Store, type StoreRegistry } from '../storage/s3';
+import {
+  checkShard,
+  digestBytes,
+  getSealed,
+  getVerified,
+  parseJsonAt,
+  putSealed,
+  putVerified,
+  type Repair,
+} from '../storage/integrity';
 import type {
   DatasetManifest,
   FinalizeDatasetInput,
@@ -27,6 +37,7 @@ import type {
   PrepareDatasetResult,
   ShardStats,
 } from './types';
+import type { Digest } from '../storage/integrity';
 
 export interface DatasetDeps {
   stores: StoreRegistry;
@@ -48,7 +59,49 @@ interface PartLine {
   completionTokens: number;
 }
 
-type ShardMarker = Omit<GenerateShardResult, 'cached' | 'calls'>;
+type ShardMarker = Omit<GenerateShardResult, 'cached' | 'calls' | 'repaired'>;
+
+const isMarker = (v: unknown): boolean =>
+  typeof (v as ShardMarker).shardUri === 'string' && typeof (v as ShardMarker).produced === 'number';
+const isManifest = (v: unknown): boolean =>
+  typeof (v as DatasetManifest).produced === 'number' &&
+  typeof (v as DatasetManifest).perStrategy === 'object' &&
+  (v as DatasetManifest).perStrategy !== null;
+
+/**
+ * A finished dataset checked end to end: its manifest's seal and every shard file against the digest
+ * the manifest recorded (older manifests: every line parses and the count matches the shard's marker).
+ * Used by prepareDataset (which then discards what failed) and by `sweep plan` (which only reports).
+ */
+export async function checkDataset(
+  store: S3Store,
+  ds: string,
+): Promise<
+  | { state: 'missing' }
+  | { state: 'ok'; manifest: DatasetManifest }
+  | { state: 'damaged'; problems: (Repair & { marker?: string })[] }
+> {
+  const manifestKey = keys.datasetManifest(ds);
+  const read = await getSealed<DatasetManifest>(store, manifestKey, isManifest);
+  if (read.state === 'missing') return read;
+  if (read.state === 'damaged') return { state: 'damaged', problems: [{ key: manifestKey, reason: read.reason }] };
+  const problems: (Repair & { marker?: string })[] = [];
+  for (const [strategy, s] of Object.entries(read.value.perStrategy)) {
+    for (let i = 0; i < s.shards.length; i++) {
+      const key = parseS3Uri(s.shards[i]!).key;
+      const marker = keys.shardMarker(ds, strategy, i);
+      // The markers are checked too: a later rebuild of the manifest reads them. A damaged one is
+      // discarded alone; generateShard writes it again from the shard's part-files (no call).
+      const m = await getSealed<ShardMarker>(store, marker, isMarker);
+      if (m.state !== 'ok')
+        problems.push({ key: marker, reason: `shard marker ${m.state === 'missing' ? 'missing' : m.reason}` });
+      const rows = !s.files?.[i] && m.state === 'ok' ? m.value.produced : undefined;
+      const why = await checkShard(store, { key, file: s.files?.[i], rows });
+      if (why) problems.push({ key, reason: `shard file ${why}`, marker });
+    }
+  }
+  return problems.length ? { state: 'damaged', problems } : { state: 'ok', manifest: read.value };
+}
 
 const emptyStats = (): ShardStats => ({
   requested: 0,
@@ -86,6 +139,15 @@ class SeedPoolCache {
   }
 }
 
+/** Whether a stored selection holds exactly `ids` (a torn or edited one does not). */
+function sameIds(stored: string, ids: string[]): boolean {
+  try {
+    return JSON.stringify(JSON.parse(stored)) === JSON.stringify(ids);
+  } catch {
+    return false;
+  }
+}
+
 function selectionSeed(seed: number, strategy: string, language: string): string {
   // Same seed → same selection for every teacher of a language: teachers are compared on equal inputs.
   return `${seed}|${strategy}|${strategy === 'translate' ? 'en' : language}`;
@@ -97,9 +159,12 @@ export function createDatasetActivities(deps: DatasetDeps) {
   async function prepareDataset(input: PrepareDatasetInput): Promise<PrepareDatasetResult> {
     const store = deps.stores.for(input.storage.bucket);
     const ds = keys.dataset(input.storage.prefix, input.datasetKey);
-    const existing = await store.getJson<DatasetManifest>(keys.datasetManifest(ds));
-    if (existing) {
+    const repaired: Repair[] = [];
+    const checked = await checkDataset(store, ds);
+    if (checked.state === 'ok') {
+      const existing = checked.manifest;
       return {
+        repaired,
         manifestUri: store.uri(keys.datasetManifest(ds)),
         examples: existing.produced,
         strategies: Object.entries(existing.perStrategy).map(([strategy, s]) => ({
@@ -109,6 +174,21 @@ export function createDatasetActivities(deps: DatasetDeps) {
           shardsDone: s.shards.length,
         })),
       };
+    }
+    if (checked.state === 'damaged') {
+      // Discard exactly what failed: a damaged shard file with its marker (generateShard rebuilds it from
+      // its part-files), and the manifest, whose counts no longer stand (finalizeDataset rebuilds it from
+      // the markers, each verified again on the way).
+      for (const p of checked.problems) {
+        await store.delete(p.key);
+        if (p.marker) await store.delete(p.marker);
+        repaired.push({ key: p.key, reason: p.reason });
+      }
+      const manifestKey = keys.datasetManifest(ds);
+      if (!checked.problems.some((p) => p.key === manifestKey)) {
+        await store.delete(manifestKey);
+        repaired.push({ key: manifestKey, reason: 'lists a damaged shard; rebuilt from the shard markers' });
+      }
     }
     await store.ensureBucket();
     await store.putJson(keys.datasetKeyManifest(ds), input.keyManifest);
@@ -121,20 +201,27 @@ export function createDatasetActivities(deps: DatasetDeps) {
     const out: PrepareDatasetResult['strategies'] = [];
     for (const { strategy, count } of input.strategies) {
       const selKey = keys.selection(ds, strategy);
-      let ids = await store.getJson<string[]>(selKey);
-      if (!ids) {
-        const eligible = eligibleSeeds(pool, strategy, input.language).sort((a, b) => (a.id < b.id ? -1 : 1));
-        ids = seededShuffle(eligible, selectionSeed(input.seed, strategy, input.language))
-          .slice(0, count)
-          .map((r) => r.id);
-        await store.putJson(selKey, ids);
+      // The selection is a pure function of the pool, seed, strategy and language (all in the dataset key):
+      // recomputing it is cheap, and a stored copy that differs from it is damaged and rewritten.
+      const eligible = eligibleSeeds(pool, strategy, input.language).sort((a, b) => (a.id < b.id ? -1 : 1));
+      const ids = seededShuffle(eligible, selectionSeed(input.seed, strategy, input.language))
+        .slice(0, count)
+        .map((r) => r.id);
+      const body = JSON.stringify(ids, null, 2) + '\n';
+      const stored = await store.getText(selKey);
+      let selection: Digest;
+      if (stored !== undefined && sameIds(stored, ids)) selection = digestBytes(stored);
+      else {
+        if (stored !== undefined)
+          repaired.push({ key: selKey, reason: 'selection differs from its recomputation; rewritten' });
+        selection = await putVerified(store, selKey, body, 'application/json');
       }
       const shards = Math.ceil(ids.length / input.shardSize);
       let shardsDone = 0;
       for (let s = 0; s < shards; s++) if (await store.exists(keys.shardMarker(ds, strategy, s))) shardsDone++;
-      out.push({ strategy, selected: ids.length, shards, shardsDone });
+      out.push({ strategy, selected: ids.length, shards, shardsDone, selection });
     }
-    return { strategies: out };
+    return { strategies: out, repaired };
   }
 
   async function generateShard(input: GenerateShardInput): Promise<GenerateShardResult> {
@@ -142,16 +229,41 @@ export function createDatasetActivities(deps: DatasetDeps) {
     const store = deps.stores.for(input.storage.bucket);
     const ds = keys.dataset(input.storage.prefix, input.datasetKey);
     const markerKey = keys.shardMarker(ds, input.strategy, input.shard);
-    const marker = await store.getJson<ShardMarker>(markerKey);
-    if (marker) return { ...marker, cached: true, calls: 0 };
+    const shardKey = keys.shardData(ds, input.strategy, input.shard);
+    const repaired: Repair[] = [];
+    const read = await getSealed<ShardMarker>(store, markerKey, isMarker);
+    if (read.state === 'ok') {
+      const marker = read.value;
+      const why = await checkShard(store, {
+        key: parseS3Uri(marker.shardUri).key,
+        file: marker.file,
+        rows: marker.produced,
+      });
+      if (!why) return { ...marker, cached: true, calls: 0, repaired };
+      repaired.push({ key: shardKey, reason: `shard file ${why}; rebuilt from its part-files` });
+    } else if (read.state === 'damaged') {
+      repaired.push({ key: markerKey, reason: `shard marker ${read.reason}; shard rebuilt from its part-files` });
+    }
+    if (repaired.length) {
+      // Marker first: a crash in between leaves a shard without a marker, which is "not done".
+      await store.delete(markerKey);
+      await store.delete(shardKey);
+    }
 
     const pool = await pools.load(store, parseS3Uri(input.seedPool).key);
-    const selectionIds = await store.getJson<string[]>(keys.selection(ds, input.strategy));
-    if (!selectionIds)
+    const selKey = keys.selection(ds, input.strategy);
+    const sel = await getVerified(store, selKey, input.selection);
+    if (sel.state === 'missing')
       throw new PolyglotError(
         ErrorType.StorageError,
         `selection for ${ds}/${input.strategy} is missing; prepareDataset must run first`,
       );
+    if (sel.state === 'damaged')
+      throw new PolyglotError(
+        ErrorType.CorruptArtifact,
+        `${store.uri(selKey)} is damaged (${sel.reason}); resume the sweep: prepareDataset rewrites it`,
+      );
+    const selectionIds = parseJsonAt<string[]>(new TextDecoder().decode(sel.value), store.uri(selKey));
     const byId = new Map(pool.map((r) => [r.id, r]));
     const selection = selectionIds.map((id) => {
       const row = byId.get(id);
@@ -175,7 +287,11 @@ export function createDatasetActivities(deps: DatasetDeps) {
       selection,
     };
 
-    const { outcomes: lines, processed: calls } = await runCheckpointed<SeedRow, PartLine>({
+    const {
+      outcomes: lines,
+      processed: calls,
+      repaired: partRepairs,
+    } = await runCheckpointed<SeedRow, PartLine>({
       store,
       partsPrefix: keys.shardPartsPrefix(ds, input.strategy, input.shard),
       items: shardRows,
@@ -214,33 +330,47 @@ export function createDatasetActivities(deps: DatasetDeps) {
     stats.produced = rows.length;
     const price = input.provider.pricePerMTok;
     stats.costUsd = (stats.promptTokens * price.input + stats.completionTokens * price.output) / 1e6;
-    const shardKey = keys.shardData(ds, input.strategy, input.shard);
-    await store.putText(
+    const file = await putVerified(
+      store,
       shardKey,
       rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : ''),
       'application/x-ndjson',
     );
-    const result: ShardMarker = { ...stats, shardUri: store.uri(shardKey) };
-    await store.putJson(markerKey, result);
-    return { ...result, cached: false, calls };
+    // The marker records the shard file's size and digest: a later reader trusts nothing else.
+    const result: ShardMarker = { ...stats, shardUri: store.uri(shardKey), file };
+    await putSealed(store, markerKey, result);
+    return { ...result, cached: false, calls, repaired: [...repaired, ...partRepairs] };
   }
 
   async function finalizeDataset(input: FinalizeDatasetInput): Promise<FinalizeDatasetResult> {
     const store = deps.stores.for(input.storage.bucket);
     const ds = keys.dataset(input.storage.prefix, input.datasetKey);
     const manifestKey = keys.datasetManifest(ds);
-    let manifest = await store.getJson<DatasetManifest>(manifestKey);
+    const repaired: Repair[] = [];
+    const read = await getSealed<DatasetManifest>(store, manifestKey, isManifest);
+    let manifest = read.state === 'ok' ? read.value : undefined;
+    if (read.state === 'damaged') repaired.push({ key: manifestKey, reason: `manifest ${read.reason}; rebuilt` });
     if (!manifest) {
       const total = emptyStats();
       const perStrategy: DatasetManifest['perStrategy'] = {};
       for (const { strategy, shards } of input.strategies) {
-        const s = { ...emptyStats(), shards: [] as string[] };
+        const s = { ...emptyStats(), shards: [] as string[], files: [] as Digest[] };
         for (let i = 0; i < shards; i++) {
-          const m = await store.getJson<ShardMarker>(keys.shardMarker(ds, strategy, i));
-          if (!m)
+          const markerKey = keys.shardMarker(ds, strategy, i);
+          const r = await getSealed<ShardMarker>(store, markerKey, isMarker);
+          if (r.state === 'missing')
             throw new PolyglotError(ErrorType.StorageError, `shard ${strategy}-${i} of ${ds} has no completion marker`);
-          addStats(s, m);
+          if (r.state === 'damaged')
+            throw new PolyglotError(
+              ErrorType.CorruptArtifact,
+              `${store.uri(markerKey)} is damaged (${r.reason}); resume the sweep to rebuild the shard`,
+            );
+          const m = r.value;
+          const { file: _file, ...counts } = m;
+          addStats(s, counts);
           s.shards.push(m.shardUri);
+          // A marker from before digests: digest the shard file as it is (generateShard has just checked it).
+          s.files.push(m.file ?? digestBytes((await store.getBytes(parseS3Uri(m.shardUri).key)) ?? new Uint8Array()));
         }
         perStrategy[strategy] = s;
         addStats(total, s);
@@ -255,10 +385,12 @@ export function createDatasetActivities(deps: DatasetDeps) {
         codeVersion: GENERATION_CODE_VERSION,
         createdAt: new Date().toISOString(),
       };
-      // Last write of the cell: its presence means "complete" to every later run.
-      await store.putJson(manifestKey, manifest);
+      // Last write of the cell: its presence means "complete" to every later run. Sealed, and it records
+      // every shard file's size and digest: readers verify both before use.
+      await putSealed(store, manifestKey, manifest);
     }
     return {
+      repaired,
       manifestUri: store.uri(manifestKey),
       examples: manifest.produced,
       promptTokens: manifest.promptTokens,

@@ -3,7 +3,8 @@ import { ErrorType, PolyglotError } from '../common/errors';
 import { PolicyViolationError, checkBucketUri, checkJob, readTrustPolicy, type TrustPolicy } from '../common/policy';
 import type { JobHandle, JobRunner, JobStatus } from '../jobs/runner';
 import { JobResultSchema, JobSpecSchema, jobName, type JobResult, type JobSpecInput } from '../jobs/spec';
-import { parseS3Uri, type StoreRegistry } from '../storage/s3';
+import { digestBytes, digestMismatch, getSealed, putSealed, type Digest, type Repair } from '../storage/integrity';
+import { parseS3Uri, type S3Store, type StoreRegistry } from '../storage/s3';
 
 export interface RunJobInput {
   runner: 'kubernetes' | 'local';
@@ -20,6 +21,48 @@ export interface RunJobResult {
   resultUri: string;
   result: JobResult;
   logsUri: string;
+  /** A stored result that failed its integrity check, discarded before the job ran again. */
+  repaired?: Repair[];
+}
+
+/** Beside result.json: `{result: {size, sha256}}`, sealed, written by the watcher after a success. */
+export const RESULT_RECORD = 'result.integrity.json';
+interface ResultRecord {
+  result: Digest;
+}
+
+/**
+ * A stored result.json, checked against the watcher's record of it. Without a record (written before
+ * records existed, or the record itself is damaged) it is unverified: accepted when it parses, and the
+ * record is written now. Damaged: the digest differs, or it does not parse.
+ */
+async function readResult(
+  store: S3Store,
+  resultKey: string,
+  recordKey: string,
+): Promise<{ state: 'missing' } | { state: 'ok'; value: unknown } | { state: 'damaged'; reason: string }> {
+  const bytes = await store.getBytes(resultKey);
+  const record = await getSealed<ResultRecord>(store, recordKey, (v) => typeof (v as ResultRecord).result === 'object');
+  if (bytes === undefined)
+    return record.state === 'ok'
+      ? { state: 'damaged', reason: 'deleted (its digest record remains)' }
+      : { state: 'missing' };
+  if (record.state === 'ok') {
+    const why = digestMismatch(bytes, record.value.result);
+    if (why) return { state: 'damaged', reason: why };
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (e) {
+    return { state: 'damaged', reason: `not valid JSON (${(e as Error).message})` };
+  }
+  if (record.state !== 'ok') {
+    if (!JobResultSchema.safeParse(value).success)
+      return { state: 'damaged', reason: 'does not match the job result schema' };
+    await putSealed(store, recordKey, { result: digestBytes(bytes) } satisfies ResultRecord);
+  }
+  return { state: 'ok', value };
 }
 
 export interface JobDeps {
@@ -62,10 +105,24 @@ export function createJobActivities(deps: JobDeps) {
     const outKey = parseS3Uri(spec.outputUri).key.replace(/\/+$/, '');
 
     // Outputs are keyed by their inputs: a succeeded result already there is this job done before
-    // (a resumed sweep, an anchor another sweep evaluated). Nothing is launched again.
+    // (a resumed sweep, an anchor another sweep evaluated). Nothing is launched again — if it is intact.
     const resultKey = `${outKey}/result.json`;
-    const previous = JobResultSchema.safeParse(await store.getJson<unknown>(resultKey));
-    if (previous.success && previous.data.status === 'succeeded') {
+    const recordKey = `${outKey}/${RESULT_RECORD}`;
+    const stored = await readResult(store, resultKey, recordKey);
+    const repaired: Repair[] = [];
+    if (stored.state === 'damaged') {
+      // Discard the damaged result, and the finished Job that made it (it would only be re-attached): the
+      // job then runs again under the same name. A runner that cannot forget a Job gets the next attempt.
+      await store.delete(recordKey);
+      await store.delete(resultKey);
+      const what = `stored result ${store.uri(resultKey)} is damaged (${stored.reason}); discarded, the job runs again`;
+      if (!runner.forget) throw new PolyglotError(ErrorType.JobFailed, what);
+      await runner.forget(jobName(spec.cellId, spec.attempt));
+      repaired.push({ key: resultKey, reason: what });
+      ctx.heartbeat({ repaired: resultKey });
+    }
+    const previous = stored.state === 'ok' ? JobResultSchema.safeParse(stored.value) : undefined;
+    if (previous?.success && previous.data.status === 'succeeded') {
       return {
         jobName: jobName(spec.cellId, spec.attempt),
         attached: false,
@@ -101,20 +158,40 @@ export function createJobActivities(deps: JobDeps) {
       const what = `job ${handle.name} failed: ${status.reason ?? 'unknown'}${status.exitCode !== undefined ? ` (exit ${status.exitCode})` : ''}${status.message ? `: ${status.message}` : ''}; logs at ${logsUri}`;
       throw new PolyglotError(status.retryable ? ErrorType.JobFailed : ErrorType.JobFailedPermanently, what);
     }
-    const raw = await store.getJson<unknown>(resultKey);
+    const bytes = await store.getBytes(resultKey);
+    let raw: unknown;
+    let problem = bytes === undefined ? 'missing' : undefined;
+    if (bytes !== undefined) {
+      try {
+        raw = JSON.parse(new TextDecoder().decode(bytes));
+      } catch (e) {
+        problem = `not valid JSON (${(e as Error).message})`;
+      }
+    }
     const result = JobResultSchema.safeParse(raw);
-    if (!result.success) {
+    if (problem === 'missing' && handle.attached) {
+      // Re-attached to a Job that had finished before, whose output has since been deleted: a new Job
+      // (the next attempt) makes it again.
       throw new PolyglotError(
-        ErrorType.JobResultInvalid,
-        `job ${handle.name} succeeded but ${store.uri(resultKey)} is ${raw === undefined ? 'missing' : `invalid: ${result.error.issues[0]?.message}`}`,
+        ErrorType.JobFailed,
+        `job ${handle.name} had finished but ${store.uri(resultKey)} is gone; the job runs again`,
       );
     }
+    if (problem || !result.success) {
+      throw new PolyglotError(
+        ErrorType.JobResultInvalid,
+        `job ${handle.name} succeeded but ${store.uri(resultKey)} is ${problem ?? `invalid: ${result.error?.issues[0]?.message}`}`,
+      );
+    }
+    // The job wrote result.json; the watcher records its size and digest, so a later reuse can trust it.
+    await putSealed(store, recordKey, { result: digestBytes(bytes!) } satisfies ResultRecord);
     return {
       jobName: handle.name,
       attached: handle.attached,
       resultUri: store.uri(resultKey),
       result: result.data,
       logsUri,
+      ...(repaired.length ? { repaired } : {}),
     };
   }
   /**

@@ -11,6 +11,15 @@ import { digestOf } from '../spec/hash';
 import type { Provider } from '../spec/sweep';
 import { keys } from '../storage/layout';
 import { parseS3Uri, type S3Store, type StoreRegistry } from '../storage/s3';
+import {
+  getSealed,
+  getVerified,
+  mustBeIntact,
+  parseJsonLines,
+  putSealed,
+  type Digest,
+  type Repair,
+} from '../storage/integrity';
 import { runCheckpointed } from './checkpoint';
 import type { TrustPolicy } from '../common/policy';
 import { clientFor } from './provider';
@@ -46,6 +55,10 @@ export interface MetricResult {
   uri: string;
   values: Record<string, number>;
   cached: boolean;
+  /** Size and digest of the stored result (absent when it was written before digests). */
+  file?: Digest;
+  /** Artifacts that failed their integrity check and were discarded (part-files, the result itself). */
+  repaired?: Repair[];
 }
 
 export interface CombineInput {
@@ -73,6 +86,18 @@ export interface MetricsDeps {
   policy?: TrustPolicy;
 }
 
+const isValues = (v: unknown) => typeof (v as { values?: unknown }).values === 'object';
+const isSubsample = (v: unknown) => Array.isArray((v as Subsample).ids);
+
+/** A subsample record, verified; damaged: a clear error (subsampleDataset, run first, recomputes it). */
+async function readSubsample(store: S3Store, uri: string): Promise<Subsample | undefined> {
+  return mustBeIntact(
+    await getSealed<Subsample>(store, parseS3Uri(uri).key, isSubsample),
+    uri,
+    'resume the sweep: its metrics stage recomputes it',
+  );
+}
+
 const metricsPrefix = (storage: StorageRef, datasetKey: string) => `${storage.prefix}/metrics/${datasetKey}`;
 
 async function datasetRows(
@@ -81,14 +106,28 @@ async function datasetRows(
   datasetKey: string,
 ): Promise<{ manifest: DatasetManifest; rows: SyntheticRow[] }> {
   const ds = keys.dataset(storage.prefix, datasetKey);
-  const manifest = await store.getJson<DatasetManifest>(keys.datasetManifest(ds));
+  const manifestKey = keys.datasetManifest(ds);
+  // This stage cannot regenerate data: a damaged dataset fails clearly, and a resume of the sweep runs the
+  // dataset stage first, which discards and rebuilds what failed (from part-files: no call when they hold).
+  const fix = 'resume the sweep: its dataset stage rebuilds the damaged artifact';
+  const manifest = mustBeIntact(
+    await getSealed<DatasetManifest>(store, manifestKey, (v) => typeof (v as DatasetManifest).perStrategy === 'object'),
+    store.uri(manifestKey),
+    fix,
+  );
   if (!manifest)
     throw new PolyglotError(ErrorType.InvalidInput, `dataset ${store.uri(ds)} has no manifest; generate it first`);
   const rows: SyntheticRow[] = [];
   for (const s of Object.values(manifest.perStrategy)) {
-    for (const uri of s.shards) {
-      const text = (await store.getText(parseS3Uri(uri).key)) ?? '';
-      for (const line of text.split('\n')) if (line.trim()) rows.push(JSON.parse(line) as SyntheticRow);
+    for (let i = 0; i < s.shards.length; i++) {
+      const uri = s.shards[i]!;
+      const got = await getVerified(store, parseS3Uri(uri).key, s.files?.[i]);
+      if (got.state !== 'ok')
+        throw new PolyglotError(
+          ErrorType.CorruptArtifact,
+          `${uri} is ${got.state === 'missing' ? 'missing' : `damaged (${got.reason})`}; ${fix}`,
+        );
+      rows.push(...parseJsonLines<SyntheticRow>(new TextDecoder().decode(got.value), uri));
     }
   }
   return { manifest, rows };
@@ -98,7 +137,7 @@ export function createMetricsActivities(deps: MetricsDeps) {
   /** The subsample's rows, in subsample order. */
   async function subsampleRows(input: MetricInput): Promise<SyntheticRow[]> {
     const store = deps.stores.for(input.storage.bucket);
-    const sub = await store.getJson<Subsample>(parseS3Uri(input.subsampleUri).key);
+    const sub = await readSubsample(store, input.subsampleUri);
     if (!sub) throw new PolyglotError(ErrorType.StorageError, `subsample ${input.subsampleUri} is missing`);
     const { rows } = await datasetRows(store, input.storage, input.datasetKey);
     const byId = new Map(rows.map((r) => [r.id, r]));
@@ -115,17 +154,22 @@ export function createMetricsActivities(deps: MetricsDeps) {
     input: MetricInput,
     metric: string,
     config: unknown,
-    compute: (partsPrefix: string) => Promise<{ values: Record<string, number>; detail?: unknown }>,
+    compute: (
+      partsPrefix: string,
+    ) => Promise<{ values: Record<string, number>; detail?: unknown; repaired?: Repair[] }>,
   ): Promise<MetricResult> {
     const store = deps.stores.for(input.storage.bucket);
     const digest = digestOf({ metric, config, subsample: input.subsampleUri }).slice(0, 16);
     const key = `${metricsPrefix(input.storage, input.datasetKey)}/${metric}-${digest}.json`;
-    const existing = await store.getJson<{ values: Record<string, number> }>(key);
-    if (existing) return { metric, uri: store.uri(key), values: existing.values, cached: true };
-    const { values, detail } = await compute(
-      `${metricsPrefix(input.storage, input.datasetKey)}/${metric}-${digest}/parts/`,
-    );
-    await store.putJson(key, {
+    const read = await getSealed<{ values: Record<string, number> }>(store, key, (v) => isValues(v));
+    if (read.state === 'ok') return { metric, uri: store.uri(key), values: read.value.values, cached: true };
+    const repaired: Repair[] = [];
+    // A damaged result is recomputed alone; its part-files, if any, still hold (checked line by line).
+    if (read.state === 'damaged') repaired.push({ key, reason: `metric result ${read.reason}; recomputed` });
+    const parts = `${metricsPrefix(input.storage, input.datasetKey)}/${metric}-${digest}/parts/`;
+    const { values, detail, repaired: partRepairs } = await compute(parts);
+    repaired.push(...(partRepairs ?? []));
+    const file = await putSealed(store, key, {
       metric,
       config,
       datasetKey: input.datasetKey,
@@ -134,7 +178,7 @@ export function createMetricsActivities(deps: MetricsDeps) {
       detail,
       createdAt: new Date().toISOString(),
     });
-    return { metric, uri: store.uri(key), values, cached: false };
+    return { metric, uri: store.uri(key), values, cached: false, file, repaired };
   }
 
   function endpoint(input: MetricInput) {
@@ -148,9 +192,9 @@ export function createMetricsActivities(deps: MetricsDeps) {
     input: MetricInput,
     partsPrefix: string,
     process: (row: SyntheticRow) => Promise<O>,
-  ): Promise<{ rows: SyntheticRow[]; outcomes: Map<string, O> }> {
+  ): Promise<{ rows: SyntheticRow[]; outcomes: Map<string, O>; repaired: Repair[] }> {
     const rows = await subsampleRows(input);
-    const { outcomes } = await runCheckpointed<SyntheticRow, O>({
+    const { outcomes, repaired } = await runCheckpointed<SyntheticRow, O>({
       store: deps.stores.for(input.storage.bucket),
       partsPrefix,
       items: rows,
@@ -159,14 +203,17 @@ export function createMetricsActivities(deps: MetricsDeps) {
       progress: (done, total) => Context.current().heartbeat({ done, total }),
       process,
     });
-    return { rows, outcomes };
+    return { rows, outcomes, repaired };
   }
 
-  async function subsampleDataset(input: SubsampleInput): Promise<{ uri: string; n: number }> {
+  async function subsampleDataset(input: SubsampleInput): Promise<{ uri: string; n: number; repaired?: Repair[] }> {
     const store = deps.stores.for(input.storage.bucket);
     const key = `${metricsPrefix(input.storage, input.datasetKey)}/subsample-${input.size}-${input.seed}.json`;
-    const existing = await store.getJson<Subsample>(key);
-    if (existing) return { uri: store.uri(key), n: existing.ids.length };
+    const read = await getSealed<Subsample>(store, key, isSubsample);
+    if (read.state === 'ok') return { uri: store.uri(key), n: read.value.ids.length };
+    // The subsample is a pure function of the dataset, size and seed: a damaged one is recomputed as it was.
+    const repaired: Repair[] =
+      read.state === 'damaged' ? [{ key, reason: `subsample ${read.reason}; recomputed` }] : [];
     const { rows } = await datasetRows(store, input.storage, input.datasetKey);
     const order: string[] = [];
     const byStrategy = new Map<string, string[]>();
@@ -189,8 +236,8 @@ export function createMetricsActivities(deps: MetricsDeps) {
       ids: order.flatMap((s) => chosen.get(s) ?? []),
       perStrategy: Object.fromEntries(order.map((s) => [s, chosen.get(s)?.length ?? 0])),
     };
-    await store.putJson(key, sub);
-    return { uri: store.uri(key), n: sub.ids.length };
+    await putSealed(store, key, sub);
+    return { uri: store.uri(key), n: sub.ids.length, repaired };
   }
 
   async function measureDiversity(input: MetricInput): Promise<MetricResult> {
@@ -226,7 +273,7 @@ export function createMetricsActivities(deps: MetricsDeps) {
       { model: input.model, provider: input.provider?.id, rubric: RUBRIC_VERSION, maxTokens },
       async (parts) => {
         const { client, limiter, model } = endpoint(input);
-        const { rows, outcomes } = await perSubsampleItem(input, parts, async (r) => {
+        const { rows, outcomes, repaired } = await perSubsampleItem(input, parts, async (r) => {
           const req = judgeRequest(model, input.language, r.prompt, r.response, maxTokens);
           const res = await limiter.run(
             () => client.chat(req, Context.current().cancellationSignal),
@@ -244,6 +291,7 @@ export function createMetricsActivities(deps: MetricsDeps) {
             rubric_parse_failures: scores.length - parsed.length,
           },
           detail: rows.map((r) => ({ id: r.id, ...outcomes.get(r.id)! })),
+          repaired,
         };
       },
     );
@@ -257,18 +305,22 @@ export function createMetricsActivities(deps: MetricsDeps) {
       async (parts) => {
         const { client, limiter, model } = endpoint(input);
         const signal = () => Context.current().cancellationSignal;
-        const { rows, outcomes } = await perSubsampleItem(input, parts, async (r): Promise<{ ppl: number | null }> => {
-          const promptTokens = await limiter.run(
-            () => client.countTokens(model, r.prompt, signal()),
-            () => 0,
-          );
-          const { logprobs } = await limiter.run(
-            () => client.promptLogprobs(model, r.prompt + r.response, signal()),
-            () => 0,
-          );
-          const ppl = responsePerplexity(logprobs, promptTokens);
-          return { ppl: Number.isFinite(ppl) ? ppl : null };
-        });
+        const { rows, outcomes, repaired } = await perSubsampleItem(
+          input,
+          parts,
+          async (r): Promise<{ ppl: number | null }> => {
+            const promptTokens = await limiter.run(
+              () => client.countTokens(model, r.prompt, signal()),
+              () => 0,
+            );
+            const { logprobs } = await limiter.run(
+              () => client.promptLogprobs(model, r.prompt + r.response, signal()),
+              () => 0,
+            );
+            const ppl = responsePerplexity(logprobs, promptTokens);
+            return { ppl: Number.isFinite(ppl) ? ppl : null };
+          },
+        );
         const values = rows.map((r) => outcomes.get(r.id)!.ppl ?? NaN);
         return {
           values: {
@@ -276,6 +328,7 @@ export function createMetricsActivities(deps: MetricsDeps) {
             perplexity_items: values.filter(Number.isFinite).length,
           },
           detail: rows.map((r, i) => ({ id: r.id, ppl: values[i] })),
+          repaired,
         };
       },
     );
@@ -290,7 +343,7 @@ export function createMetricsActivities(deps: MetricsDeps) {
           () => client.countTokens(model, text, signal()),
           () => 0,
         );
-      const { rows, outcomes } = await perSubsampleItem(input, parts, async (r) => ({
+      const { rows, outcomes, repaired } = await perSubsampleItem(input, parts, async (r) => ({
         p: await count(r.prompt),
         r: await count(r.response),
       }));
@@ -300,6 +353,7 @@ export function createMetricsActivities(deps: MetricsDeps) {
           prompts_average_length: all.reduce((a, x) => a + x.p, 0) / Math.max(1, all.length),
           responses_average_length: all.reduce((a, x) => a + x.r, 0) / Math.max(1, all.length),
         },
+        repaired,
       };
     });
   }
@@ -323,24 +377,30 @@ export function createMetricsActivities(deps: MetricsDeps) {
     });
   }
 
-  async function combineIntrinsic(input: CombineInput): Promise<{ uri: string; values: Record<string, number> }> {
+  async function combineIntrinsic(
+    input: CombineInput,
+  ): Promise<{ uri: string; values: Record<string, number>; repaired?: Repair[] }> {
     const store = deps.stores.for(input.storage.bucket);
     const values: Record<string, number> = {};
     for (const m of input.metrics) Object.assign(values, m.values);
-    const sub = await store.getJson<Subsample>(parseS3Uri(input.subsampleUri).key);
+    const sub = await readSubsample(store, input.subsampleUri);
     values.subsample_size = sub?.ids.length ?? NaN;
     const key = `${metricsPrefix(input.storage, input.datasetKey)}/intrinsic-${digestOf(input.metrics.map((m) => m.uri)).slice(0, 16)}.json`;
-    if (!(await store.exists(key))) {
-      await store.putJson(key, {
+    const read = await getSealed(store, key, (v) => typeof (v as { intrinsic?: unknown }).intrinsic === 'object');
+    const repaired: Repair[] =
+      read.state === 'damaged' ? [{ key, reason: `intrinsic record ${read.reason}; rewritten` }] : [];
+    if (read.state !== 'ok') {
+      // Sealed, and it records each metric result's size and digest (when the result was written with one).
+      await putSealed(store, key, {
         datasetKey: input.datasetKey,
         intrinsic: values,
-        metrics: input.metrics.map((m) => ({ metric: m.metric, uri: m.uri })),
+        metrics: input.metrics.map((m) => ({ metric: m.metric, uri: m.uri, ...m.file })),
         subsample: input.subsampleUri,
         createdBy: { workflowId: input.workflowId, runId: input.runId },
         createdAt: new Date().toISOString(),
       });
     }
-    return { uri: store.uri(key), values };
+    return { uri: store.uri(key), values, repaired };
   }
 
   return {

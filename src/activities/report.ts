@@ -1,5 +1,6 @@
 import { buildSweepReport, type SweepReportInput } from '../report/sweep-report';
 import type { RenderedReport } from '../report/render';
+import { putSealed, putVerified, type Digest } from '../storage/integrity';
 import type { S3Store, StoreRegistry } from '../storage/s3';
 import type { StorageRef } from './types';
 
@@ -20,18 +21,27 @@ export const REPORT_FILES = {
   markdown: 'leaderboard.md',
   html: 'report.html',
   json: 'scores.json',
+  /** Size and digest of each file above. */
+  integrity: 'integrity.json',
 } as const;
 
 export function reportPrefix(storage: StorageRef, sweepId: string): string {
   return `${storage.prefix}/reports/${sweepId}`;
 }
 
-/** Write a rendered report under `prefix`, each file a whole object, the HTML page last (= complete). */
+/**
+ * Write a rendered report under `prefix`, each file a whole object, the HTML page after the data, and
+ * last a sealed `integrity.json` with every file's size and SHA-256 (a reader verifies against it).
+ */
 export async function storeReport(store: S3Store, prefix: string, report: RenderedReport): Promise<void> {
-  for (const [name, text] of Object.entries(report.csv)) await store.putText(`${prefix}/${name}`, text, 'text/csv');
-  await store.putText(`${prefix}/${REPORT_FILES.json}`, report.json, 'application/json');
-  await store.putText(`${prefix}/${REPORT_FILES.markdown}`, report.markdown, 'text/markdown');
-  await store.putText(`${prefix}/${REPORT_FILES.html}`, report.html, 'text/html');
+  const files: Record<string, Digest> = {};
+  const put = async (name: string, text: string, type: string) =>
+    (files[name] = await putVerified(store, `${prefix}/${name}`, text, type));
+  for (const [name, text] of Object.entries(report.csv)) await put(name, text, 'text/csv');
+  await put(REPORT_FILES.json, report.json, 'application/json');
+  await put(REPORT_FILES.markdown, report.markdown, 'text/markdown');
+  await put(REPORT_FILES.html, report.html, 'text/html');
+  await putSealed(store, `${prefix}/${REPORT_FILES.integrity}`, { files });
 }
 
 export function createReportActivities(deps: { stores: StoreRegistry; env: NodeJS.ProcessEnv }) {

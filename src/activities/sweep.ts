@@ -1,4 +1,5 @@
 import { keys } from '../storage/layout';
+import { getSealed, mustBeIntact, putSealed } from '../storage/integrity';
 import type { StoreRegistry } from '../storage/s3';
 import type { RecordSweepInput, StorageRef } from './types';
 
@@ -39,7 +40,8 @@ export function createSweepActivities(deps: { stores: StoreRegistry }) {
   async function writeSweepSummaryPage(input: SweepSummaryPageInput): Promise<string> {
     const store = deps.stores.for(input.storage.bucket);
     const key = keys.sweepSummaryPage(input.storage.prefix, input.sweepId, input.runId, input.page);
-    return store.putJson(key, input.lists);
+    await putSealed(store, key, input.lists);
+    return store.uri(key);
   }
 
   /** summary.json in one piece (the shape readers know), with the pages' lists put back in place. */
@@ -48,7 +50,11 @@ export function createSweepActivities(deps: { stores: StoreRegistry }) {
     const summary = structuredClone(input.summary);
     for (let page = 0; page < (input.pages?.count ?? 0); page++) {
       const key = keys.sweepSummaryPage(input.storage.prefix, input.sweepId, input.pages!.runId, page);
-      const lists = await store.getJson<Record<string, unknown[]>>(key);
+      const lists = mustBeIntact(
+        await getSealed<Record<string, unknown[]>>(store, key),
+        store.uri(key),
+        'resume the sweep: its last step writes the pages again',
+      );
       if (!lists) throw new Error(`summary page ${store.uri(key)} is missing`);
       for (const [dotted, items] of Object.entries(lists)) {
         const path = dotted.split('.');
@@ -58,7 +64,9 @@ export function createSweepActivities(deps: { stores: StoreRegistry }) {
         at[last] = [...((at[last] as unknown[] | undefined) ?? []), ...items];
       }
     }
-    return store.putJson(keys.sweepSummary(input.storage.prefix, input.sweepId), summary);
+    // Sealed (integrity.sha256 over the rest): a reader tells a damaged summary from a good one.
+    await putSealed(store, keys.sweepSummary(input.storage.prefix, input.sweepId), summary);
+    return store.uri(keys.sweepSummary(input.storage.prefix, input.sweepId));
   }
 
   return { recordSweep, writeSweepSummary, writeSweepSummaryPage };

@@ -1,6 +1,7 @@
 import type { DatasetKeyManifest } from '../spec/plan';
 import type { Provider, Strategy, Teacher } from '../spec/sweep';
 import type { TemplateVersion } from '../spec/templates';
+import type { Digest, Repair } from '../storage/integrity';
 
 /** Inputs and outputs of activities: ids, URIs, digests and small numbers only (they go through history). */
 
@@ -25,7 +26,9 @@ export interface PrepareDatasetResult {
   /** Set when the dataset is already complete: nothing to generate. */
   manifestUri?: string;
   examples?: number;
-  strategies: { strategy: Strategy; selected: number; shards: number; shardsDone: number }[];
+  strategies: { strategy: Strategy; selected: number; shards: number; shardsDone: number; selection?: Digest }[];
+  /** Artifacts that failed their integrity check and were discarded (absent in older histories). */
+  repaired?: Repair[];
 }
 
 export interface GenerateShardInput {
@@ -41,6 +44,8 @@ export interface GenerateShardInput {
   seed: number;
   teacher: Teacher;
   provider: Provider;
+  /** The selection's digest, from prepareDataset (absent in older histories: read unverified). */
+  selection?: Digest;
 }
 
 export interface ShardStats {
@@ -59,13 +64,18 @@ export interface GenerateShardResult extends ShardStats {
   cached: boolean;
   /** LLM calls this attempt made (0 when cached). */
   calls: number;
+  /** Size and digest of the shard file (absent in markers written before digests). */
+  file?: Digest;
+  /** Artifacts that failed their integrity check and were discarded. */
+  repaired?: Repair[];
 }
 
 export interface DatasetManifest extends ShardStats {
   datasetKey: string;
   uri: string;
   keyManifest: DatasetKeyManifest;
-  perStrategy: Record<string, ShardStats & { shards: string[] }>;
+  /** `files[i]` is the size and digest of `shards[i]` (absent in manifests written before digests). */
+  perStrategy: Record<string, ShardStats & { shards: string[]; files?: Digest[] }>;
   createdBy: { sweepId: string; workflowId: string; runId: string };
   codeVersion: string;
   createdAt: string;
@@ -88,6 +98,7 @@ export interface FinalizeDatasetResult {
   completionTokens: number;
   costUsd: number;
   parseFailures: number;
+  repaired?: Repair[];
 }
 
 export interface RecordSweepInput {

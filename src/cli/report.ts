@@ -6,6 +6,7 @@ import { writeReportFiles } from '../report/write';
 import { scoringRuns, type AnchorRunScore, type StudentRunScore } from '../scoring/runs';
 import type { SweepSpec } from '../spec/sweep';
 import { keys } from '../storage/layout';
+import { getSealed, mustBeIntact } from '../storage/integrity';
 import type { S3Store } from '../storage/s3';
 import { ROOT } from './devstack';
 
@@ -19,11 +20,16 @@ export async function writeSweepReport(
   sweepId: string,
   outDir: string,
 ): Promise<{ files: string[]; markdown: string; s3Prefix: string }> {
-  const summary = await store.getJson<{
-    intrinsic?: SweepReportInput['cells'];
-    students?: StudentRunScore[];
-    anchors?: AnchorRunScore[];
-  }>(keys.sweepSummary(spec.storage.prefix, sweepId));
+  const summaryKey = keys.sweepSummary(spec.storage.prefix, sweepId);
+  const summary = mustBeIntact(
+    await getSealed<{
+      intrinsic?: SweepReportInput['cells'];
+      students?: StudentRunScore[];
+      anchors?: AnchorRunScore[];
+    }>(store, summaryKey),
+    store.uri(summaryKey),
+    'resume the sweep: its last step writes the summary again',
+  );
   if (!summary)
     throw new Error(
       `sweep ${sweepId} has no summary in ${store.uri(keys.sweep(spec.storage.prefix, sweepId))}; has it finished?`,

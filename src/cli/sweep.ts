@@ -13,6 +13,7 @@ import {
 } from '../spec/plan';
 import type { SweepSpec } from '../spec/sweep';
 import { dataConverterFromEnv } from '../common/codec';
+import { checkDataset } from '../activities/dataset';
 import { keys } from '../storage/layout';
 import { parseS3Uri, type StoreRegistry } from '../storage/s3';
 import type { SweepProgress } from '../workflows/shared';
@@ -70,12 +71,24 @@ export async function explainPlan(
   const verdicts: CellVerdict[] = [];
   for (const cell of plan.cells) {
     const ds = keys.dataset(prefix, cell.datasetKey);
-    const manifest = await store.getJson<{ produced: number }>(keys.datasetManifest(ds));
-    if (manifest) {
+    // A hit only when the manifest and every shard it lists pass their integrity checks.
+    const checked = await checkDataset(store, ds);
+    if (checked.state === 'ok') {
       verdicts.push({
         cell,
         hit: true,
-        why: [`hit: dataset complete (${manifest.produced} examples) at ${store.uri(ds)}`],
+        why: [`hit: dataset complete (${checked.manifest.produced} examples) at ${store.uri(ds)}`],
+      });
+      continue;
+    }
+    if (checked.state === 'damaged') {
+      verdicts.push({
+        cell,
+        hit: false,
+        why: [
+          ...checked.problems.map((p) => `damaged: ${store.uri(p.key)}: ${p.reason}`),
+          'resume discards the damaged artifacts and rebuilds them from part-files (calls only for lost items)',
+        ],
       });
       continue;
     }
@@ -221,5 +234,7 @@ export function renderGrid(progress: SweepProgress): string {
     `stage ${progress.stage}${progress.paused ? ` — PAUSED: ${progress.pauseReason ?? ''}` : ''}; ${tot.examples} examples, ${tot.tokens} tokens, $${tot.costUsd.toFixed(4)}`,
   );
   for (const c of progress.cells) if (c.error) rows.push(`failed ${c.cellId}: ${c.error}`);
+  for (const c of progress.cells)
+    for (const r of c.repaired ?? []) rows.push(`repaired ${c.cellId}: ${r.key}: ${r.reason}`);
   return rows.join('\n');
 }

@@ -27,6 +27,11 @@ export const ErrorType = {
    */
   JobFailed: 'JobFailed',
   JobResultInvalid: 'JobResultInvalid',
+  /**
+   * A stored artifact failed its integrity check (size, SHA-256 or seal) or does not parse, where the
+   * reader cannot rebuild it. Retrying reads the same bytes: the message names the object and the way out.
+   */
+  CorruptArtifact: 'CorruptArtifact',
 } as const;
 export type ErrorTypeName = (typeof ErrorType)[keyof typeof ErrorType];
 
@@ -42,6 +47,7 @@ export const NON_RETRYABLE: readonly ErrorTypeName[] = [
   ErrorType.JobFailed,
   ErrorType.JobFailedPermanently,
   ErrorType.JobResultInvalid,
+  ErrorType.CorruptArtifact,
 ];
 
 export class PolyglotError extends Error {

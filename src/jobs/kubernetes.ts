@@ -147,6 +147,28 @@ export class KubernetesJobRunner implements JobRunner {
     }
   }
 
+  async forget(name: string): Promise<void> {
+    this.submitted.delete(name);
+    try {
+      this.requests++;
+      // Foreground: the Job object stays until its pods are gone, so "404" below means the name is free.
+      await this.batch.deleteNamespacedJob({ name, namespace: this.namespace, propagationPolicy: 'Foreground' });
+    } catch (e) {
+      if (!(e instanceof ApiException && e.code === 404)) throw e;
+    }
+    for (let i = 0; i < 120; i++) {
+      try {
+        this.requests++;
+        await this.batch.readNamespacedJob({ name, namespace: this.namespace });
+      } catch (e) {
+        if (e instanceof ApiException && e.code === 404) return;
+        throw e;
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    throw new Error(`Job ${name} is still being deleted after 120 s`);
+  }
+
   async logs(handle: JobHandle): Promise<Record<string, string>> {
     this.requests++;
     const pods = await this.core.listNamespacedPod({

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PolicyViolationError, readTrustPolicy } from '../common/policy';
 import type { JobHandle, JobRunner, JobStatus } from './runner';
@@ -130,6 +130,18 @@ export class LocalJobRunner implements JobRunner {
     } catch {
       // already gone
     }
+  }
+
+  async forget(name: string): Promise<void> {
+    const dir = this.dir(name);
+    try {
+      const pid = Number(readFileSync(path.join(dir, 'pid'), 'utf8'));
+      process.kill(-pid, 'SIGTERM');
+    } catch {
+      // not running, or never started
+    }
+    this.children.delete(name);
+    rmSync(dir, { recursive: true, force: true });
   }
 
   async logs(handle: JobHandle): Promise<Record<string, string>> {

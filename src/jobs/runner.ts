@@ -38,6 +38,12 @@ export interface JobRunner {
   status(handle: JobHandle): Promise<JobStatus>;
   /** Delete the job and its pods/processes; idempotent. */
   cancel(handle: JobHandle): Promise<void>;
+  /**
+   * Remove a finished job's record, so that a job of the same name can run again (its stored output was
+   * found damaged and discarded). Returns once the name is free. Optional: without it the job workflow
+   * runs the job again as its next attempt.
+   */
+  forget?(name: string): Promise<void>;
   /** Logs of the job's pods/process so far (best effort, for saving to S3 at the end). */
   logs(handle: JobHandle): Promise<Record<string, string>>;
 }

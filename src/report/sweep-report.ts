@@ -1,6 +1,7 @@
 import { parseResultsJson } from '../cli/score';
 import { scoreCohort } from '../scoring';
 import type { CellInput, CohortScores, IntrinsicRecord, TeacherScore } from '../scoring/types';
+import { getSealed, mustBeIntact } from '../storage/integrity';
 import { parseS3Uri, type S3Store } from '../storage/s3';
 import { INTRINSIC_ONLY, renderReport, type IntrinsicRow, type RenderedReport } from './render';
 
@@ -31,7 +32,11 @@ export async function buildSweepReport(
   const intrinsic: IntrinsicRow[] = [];
   const byCell = new Map<string, { record: IntrinsicRecord; uri: string; workflowId?: string; runId?: string }>();
   for (const c of input.cells) {
-    const doc = await store.getJson<{ intrinsic: Record<string, number> }>(parseS3Uri(c.intrinsicUri).key);
+    const doc = mustBeIntact(
+      await getSealed<{ intrinsic: Record<string, number> }>(store, parseS3Uri(c.intrinsicUri).key),
+      c.intrinsicUri,
+      "resume the sweep: its cell's metrics stage rewrites it",
+    );
     if (!doc) throw new Error(`intrinsic metrics ${c.intrinsicUri} are missing`);
     const v = doc.intrinsic;
     const record: IntrinsicRecord = {

@@ -1,5 +1,6 @@
 import {
   CreateBucketCommand,
+  DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
@@ -9,6 +10,7 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { ErrorType, PolyglotError } from '../common/errors';
+import { parseJsonAt } from './integrity';
 
 /**
  * The S3 adapter. Every artifact goes through here. Writes are whole-object PUTs, so a reader never
@@ -125,9 +127,19 @@ export class S3Store {
     return bytes === undefined ? undefined : new TextDecoder().decode(bytes);
   }
 
+  /** A parse error names the object and the line (CorruptArtifact), never a bare SyntaxError. */
   async getJson<T>(key: string): Promise<T | undefined> {
     const text = await this.getText(key);
-    return text === undefined ? undefined : (JSON.parse(text) as T);
+    return text === undefined ? undefined : parseJsonAt<T>(text, this.uri(key));
+  }
+
+  /** Delete an object (absent is fine): used to discard an artifact that failed its integrity check. */
+  async delete(key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    } catch (e) {
+      if (!isNotFound(e)) throw storageError('DeleteObject', key, e);
+    }
   }
 
   /** All keys under a prefix, paging through ListObjectsV2. */

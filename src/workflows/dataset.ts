@@ -18,6 +18,7 @@ import {
   cellPauseSignal,
   cellProgressQuery,
   cellProgressSignal,
+  noteRepairs,
   pauseSignal,
   resumeSignal,
   type CellProgress,
@@ -52,7 +53,14 @@ const { prepareDataset, finalizeDataset } = proxyActivities<Activities>({
   startToCloseTimeout: '10 minutes',
   // The worker heartbeats for these while they run (activities/index.ts): a dead worker shows in 30 s.
   heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: [...NON_RETRYABLE] },
+  // Bounded: a fault that outlasts ~5 minutes of retries fails the cell with the last error, and a resume
+  // picks it up from there. Changing retry options does not affect replay (they are not replay-checked).
+  retry: {
+    initialInterval: '1s',
+    maximumInterval: '30s',
+    maximumAttempts: 12,
+    nonRetryableErrorTypes: [...NON_RETRYABLE],
+  },
 });
 
 /**
@@ -135,6 +143,7 @@ export async function datasetWorkflow(input: DatasetWorkflowInput): Promise<Data
     sweepId: input.sweepId,
   });
   progress.shardsTotal = prepared.strategies.reduce((n, s) => n + s.shards, 0);
+  noteRepairs(progress, prepared.repaired);
 
   if (prepared.manifestUri) {
     progress.status = 'cached';
@@ -179,14 +188,17 @@ export async function datasetWorkflow(input: DatasetWorkflowInput): Promise<Data
         seed: spec.seed,
         teacher: input.teacher,
         provider: input.provider,
+        selection: prepared.strategies.find((s) => s.strategy === item.strategy)?.selection,
       });
+      const repairedNow = noteRepairs(progress, r.repaired);
       progress.shardsDone++;
       progress.examples += r.produced;
       if (!r.cached) {
         progress.tokens += r.promptTokens + r.completionTokens;
         progress.costUsd += r.costUsd;
       }
-      await report();
+      // A repair is reported at once: `sweep status` shows it while the cell still runs.
+      await report(repairedNow);
     }
   };
   try {
@@ -207,6 +219,7 @@ export async function datasetWorkflow(input: DatasetWorkflowInput): Promise<Data
     workflowId: info.workflowId,
     runId: info.runId,
   });
+  noteRepairs(progress, fin.repaired);
   progress.status = 'done';
   progress.manifestUri = fin.manifestUri;
   progress.examples = fin.examples;

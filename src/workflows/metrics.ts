@@ -3,6 +3,7 @@ import type { Activities, MetricResult } from '../activities';
 import { llmTaskQueue } from '../common/env';
 import { NON_RETRYABLE } from '../common/errors';
 import type { MetricsSpec, Provider, SweepSpec } from '../spec/sweep';
+import type { Repair } from '../storage/integrity';
 import { StageKey } from './shared';
 
 export interface MetricsWorkflowInput {
@@ -21,13 +22,21 @@ export interface MetricsWorkflowResult {
   cellId: string;
   intrinsicUri: string;
   values: Record<string, number>;
+  /** Artifacts that failed their integrity check and were discarded and rebuilt. */
+  repaired?: Repair[];
 }
 
 const local = proxyActivities<Activities>({
   startToCloseTimeout: '30 minutes',
   // The worker heartbeats for these while they run (activities/index.ts): a dead worker shows in 30 s.
   heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '1s', maximumInterval: '60s', nonRetryableErrorTypes: [...NON_RETRYABLE] },
+  // Bounded (they had no limit: a corrupt input was retried forever); the last error ends the workflow.
+  retry: {
+    initialInterval: '1s',
+    maximumInterval: '60s',
+    maximumAttempts: 12,
+    nonRetryableErrorTypes: [...NON_RETRYABLE],
+  },
 });
 
 /**
@@ -102,5 +111,11 @@ export async function metricsWorkflow(input: MetricsWorkflowInput): Promise<Metr
     runId: info.runId,
   });
   upsertSearchAttributes([{ key: StageKey, value: 'done' }]);
-  return { cellId: input.cellId, intrinsicUri: combined.uri, values: combined.values };
+  const repaired = [sub, ...results, combined].flatMap((r) => r.repaired ?? []);
+  return {
+    cellId: input.cellId,
+    intrinsicUri: combined.uri,
+    values: combined.values,
+    ...(repaired.length ? { repaired } : {}),
+  };
 }

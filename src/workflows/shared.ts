@@ -1,5 +1,6 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { MAX_REPAIRS_SHOWN, type Repair } from '../storage/integrity';
 
 /** Search attributes the project registers (see `polyglot dev up` and the test setup). */
 export const SweepIdKey = defineSearchAttributeKey('SweepId', SearchAttributeType.KEYWORD);
@@ -24,6 +25,8 @@ export interface CellProgress {
   manifestUri?: string;
   intrinsicUri?: string;
   error?: string;
+  /** Artifacts of this cell that failed their integrity check and were discarded and rebuilt (the first few). */
+  repaired?: Repair[];
 }
 
 export interface SweepProgress {
@@ -40,6 +43,14 @@ export interface ResumeArgs {
   /** Raise the budget caps when resuming a sweep that paused on its budget. */
   maxCostUsd?: number;
   maxTokens?: number;
+}
+
+/** Add repairs to a cell's list, keeping the first MAX_REPAIRS_SHOWN (progress state goes through history). */
+export function noteRepairs(progress: CellProgress, repairs: Repair[] | undefined): boolean {
+  if (!repairs?.length) return false;
+  const list = (progress.repaired ??= []);
+  for (const r of repairs) if (list.length < MAX_REPAIRS_SHOWN) list.push({ key: r.key, reason: r.reason });
+  return true;
 }
 
 export const pauseSignal = defineSignal<[string?]>('pause');

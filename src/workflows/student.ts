@@ -4,6 +4,7 @@ import type { StorageRef } from '../activities/types';
 import type { JobSpecInput } from '../jobs/spec';
 import { sha256Hex } from '../spec/hash';
 import type { EvaluationSpec, StudentSpec, TrainingSpec } from '../spec/sweep';
+import type { Repair } from '../storage/integrity';
 import { jobWorkflow } from './job';
 
 /** Versions of the job contracts: bumping one recomputes every output keyed by it. */
@@ -19,6 +20,8 @@ export interface EvalOutcome {
   score?: number;
   /** `<task>:<lang>` primary metrics and their stderrs. */
   metrics: Record<string, number>;
+  /** A stored result that failed its integrity check and was discarded before the job ran again. */
+  repaired?: Repair[];
 }
 
 export interface StudentWorkflowInput {
@@ -46,6 +49,8 @@ export interface StudentWorkflowResult {
   modelUri: string;
   trainMetrics: Record<string, number>;
   eval: EvalOutcome;
+  /** Job results of this student that failed their integrity check and were discarded (train and eval). */
+  repaired?: Repair[];
 }
 
 const short = (value: unknown) => sha256Hex(JSON.stringify(value)).slice(0, 16);
@@ -145,6 +150,7 @@ export async function runEvaluation(
     cached: job.cached ?? false,
     score: job.result.metrics[`score:${language}`],
     metrics,
+    ...(job.repaired?.length ? { repaired: job.repaired } : {}),
   };
 }
 
@@ -206,5 +212,8 @@ export async function studentWorkflow(input: StudentWorkflowInput): Promise<Stud
     modelUri,
     trainMetrics: train.result.metrics,
     eval: ev,
+    ...(train.repaired?.length || ev.repaired?.length
+      ? { repaired: [...(train.repaired ?? []), ...(ev.repaired ?? [])] }
+      : {}),
   };
 }

@@ -27,6 +27,7 @@ import {
   TeacherKey,
   cellPauseSignal,
   cellProgressSignal,
+  noteRepairs,
   pauseSignal,
   resumeSignal,
   sweepProgressQuery,
@@ -63,7 +64,13 @@ const { recordSweep, writeSweepSummary, writeSweepSummaryPage, scoreSweep } = pr
   startToCloseTimeout: '10 minutes',
   // The worker heartbeats for these while they run (activities/index.ts): a dead worker shows in 30 s.
   heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: [...NON_RETRYABLE] },
+  // Bounded: the last error ends the sweep clearly instead of retrying forever (options are not replay-checked).
+  retry: {
+    initialInterval: '1s',
+    maximumInterval: '30s',
+    maximumAttempts: 12,
+    nonRetryableErrorTypes: [...NON_RETRYABLE],
+  },
 });
 /** A few DNS lookups at most: a bounded retry, so a spec is never stuck before its first step. */
 const { checkSpecPolicy } = proxyActivities<Activities>({
@@ -327,6 +334,7 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
               ),
           );
           for (const st of trained) {
+            noteRepairs(progress, st.repaired);
             students.push({
               teacher: st.teacher,
               language: st.language,
@@ -372,6 +380,7 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
             runId: mh.firstExecutionRunId,
           });
           progress.intrinsicUri = m.intrinsicUri;
+          noteRepairs(progress, m.repaired);
           progress.status = r.cached ? 'cached' : 'done';
         }
       } catch (e) {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -163,6 +163,8 @@ describe('chaos: faults injected into a whole sweep', function () {
   let baseline: Fingerprint | undefined;
   let baselineJobs = 0;
   let baselineCalls = 0;
+  /** The reference run's setup and result: the damaged-artifacts scenario damages what it wrote. */
+  let baselineRun: { s: Awaited<ReturnType<typeof setup>>; r: SweepResult } | undefined;
 
   before(async () => {
     llm = new FakeLlmServer({ modelIds: ['fake-model'] });
@@ -242,6 +244,7 @@ describe('chaos: faults injected into a whole sweep', function () {
     llm.resetStats();
     worker = await spawnWorker(s.workerEnv);
     const r = (await (await start(s)).result()) as SweepResult;
+    baselineRun = { s, r };
     baseline = await fingerprint(s.store, s.plan, r);
     baselineJobs = jobCount(s.jobsDir);
     baselineCalls = llm.stats().served;
@@ -447,6 +450,69 @@ describe('chaos: faults injected into a whole sweep', function () {
       assert.equal(runs.filter((x) => x.exit === 0).length, 1, `${cell} succeeded once`);
       assert.ok(runs.every((x) => x.exit === 0 || runs.some((y) => y.exit === 0 && y.attempt > x.attempt)));
     }
+  });
+
+  it('damaged artifacts of the finished reference run: resume rebuilds exactly them, repeating only what they held', async () => {
+    const ref = await undisturbed();
+    const { s, r } = baselineRun!;
+    const ds = s.plan.cells.map((c) => keys.dataset('polyglot', c.datasetKey));
+    const text = async (key: string) => (await s.store.getText(key))!;
+    const metricsOf = (i: number) => `polyglot/metrics/${s.plan.cells[i]!.datasetKey}/`;
+    const summary = (await s.store.getJson<{ intrinsic: { intrinsicUri: string }[] }>(
+      r.summaryUri.replace(/^s3:\/\/[^/]+\//, ''),
+    ))!;
+    const damaged: string[] = [];
+    // Cell 0: a shard file cut short (rebuilt from its part-files: no call).
+    const shard = keys.shardData(ds[0]!, 'generate', 0);
+    await s.store.putText(shard, (await text(shard)).slice(0, -9));
+    damaged.push(shard);
+    // Cell 1: one byte of the dataset manifest changed (rebuilt from the verified markers: no call).
+    const manifest = keys.datasetManifest(ds[1]!);
+    const m = await text(manifest);
+    const at = m.indexOf('"produced": ') + 12;
+    await s.store.putText(manifest, m.slice(0, at) + (m[at] === '1' ? '2' : '1') + m.slice(at + 1));
+    damaged.push(manifest);
+    // Cell 2: a shard marker deleted, and another shard caught mid-write (its marker and shard file gone),
+    // its part-file torn in its last line (one call).
+    await s.store.delete(keys.shardMarker(ds[2]!, 'respond', 0));
+    const part = `${keys.shardPartsPrefix(ds[2]!, 'translate', 0)}part-00001.jsonl`;
+    await s.store.putText(part, (await text(part)).slice(0, -6));
+    for (const k of [keys.shardMarker(ds[2]!, 'translate', 0), keys.shardData(ds[2]!, 'translate', 0)])
+      await s.store.delete(k);
+    damaged.push(part);
+    // Cell 3: the judge's result deleted (recomputed from its part-files: no call), and its intrinsic
+    // record cut short (rewritten).
+    const judge = (await s.store.list(metricsOf(3))).find((k) => /\/judge-[0-9a-f]+\.json$/.test(k))!;
+    await s.store.delete(judge);
+    const intrinsic = summary.intrinsic
+      .map((c) => c.intrinsicUri.replace(/^s3:\/\/[^/]+\//, ''))
+      .find((k) => k.startsWith(metricsOf(3)))!;
+    await s.store.putText(intrinsic, (await text(intrinsic)).slice(0, -20));
+    damaged.push(intrinsic);
+    // A student's training result cut short: that job alone runs again.
+    const trained = r.students[0]!.resultUri.replace(/^s3:\/\/[^/]+\//, '');
+    await s.store.putText(trained, (await text(trained)).slice(0, 10));
+    damaged.push(trained);
+    const started = () =>
+      new Map(
+        readdirSync(s.jobsDir)
+          .filter((d) => !d.startsWith('.'))
+          .map((d) => [d, readFileSync(path.join(s.jobsDir, d, 'spec.json'), 'utf8') + statMtime(s.jobsDir, d)]),
+      );
+    const jobsBefore = started();
+
+    llm.resetStats();
+    worker = await spawnWorker(s.workerEnv);
+    const handle = await start(s);
+    const again = (await handle.result()) as SweepResult;
+    assert.deepEqual(await fingerprint(s.store, s.plan, again), ref, 'the same artifacts as the undisturbed run');
+    assert.equal(llm.stats().chatCompletions, 1, 'one call: the torn part-file line');
+    assert.equal(repeatedCalls(), 0);
+    const rerun = [...started()].filter(([d, v]) => jobsBefore.get(d) !== v);
+    assert.equal(rerun.length, 1, 'one job ran again: the training job whose result was damaged');
+    const progress = await handle.query<{ cells: { repaired?: { key: string; reason: string }[] }[] }>('progress');
+    const shown = progress.cells.flatMap((c) => c.repaired ?? []).map((x) => x.key);
+    for (const k of damaged) assert.ok(shown.includes(k), `sweep status names ${k}: ${shown.join(', ')}`);
   });
 
   it('Temporal server killed and restarted mid-sweep (persistent database): same artifacts', async () => {
@@ -814,6 +880,11 @@ function jobAttempts(dir: string): Map<string, { attempt: number; exit?: number 
     out.set(spec.cellId, [...(out.get(spec.cellId) ?? []), { attempt: spec.attempt, exit }]);
   }
   return out;
+}
+
+/** When a job's folder was (re)made: a job run again under its own name gets a new one. */
+function statMtime(dir: string, job: string): string {
+  return String(statSync(path.join(dir, job, 'spec.json')).mtimeMs);
 }
 
 /** A local job is over when its exit code is recorded or its process is gone. */

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createSweepActivities } from '../../src/activities/sweep';
+import { checkSeal } from '../../src/storage/integrity';
 import { keys } from '../../src/storage/layout';
 import { StoreRegistry, makeS3Client } from '../../src/storage/s3';
 import { storeFor, uniqueName } from '../support/fixtures';
@@ -33,7 +34,10 @@ describe('sweep summary in pages', () => {
     });
     assert.equal(uri, `s3://${bucket}/${keys.sweepSummary('polyglot', 'sw')}`);
     const back = await storeFor(bucket).getJson<Record<string, unknown>>(keys.sweepSummary('polyglot', 'sw'));
-    assert.deepEqual(back, { sweepId: 'sw', state: { stage: 'done', cells }, students, failures: [] });
+    // Sealed: the record's own digest rides along (integrity.sha256) and checks out.
+    assert.equal(checkSeal(back), 'ok');
+    const { integrity: _seal, ...summary } = back!;
+    assert.deepEqual(summary, { sweepId: 'sw', state: { stage: 'done', cells }, students, failures: [] });
 
     // A page that is not there (another run's id) fails loudly instead of writing a partial summary.
     await assert.rejects(
