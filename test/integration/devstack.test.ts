@@ -143,8 +143,21 @@ describe('local dev stack (polyglot dev)', function () {
     await until(() => !stackProcesses().some((p) => p.cmdline.includes('rclone')), 10_000, 'rclone to die');
     let stranger: Server | undefined;
     try {
-      stranger = createServer((s) => s.end('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n'));
-      await new Promise<void>((r) => stranger!.listen(Number(ports.POLYGLOT_S3_PORT), '127.0.0.1', r));
+      stranger = createServer((s) => {
+        // Clients probing the port (a bare connect, then an HTTP request) may reset it.
+        s.on('error', () => undefined);
+        s.end('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n');
+      });
+      // The kernel may hold the dead server's port a moment longer than /proc shows the process.
+      await until(
+        () =>
+          new Promise<boolean>((resolve) => {
+            stranger!.once('error', () => resolve(false));
+            stranger!.listen(Number(ports.POLYGLOT_S3_PORT), '127.0.0.1', () => resolve(true));
+          }),
+        10_000,
+        `port ${ports.POLYGLOT_S3_PORT} to be free for the stranger`,
+      );
       const st = await dev(['status']);
       assert.match(statusLine(st.out, 's3'), /DOWN.*another process has its port/, st.out);
       const up = await dev(['up', 's3']);
