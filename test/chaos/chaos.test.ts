@@ -705,6 +705,10 @@ describe('chaos: Kubernetes API faults', function () {
         assert.ok(injected >= 5, `faults injected: ${text}`);
         console.log(`      ${text}`);
       } finally {
+        // Each scenario of this loop starts its own worker: stop it here, or the next one overwrites
+        // `worker` and this one outlives the run, polling a Temporal server that is gone.
+        if (worker) await killHard(worker);
+        worker = undefined;
         await executor.stop();
         await faults.stop();
         await core.deleteNamespace({ name: ns }).catch(() => undefined);
