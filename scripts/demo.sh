@@ -13,7 +13,8 @@ bin/polyglot sweep plan examples/demo.yaml
 echo
 bin/polyglot sweep start examples/demo.yaml --wait
 echo
-ui_port=${POLYGLOT_UI_PORT:-8233}
+# The stack's own record, not this shell: `dev up` keeps a running stack on its recorded ports.
+ui_port=$(sed -n 's/^POLYGLOT_UI_PORT=//p' .data/dev.env)
 echo "Web UI (this sweep):  http://127.0.0.1:${ui_port}/namespaces/default/workflows?query=SweepId%3D%22demo%22"
 echo "Leaderboard (.data/s3/polyglot-demo/polyglot/reports/demo/leaderboard.md):"
 sed -n '1,40p' .data/s3/polyglot-demo/polyglot/reports/demo/leaderboard.md | sed 's/^/  /'

@@ -12,6 +12,23 @@ bash scripts/setup-ml.sh
 bash scripts/install-chromium.sh
 # The Kubernetes control-plane binaries for test/integration/jobs-kubernetes (cold ~20 min, then < 1 s).
 nice scripts/kube-build.sh
+# Every process this run starts inherits this marker; the mocha run checks for leftovers itself and the
+# sweep at the end catches what pytest or a crashed mocha left behind.
+POLYGLOT_TEST_RUN=$(cat /proc/sys/kernel/random/uuid 2>/dev/null || date +%s%N)
+export POLYGLOT_TEST_RUN
+sweep_leftovers() {
+  local f pid n=0
+  for f in /proc/[0-9]*/environ; do
+    pid=${f#/proc/}; pid=${pid%/environ}
+    [ "$pid" = "$$" ] && continue
+    if grep -qzxF "POLYGLOT_TEST_RUN=$POLYGLOT_TEST_RUN" "$f" 2>/dev/null; then
+      echo "[test] left running by this run, killed: pid $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-160)"
+      kill -9 "$pid" 2>/dev/null || true
+      n=$((n + 1))
+    fi
+  done
+  return "$n"
+}
 echo "[test] lint"
 npx eslint --max-warnings 0 .
 npx prettier --check "src/**/*.ts" "test/**/*.ts" "bench/**/*.ts" >/dev/null
@@ -30,6 +47,11 @@ passed=$(grep -Eo '^ *[0-9]+ passing' "$log" | grep -Eo '[0-9]+' || echo 0)
 failed=$(grep -Eo '^ *[0-9]+ failing' "$log" | grep -Eo '[0-9]+' || echo 0)
 rm -f "$log"
 echo "mocha: ${passed} passed, ${failed} failed"
+set +e
+sweep_leftovers
+left=$?
+set -e
+[ "$left" = 0 ] || { echo "[test] ${left} process(es) outlived the tests"; [ "$rc" != 0 ] || rc=1; }
 [ "$py_rc" = 0 ] || echo "pytest (jobs/) failed: exit $py_rc"
 [ "$rc" = 0 ] && exit "$py_rc"
 exit "$rc"

@@ -9,7 +9,7 @@ import { sweepWorkflowId } from '../spec/plan';
 import { InvalidSpecError, parseSweepSpec } from '../spec/sweep';
 import { StoreRegistry, makeS3Client } from '../storage/s3';
 import { pauseSignal, resumeSignal } from '../workflows/shared';
-import { devDown, devPorts, devStatus, devUp, loadDevEnv } from './devstack';
+import { DEV_ENV_FILE, devDown, devPorts, devRestart, devStatus, devUp, loadDevEnv } from './devstack';
 import { enforceSpecPolicy } from './policy';
 import { writeSweepReport } from './report';
 import { renderScoreTable, scoreFromFile } from './score';
@@ -28,7 +28,11 @@ import {
 const USAGE = `polyglot — durable Polyglot Teachers sweeps on Temporal
 
 usage:
-  polyglot dev up | down | status          local stack: Temporal (+Web UI), S3, local LLM, worker
+  polyglot dev up [component…]             start the local stack (all, or the components named; idempotent):
+                                           codec, temporal (+Web UI), s3, llm, embed, worker
+  polyglot dev restart <component…>        restart components (e.g. worker after a rebuild); old logs kept
+  polyglot dev status                      is each component running and answering as this stack's?
+  polyglot dev down                        stop the local stack (its data under .data/ stays)
   polyglot seeds import <file> --bucket B [--prefix P]
                                            import a JSONL/Parquet seed pool; prints its s3:// URI
   polyglot sweep plan <spec.yaml>          grid, cache hit/miss per cell and why, estimates
@@ -117,22 +121,28 @@ async function run(argv: string[]): Promise<number> {
   if (group === 'dev') {
     if (cmd === 'up') {
       console.log('starting the local stack on 127.0.0.1 …');
-      const ports = await devUp();
-      console.log(`Temporal Web UI: http://127.0.0.1:${ports.ui}   (settings in .data/dev.env)`);
+      const ports = await devUp(args);
+      console.log(`Temporal Web UI: http://127.0.0.1:${ports.ui}   (settings in ${DEV_ENV_FILE})`);
       return 0;
     }
     if (cmd === 'down') {
       await devDown();
       return 0;
     }
-    if (cmd === 'status') {
-      const st = await devStatus();
-      for (const s of st)
-        console.log(`  ${s.name.padEnd(8)} ${s.ok ? 'up  ' : 'DOWN'} ${s.pid ? `pid ${s.pid}` : ''} ${s.where}`);
-      console.log(`Web UI: http://127.0.0.1:${devPorts().ui}`);
-      return st.every((s) => s.ok) ? 0 : 1;
+    if (cmd === 'restart') {
+      await devRestart(args);
+      return 0;
     }
-    throw new UsageError(`unknown dev command "${cmd ?? ''}"; use up, down or status`);
+    if (cmd === 'status') {
+      const { ports, components } = await devStatus();
+      for (const s of components)
+        console.log(
+          `  ${s.name.padEnd(8)} ${s.ok ? 'up  ' : 'DOWN'} ${s.pid ? `pid ${s.pid} ` : ''}${s.where}${s.problem ? `: ${s.problem}` : ''}`,
+        );
+      console.log(`Web UI: http://127.0.0.1:${ports.ui}`);
+      return components.every((s) => s.ok) ? 0 : 1;
+    }
+    throw new UsageError(`unknown dev command "${cmd ?? ''}"; use up, restart, status or down`);
   }
   if (group === 'seeds') {
     if (cmd !== 'import') throw new UsageError(`unknown seeds command "${cmd ?? ''}"; use import`);

@@ -67,6 +67,8 @@ export class LocalJobRunner implements JobRunner {
       'HF_DATASETS_OFFLINE',
       'TRANSFORMERS_OFFLINE',
       'POLYGLOT_MODEL_CACHE',
+      // A test run's marker (not a secret): lets the run find and stop a job that outlived its worker.
+      'POLYGLOT_TEST_RUN',
     ]) {
       if (this.baseEnv[k] !== undefined && env[k] === undefined) env[k] = this.baseEnv[k];
     }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -22,7 +22,7 @@ import { FAKE_JOB_COMMAND, importDemoSeeds, smallSpec, uniqueName } from '../sup
 import { activityAttempts, activityFailures } from '../support/history';
 import { createNamespace } from '../support/kube';
 import { POD_EXEC_LABEL, PodExecutor } from '../support/pod-executor';
-import { killHard, spawnWorker, until } from '../support/processes';
+import { killHard, spawnTracked, spawnWorker, until } from '../support/processes';
 import { TOOLS, freePort, getStack, startKube } from '../support/stack';
 
 /**
@@ -95,7 +95,7 @@ class RcloneS3 {
     return `http://127.0.0.1:${this.port}`;
   }
   async start(): Promise<void> {
-    this.child = spawn(
+    this.child = spawnTracked(
       path.join(TOOLS, 'rclone'),
       ['serve', 's3', '--addr', `127.0.0.1:${this.port}`, '--auth-key', 'test,test', this.dir],
       { env: { ...process.env, RCLONE_CONFIG: '/dev/null' }, stdio: 'ignore' },
@@ -128,7 +128,7 @@ class TemporalDevServer {
   }
   async start(): Promise<void> {
     const attrs = SEARCH_ATTRIBUTES.flatMap((k) => ['--search-attribute', `${k.name}=Keyword`]);
-    this.child = spawn(
+    this.child = spawnTracked(
       path.join(TOOLS, 'temporal'),
       ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(this.port), '--headless',
         '--db-filename', this.dbFile, '--log-level', 'error', ...attrs], // prettier-ignore
@@ -858,6 +858,10 @@ describe('chaos: Kubernetes API faults', function () {
         assert.ok(injected >= 5, `faults injected: ${text}`);
         console.log(`      ${text}`);
       } finally {
+        // Each scenario of this loop starts its own worker: stop it here, or the next one overwrites
+        // `worker` and this one outlives the run, polling a Temporal server that is gone.
+        if (worker) await killHard(worker);
+        worker = undefined;
         await executor.stop();
         await faults.stop();
         await core.deleteNamespace({ name: ns }).catch(() => undefined);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,7 +10,7 @@ import { startCodecServer } from '../../src/common/codec-server';
 import { LocalJobRunner } from '../../src/jobs/local';
 import { createWorkers } from '../../src/workers/options';
 import { FAKE_JOB_COMMAND, storeFor, uniqueName } from '../support/fixtures';
-import { killHard, processEnv, until } from '../support/processes';
+import { killHard, processEnv, spawnTracked, until } from '../support/processes';
 import { TOOLS, freePort, getStack } from '../support/stack';
 
 /**
@@ -26,7 +26,7 @@ describe('payload encryption with the Temporal Web UI', function () {
 
   async function devServer(uiPort: number, codecEndpoint?: string): Promise<{ child: ChildProcess; address: string }> {
     const port = await freePort();
-    const child = spawn(
+    const child = spawnTracked(
       path.join(TOOLS, 'temporal'),
       [
         'server',

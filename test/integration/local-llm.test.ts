@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { ChatClient, parseSftJson } from '../../src/llm/client';
 import { sftExampleSchema } from '../../src/spec/templates';
 import { freePort, ROOT } from '../support/stack';
+import { spawnTracked, stopProcess } from '../support/processes';
 
 /**
  * The project's local OpenAI-compatible server around node-llama-cpp, with the real SmolLM2-135M
@@ -17,7 +18,7 @@ describe('local LLM server (node-llama-cpp + SmolLM2-135M)', function () {
   before(async () => {
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
-    server = spawn(
+    server = spawnTracked(
       process.execPath,
       [
         path.join(ROOT, 'tools/local-llm/server.mjs'),
@@ -38,8 +39,8 @@ describe('local LLM server (node-llama-cpp + SmolLM2-135M)', function () {
       server.once('exit', (code) => reject(new Error(`local LLM exited ${code}: ${out}`)));
     });
   });
-  after(() => {
-    server?.kill('SIGTERM');
+  after(async () => {
+    if (server) await stopProcess(server, 'SIGTERM');
   });
 
   // Response bodies are checked field by field below; their exact type is what the test asserts.

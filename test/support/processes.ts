@@ -1,6 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { spawnTracked, stopProcess } from './registry';
 import { ROOT, getStack } from './stack';
+
+export { spawnTracked, stopProcess, track, leftoverProcesses, TEST_RUN_VAR } from './registry';
 
 /** Environment for a separate worker or CLI process pointed at the test stack. */
 export function processEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
@@ -20,13 +23,19 @@ export function processEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 
 /** Start the real worker entry point as its own process, resolving once it polls. */
 export function spawnWorker(extra: Record<string, string>): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [path.join(ROOT, 'lib/src/workers/main.js')], {
-    env: processEnv(extra),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawnTracked(
+    process.execPath,
+    [path.join(ROOT, 'lib/src/workers/main.js')],
+    { env: processEnv(extra), stdio: ['ignore', 'pipe', 'pipe'] },
+    'worker',
+  );
   return new Promise((resolve, reject) => {
     let out = '';
-    const timer = setTimeout(() => reject(new Error(`worker did not start:\n${out}`)), 60_000);
+    const timer = setTimeout(() => {
+      // A worker that never came up is not left behind to poll a server that goes away.
+      void stopProcess(child);
+      reject(new Error(`worker did not start:\n${out}`));
+    }, 60_000);
     const onData = (d: Buffer) => {
       out += d.toString();
       if (out.includes('polyglot worker up')) {
@@ -43,12 +52,9 @@ export function spawnWorker(extra: Record<string, string>): Promise<ChildProcess
   });
 }
 
+/** SIGKILL a child and its process group (for children spawned through `spawnTracked`). */
 export function killHard(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once('exit', () => resolve());
-    child.kill('SIGKILL');
-  });
+  return stopProcess(child, 'SIGKILL');
 }
 
 /** Run a command to completion; resolves with its exit code and output. */
@@ -58,12 +64,16 @@ export function runCommand(
   env: NodeJS.ProcessEnv,
 ): Promise<{ code: number; out: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+    const child = spawnTracked(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
     let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
     child.once('error', reject);
-    child.once('exit', (code) => resolve({ code: code ?? -1, out }));
+    child.once('exit', (code) => {
+      // Anything it forked and left in its group goes with it.
+      void stopProcess(child);
+      resolve({ code: code ?? -1, out });
+    });
   });
 }
 

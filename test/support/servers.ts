@@ -1,5 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { spawnTracked, stopProcess } from './registry';
 import { ROOT, TOOLS } from './stack';
 
 /** Model ids the tests' local servers answer to. */
@@ -13,10 +14,13 @@ export function startServer(
   ready: string,
   env?: NodeJS.ProcessEnv,
 ): Promise<ChildProcess> {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
+  const child = spawnTracked(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
   return new Promise((resolve, reject) => {
     let out = '';
-    const timer = setTimeout(() => reject(new Error(`${cmd} did not start in 90 s:\n${out}`)), 90_000);
+    const timer = setTimeout(() => {
+      void stopProcess(child);
+      reject(new Error(`${cmd} did not start in 90 s:\n${out}`));
+    }, 90_000);
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
       if (out.includes(ready)) {

@@ -1,10 +1,11 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Runtime, DefaultLogger } from '@temporalio/worker';
 import { SEARCH_ATTRIBUTES } from '../../src/workflows/shared';
+import { spawnTracked, stopProcess } from './registry';
 
 /**
  * The real servers the tests run against, started once per test run (2 cores: one of each):
@@ -50,7 +51,7 @@ export async function startStack(): Promise<Stack> {
   if (stack) return stack;
   Runtime.install({ logger: new DefaultLogger('ERROR') });
   const motoPort = await freePort();
-  const moto = spawn(path.join(TOOLS, 'moto_server'), ['-H', '127.0.0.1', '-p', String(motoPort)], {
+  const moto = spawnTracked(path.join(TOOLS, 'moto_server'), ['-H', '127.0.0.1', '-p', String(motoPort)], {
     stdio: 'ignore',
   });
   const s3Endpoint = `http://127.0.0.1:${motoPort}`;
@@ -85,11 +86,21 @@ export const KUBECTL = path.join(TOOLS, 'kubectl');
 let kube: Promise<string> | undefined;
 
 function runScript(script: string): Promise<string> {
-  return new Promise((resolve, reject) =>
-    execFile('bash', [path.join(ROOT, 'scripts', script)], { cwd: ROOT }, (err, stdout, stderr) =>
-      err ? reject(new Error(`${script} failed: ${err.message}\n${stderr}`)) : resolve(stdout),
-    ),
-  );
+  return new Promise((resolve, reject) => {
+    // Its own group and the run's marker: the control plane it daemonizes is found by the final sweep.
+    const child = spawnTracked('bash', [path.join(ROOT, 'scripts', script)], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('error', reject);
+    child.once('exit', (code, signal) =>
+      code === 0 ? resolve(stdout) : reject(new Error(`${script} failed: exit ${code ?? signal}\n${stderr}`)),
+    );
+  });
 }
 
 /**
@@ -111,7 +122,7 @@ export async function stopStack(): Promise<void> {
   }
   if (!stack) return;
   await stack.env.teardown();
-  stack.moto.kill('SIGTERM');
+  await stopProcess(stack.moto, 'SIGTERM');
   stack = undefined;
 }
 
