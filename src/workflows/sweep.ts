@@ -12,7 +12,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities, ScoreSweepInput, ScoreSweepResult } from '../activities';
-import { NON_RETRYABLE } from '../common/errors';
+import { ErrorType, NON_RETRYABLE } from '../common/errors';
 import { scoringRuns } from '../scoring/runs';
 import { planSweep, type CellPlan } from '../spec/plan';
 import { InvalidSpecError, parseSweepSpec, type SweepSpec } from '../spec/sweep';
@@ -95,6 +95,13 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
   }
   const plan = planSweep(spec);
   const info = workflowInfo();
+  // One id, one sweep: status, report and resume find a sweep by `sweep/<sweepId>` only. No command is
+  // added before this check, so histories recorded before it replay unchanged.
+  if (info.workflowId !== plan.workflowId)
+    throw ApplicationFailure.nonRetryable(
+      `workflow id "${info.workflowId}" does not match this spec: start it with workflow id "${plan.workflowId}" (sweep/<sweepId>, from the spec's sweepId or its digest)`,
+      ErrorType.WrongWorkflowId,
+    );
   const storage = { bucket: spec.storage.bucket, prefix: spec.storage.prefix };
 
   const state: SweepProgress = {
