@@ -1,10 +1,13 @@
 import { buildSweepReport, type SweepReportInput } from '../report/sweep-report';
 import type { RenderedReport } from '../report/render';
+import { keys } from '../storage/layout';
 import type { S3Store, StoreRegistry } from '../storage/s3';
 import type { StorageRef } from './types';
 
 export interface ScoreSweepInput extends Omit<SweepReportInput, 'generatedAt' | 'webUiBase'> {
   storage: StorageRef;
+  /** The sweep version (spec) the report belongs to; absent in runs recorded before versions. */
+  version?: string;
 }
 
 export interface ScoreSweepResult {
@@ -22,8 +25,8 @@ export const REPORT_FILES = {
   json: 'scores.json',
 } as const;
 
-export function reportPrefix(storage: StorageRef, sweepId: string): string {
-  return `${storage.prefix}/reports/${sweepId}`;
+export function reportPrefix(storage: StorageRef, sweepId: string, version?: string): string {
+  return keys.sweepReport(storage.prefix, sweepId, version);
 }
 
 /** Write a rendered report under `prefix`, each file a whole object, the HTML page last (= complete). */
@@ -38,12 +41,13 @@ export function createReportActivities(deps: { stores: StoreRegistry; env: NodeJ
   /** Score the cohort and write the report files (each a whole object) under reports/<sweepId>/. */
   async function scoreSweep(input: ScoreSweepInput): Promise<ScoreSweepResult> {
     const store = deps.stores.for(input.storage.bucket);
+    const { version, ...reportInput } = input;
     const { scores, report } = await buildSweepReport(store, {
-      ...input,
+      ...reportInput,
       generatedAt: new Date().toISOString(),
       webUiBase: deps.env.POLYGLOT_WEB_UI,
     });
-    const prefix = reportPrefix(input.storage, input.sweepId);
+    const prefix = reportPrefix(input.storage, input.sweepId, version);
     await storeReport(store, prefix, report);
     return {
       reportPrefix: store.uri(prefix),

@@ -1,4 +1,10 @@
-import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import {
+  Client,
+  Connection,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { readEnv, llmTaskQueue } from '../common/env';
 import { eligibleSeeds } from '../generation/requests';
@@ -11,7 +17,9 @@ import {
   type DatasetKeyManifest,
   type SweepPlan,
 } from '../spec/plan';
-import type { SweepSpec } from '../spec/sweep';
+import { parseSweepSpec, type SweepSpec } from '../spec/sweep';
+import { digestOf } from '../spec/hash';
+import { ErrorType, PolyglotError } from '../common/errors';
 import { dataConverterFromEnv } from '../common/codec';
 import { keys } from '../storage/layout';
 import { parseS3Uri, type StoreRegistry } from '../storage/s3';
@@ -38,6 +46,8 @@ export interface CellVerdict {
   cell: CellPlan;
   hit: boolean;
   why: string[];
+  /** Requests the cell still needs: none when complete, only the unfinished shards' when partial. */
+  requests: number;
 }
 
 /** For each cell: will it hit the cache or recompute, and why. Reads S3, writes nothing. */
@@ -51,11 +61,14 @@ export async function explainPlan(
   const warnings: string[] = [];
   const poolKey = parseS3Uri(spec.seedPool).key;
   const poolThere = await store.exists(keys.seedManifest(poolKey));
+  /** Seeds each strategy × language can have: the count, capped by the pool's eligible seeds when known. */
+  const selected = new Map<string, number>();
   if (poolThere) {
     const pool = await loadSeedPool(store, poolKey);
     for (const lang of spec.languages) {
       for (const s of plan.cells[0]!.strategies) {
         const n = eligibleSeeds(pool, s.strategy, lang).length;
+        selected.set(`${s.strategy}/${lang}`, Math.min(n, s.count));
         if (n === 0)
           warnings.push(
             `${s.strategy}/${lang}: the seed pool has no eligible seeds; this strategy will produce nothing for ${lang}`,
@@ -76,13 +89,29 @@ export async function explainPlan(
         cell,
         hit: true,
         why: [`hit: dataset complete (${manifest.produced} examples) at ${store.uri(ds)}`],
+        requests: 0,
       });
       continue;
     }
-    const markers = (await store.list(`${ds}/shards/`)).filter((k) => k.endsWith('.done.json')).length;
+    const listed = new Set(await store.list(`${ds}/shards/`));
+    // Requests of the shards without a done marker: the selected seeds, shard by shard.
+    let requests = 0;
+    let markers = 0;
+    for (const s of cell.strategies) {
+      const n = selected.get(`${s.strategy}/${cell.language}`) ?? s.count;
+      for (let shard = 0; shard * spec.shardSize < n; shard++) {
+        if (listed.has(keys.shardMarker(ds, s.strategy, shard))) markers++;
+        else requests += Math.min(spec.shardSize, n - shard * spec.shardSize);
+      }
+    }
     const total = cell.strategies.reduce((n, s) => n + s.shards, 0);
     if (markers > 0) {
-      verdicts.push({ cell, hit: false, why: [`partial: ${markers}/${total} shards done; resumes from there`] });
+      verdicts.push({
+        cell,
+        hit: false,
+        why: [`partial: ${markers}/${total} shards done; resumes from there`],
+        requests,
+      });
       continue;
     }
     const others = (await store.list(keys.cellIndexPrefix(prefix, cell.teacherId, cell.language))).filter(
@@ -94,7 +123,7 @@ export async function explainPlan(
       if (prev)
         why.push(...diffManifests(prev.keyManifest, cell.keyManifest).map((d) => `changed since last run: ${d}`));
     }
-    verdicts.push({ cell, hit: false, why });
+    verdicts.push({ cell, hit: false, why, requests });
   }
   return { plan, verdicts, warnings };
 }
@@ -107,10 +136,9 @@ export function estimate(
   let maxTokens = 0;
   let maxCostUsd = 0;
   for (const v of verdicts) {
-    if (v.hit) continue;
     const teacher = spec.teachers.find((t) => t.id === v.cell.teacherId)!;
     const provider = spec.providers.find((p) => p.id === teacher.provider)!;
-    const n = v.cell.strategies.reduce((s, x) => s + x.count, 0);
+    const n = v.requests;
     // Prompt side: templates + seeds are ~600 tokens at most for typical seeds; completion at the cap.
     const promptTok = n * 600;
     const complTok = n * teacher.sampling.maxTokens;
@@ -141,49 +169,117 @@ export async function missingPollers(client: Client, spec: SweepSpec): Promise<s
   return missing;
 }
 
+/** What `sweep start` did: started a run, attached to the running one, or found this spec already run. */
+export type StartOutcome =
+  | { kind: 'started' | 'attached'; workflowId: string; runId: string }
+  | { kind: 'finished'; workflowId: string; runId: string; status: string };
+
+/** The newest run of a sweep id as Temporal knows it, with its spec (undefined when it does not parse). */
+async function currentRun(
+  client: Client,
+  workflowId: string,
+): Promise<{ status: string; runId: string; spec?: SweepSpec } | undefined> {
+  const handle = client.workflow.getHandle(workflowId);
+  let d;
+  try {
+    d = await handle.describe();
+  } catch (e) {
+    if (e instanceof WorkflowNotFoundError) return undefined;
+    throw e;
+  }
+  let spec: SweepSpec | undefined;
+  try {
+    spec = parseSweepSpec(await startInput(client.workflow.getHandle(workflowId, d.runId)));
+  } catch {
+    // A run started (Web UI) with a spec that fails validation failed at once: nothing to protect.
+  }
+  return { status: d.status.name, runId: d.runId, spec };
+}
+
+/** Why a spec may not run under this id: what differs from the spec it has, and the ways out. */
+function conflict(sweepId: string, before: SweepSpec, after: SweepSpec, status: string, newRun: boolean): Error {
+  const diff = diffManifests(before, after);
+  const shown = diff.slice(0, 10).map((d) => `  ${d}`);
+  if (diff.length > shown.length) shown.push(`  … and ${diff.length - shown.length} more`);
+  const running = status === 'RUNNING';
+  const ways = running
+    ? `wait for it to finish or cancel it (\`polyglot sweep cancel ${sweepId}\`), or give this spec another sweepId`
+    : `give this spec another sweepId, or start a new version of this sweep with \`polyglot sweep start <spec> --new-run\` (the earlier version's spec, summary and report are kept)`;
+  return new PolyglotError(
+    ErrorType.InvalidInput,
+    `sweep ${sweepId} ${running ? 'is running' : `already ran (${status})`} with a different spec${running && newRun ? ' (--new-run waits for no running sweep)' : ''}; what differs (recorded → this spec):\n${shown.join('\n')}\n${ways}`,
+  );
+}
+
+/**
+ * Start a sweep, one id one spec. The spec is compared with the newest run under its id: the same spec
+ * attaches to a running sweep and reports a finished one (`resume` runs it again); another spec is refused
+ * unless `newRun`, which starts a new version once the old one has ended. Temporal's policies back this
+ * up when two starts race: a first start must be the first run (REJECT_DUPLICATE), a resume or new
+ * version may follow closed runs (ALLOW_DUPLICATE), and neither ever joins or ends a running one
+ * (conflict policy FAIL); the loser sees the winner's run and is answered as above.
+ */
 export async function startSweep(
   client: Client,
   spec: SweepSpec,
-): Promise<{ workflowId: string; runId: string; alreadyRunning: boolean }> {
+  opts: { resume?: boolean; newRun?: boolean } = {},
+): Promise<StartOutcome> {
   const plan = planSweep(spec);
   const env = readEnv();
-  const handle = client.workflow.getHandle(plan.workflowId);
-  try {
-    const d = await handle.describe();
-    if (d.status.name === 'RUNNING') return { workflowId: plan.workflowId, runId: d.runId, alreadyRunning: true };
-  } catch (e) {
-    if (!(e instanceof WorkflowNotFoundError)) throw e;
+  const digest = digestOf(spec);
+  for (let attempt = 0; ; attempt++) {
+    const current = await currentRun(client, plan.workflowId);
+    if (current) {
+      const same = current.spec !== undefined && digestOf(current.spec) === digest;
+      if (current.spec && !same && (current.status === 'RUNNING' || !opts.newRun))
+        throw conflict(plan.sweepId, current.spec, spec, current.status, !!opts.newRun);
+      if (current.status === 'RUNNING') return { kind: 'attached', workflowId: plan.workflowId, runId: current.runId };
+      if (same && !opts.resume && !opts.newRun)
+        return { kind: 'finished', workflowId: plan.workflowId, runId: current.runId, status: current.status };
+    }
+    try {
+      const h = await client.workflow.start('sweepWorkflow', {
+        taskQueue: env.taskQueue,
+        workflowId: plan.workflowId,
+        args: [spec],
+        workflowIdReusePolicy: current ? 'ALLOW_DUPLICATE' : 'REJECT_DUPLICATE',
+        workflowIdConflictPolicy: 'FAIL',
+        typedSearchAttributes: [
+          { key: SweepIdKey, value: plan.sweepId },
+          { key: StageKey, value: 'plan' },
+        ],
+      });
+      return { kind: 'started', workflowId: h.workflowId, runId: h.firstExecutionRunId };
+    } catch (e) {
+      // Another start won the race: look again at what now runs under the id.
+      if (!(e instanceof WorkflowExecutionAlreadyStartedError) || attempt >= 5) throw e;
+    }
   }
-  const h = await client.workflow.start('sweepWorkflow', {
-    taskQueue: env.taskQueue,
-    workflowId: plan.workflowId,
-    args: [spec],
-    typedSearchAttributes: [
-      { key: SweepIdKey, value: plan.sweepId },
-      { key: StageKey, value: 'plan' },
-    ],
-  });
-  return { workflowId: h.workflowId, runId: h.firstExecutionRunId, alreadyRunning: false };
 }
 
-/** The spec a sweep was started with, read back from its first history event. */
-export async function specOfSweep(client: Client, sweepId: string): Promise<SweepSpec> {
-  const handle = client.workflow.getHandle(sweepWorkflowId(sweepId));
+/** A run's start input as stored (decrypted when a codec is configured), before any validation. */
+async function startInput(handle: WorkflowHandle): Promise<unknown> {
   const history = await handle.fetchHistory();
   const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
-  if (!payload) throw new Error(`sweep ${sweepId}: no start input in history`);
-  // History comes back as stored: decrypt it first when a codec is configured.
+  if (!payload) throw new Error(`workflow ${handle.workflowId}: no start input in history`);
   let decoded = [payload];
   for (const codec of [...(dataConverterFromEnv()?.payloadCodecs ?? [])].reverse())
     decoded = await codec.decode(decoded);
-  return defaultPayloadConverter.fromPayload(decoded[0]!) as SweepSpec;
+  return defaultPayloadConverter.fromPayload(decoded[0]!);
+}
+
+/** The spec a sweep was started with, read back from its first history event (of `runId`, else the newest run). */
+export async function specOfSweep(client: Client, sweepId: string, runId?: string): Promise<SweepSpec> {
+  // History comes back as stored; parsing fills the defaults a Web UI start may have left out.
+  return parseSweepSpec(await startInput(client.workflow.getHandle(sweepWorkflowId(sweepId), runId)));
 }
 
 export async function sweepProgress(
   client: Client,
   sweepId: string,
-): Promise<{ status: string; progress?: SweepProgress; failure?: string }> {
-  const handle = client.workflow.getHandle(sweepWorkflowId(sweepId));
+  runId?: string,
+): Promise<{ status: string; runId: string; progress?: SweepProgress; failure?: string }> {
+  const handle = client.workflow.getHandle(sweepWorkflowId(sweepId), runId);
   const d = await handle.describe();
   let progress: SweepProgress | undefined;
   try {
@@ -200,7 +296,7 @@ export async function sweepProgress(
       failure = err.cause?.message ?? err.message;
     }
   }
-  return { status: d.status.name, progress, failure };
+  return { status: d.status.name, runId: d.runId, progress, failure };
 }
 
 export function renderGrid(progress: SweepProgress): string {
@@ -222,4 +318,27 @@ export function renderGrid(progress: SweepProgress): string {
   );
   for (const c of progress.cells) if (c.error) rows.push(`failed ${c.cellId}: ${c.error}`);
   return rows.join('\n');
+}
+
+/**
+ * An error as a sentence: gRPC errors arrive as `5 NOT_FOUND: workflow not found for ID: …`, which tells a
+ * user the transport's status code rather than what is missing.
+ */
+export function cliMessage(e: unknown): string {
+  if (e instanceof WorkflowNotFoundError)
+    return `no sweep workflow ${e.workflowId ?? ''} on this Temporal server (namespace ${readEnv().temporalNamespace}); check the sweep id (\`polyglot sweep start\` prints it) and TEMPORAL_ADDRESS`;
+  const message = e instanceof Error ? e.message : String(e);
+  const grpc = /^(\d+) ([A-Z_]+): ([\s\S]*)$/.exec(message);
+  if (!grpc) return message;
+  const what: Record<string, string> = {
+    NOT_FOUND: 'not found',
+    ALREADY_EXISTS: 'already exists',
+    INVALID_ARGUMENT: 'refused by Temporal as invalid',
+    PERMISSION_DENIED: 'permission denied by Temporal',
+    UNAVAILABLE: 'Temporal is unavailable; is it running (`polyglot dev status`)?',
+    DEADLINE_EXCEEDED: 'Temporal did not answer in time',
+  };
+  const detail = grpc[3]!.trim();
+  const capital = detail.charAt(0).toUpperCase() + detail.slice(1);
+  return `${capital}${what[grpc[2]!] ? ` (${what[grpc[2]!]})` : ''}`;
 }

@@ -14,7 +14,7 @@ import {
 import type { Activities, ScoreSweepInput, ScoreSweepResult } from '../activities';
 import { ErrorType, NON_RETRYABLE } from '../common/errors';
 import { scoringRuns } from '../scoring/runs';
-import { planSweep, type CellPlan } from '../spec/plan';
+import { planSweep, specVersion, type CellPlan } from '../spec/plan';
 import { InvalidSpecError, parseSweepSpec, type SweepSpec } from '../spec/sweep';
 import { datasetWorkflow, type DatasetWorkflowResult } from './dataset';
 import { anchorWorkflow, type AnchorWorkflowResult } from './anchor';
@@ -103,6 +103,9 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
       ErrorType.WrongWorkflowId,
     );
   const storage = { bucket: spec.storage.bucket, prefix: spec.storage.prefix };
+  // Each spec run under this id keeps its own spec, summary and report (runs/<version>/); runs recorded
+  // before versions keep writing where they began.
+  const version = patched('versioned-runs') ? specVersion(spec) : undefined;
 
   const state: SweepProgress = {
     sweepId: plan.sweepId,
@@ -187,7 +190,14 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
     { key: StageKey, value: 'generate' },
   ]);
   state.stage = 'generate';
-  await recordSweep({ storage, sweepId: plan.sweepId, spec, workflowId: info.workflowId, runId: info.runId });
+  await recordSweep({
+    storage,
+    sweepId: plan.sweepId,
+    spec,
+    workflowId: info.workflowId,
+    runId: info.runId,
+    ...(version ? { version } : {}),
+  });
 
   // Anchors depend on no data: they run from the start, beside the cells, once per family × language.
   const anchorRuns: Promise<AnchorWorkflowResult | { family: string; language: string; error: string }>[] = [];
@@ -385,6 +395,7 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
     report = await scoreSweep({
       storage,
       sweepId: plan.sweepId,
+      ...(version ? { version } : {}),
       cells: intrinsic,
       resultsUri: spec.scoring.resultsUri,
       ...scoringRuns(students, anchors),
@@ -415,6 +426,7 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
   const summaryUri = await writeSweepSummary({
     storage,
     sweepId: plan.sweepId,
+    ...(version ? { version } : {}),
     summary: paged
       ? {
           sweepId: plan.sweepId,
