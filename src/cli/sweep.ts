@@ -17,8 +17,8 @@ import {
   type DatasetKeyManifest,
   type SweepPlan,
 } from '../spec/plan';
-import { parseSweepSpec, type SweepSpec } from '../spec/sweep';
-import { digestOf } from '../spec/hash';
+import { formatPath, parseSweepSpec, type SweepSpec } from '../spec/sweep';
+import { canonicalJson, digestOf } from '../spec/hash';
 import { ErrorType, PolyglotError } from '../common/errors';
 import { dataConverterFromEnv } from '../common/codec';
 import { keys } from '../storage/layout';
@@ -196,9 +196,23 @@ async function currentRun(
   return { status: d.status.name, runId: d.runId, spec };
 }
 
+/** The leaves where two specs differ, as `path: old → new` lines; lists are compared item by item. */
+function diffValues(before: unknown, after: unknown, at: (string | number)[]): string[] {
+  if (canonicalJson(before) === canonicalJson(after)) return [];
+  const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (isObj(before) && isObj(after)) {
+    const fields = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
+    return fields.flatMap((k) => diffValues(before[k], after[k], [...at, k]));
+  }
+  if (Array.isArray(before) && Array.isArray(after) && before.length === after.length)
+    return before.flatMap((v, i) => diffValues(v, after[i], [...at, i]));
+  const show = (v: unknown) => (v === undefined ? '(not set)' : JSON.stringify(v));
+  return [`${formatPath(at)}: ${show(before)} → ${show(after)}`];
+}
+
 /** Why a spec may not run under this id: what differs from the spec it has, and the ways out. */
 function conflict(sweepId: string, before: SweepSpec, after: SweepSpec, status: string, newRun: boolean): Error {
-  const diff = diffManifests(before, after);
+  const diff = diffValues(before, after, []);
   const shown = diff.slice(0, 10).map((d) => `  ${d}`);
   if (diff.length > shown.length) shown.push(`  … and ${diff.length - shown.length} more`);
   const running = status === 'RUNNING';
@@ -325,9 +339,12 @@ export function renderGrid(progress: SweepProgress): string {
  * user the transport's status code rather than what is missing.
  */
 export function cliMessage(e: unknown): string {
-  if (e instanceof WorkflowNotFoundError)
-    return `no sweep workflow ${e.workflowId ?? ''} on this Temporal server (namespace ${readEnv().temporalNamespace}); check the sweep id (\`polyglot sweep start\` prints it) and TEMPORAL_ADDRESS`;
   const message = e instanceof Error ? e.message : String(e);
+  // Some client calls raise WorkflowNotFoundError, others the bare gRPC NOT_FOUND: both mean the same.
+  const missing =
+    e instanceof WorkflowNotFoundError ? e.workflowId : /workflow not found for ID: (\S+)/i.exec(message)?.[1];
+  if (missing !== undefined)
+    return `no sweep workflow ${missing} on this Temporal server (namespace ${readEnv().temporalNamespace}); check the sweep id (\`polyglot sweep start\` prints it) and TEMPORAL_ADDRESS`;
   const grpc = /^(\d+) ([A-Z_]+): ([\s\S]*)$/.exec(message);
   if (!grpc) return message;
   const what: Record<string, string> = {
