@@ -234,7 +234,7 @@ async function run(argv: string[]): Promise<number> {
           console.log(
             `warning: no worker polls ${missing.join(', ')}; the sweep waits until one does (POLYGLOT_PROVIDERS on the worker)`,
           );
-        const r = await startSweep(client, spec, { newRun });
+        const r = await startSweep(client, spec, { newRun, stores: stores() });
         const sweepId = deriveSweepId(spec);
         if (r.kind === 'finished') {
           console.log(
@@ -274,7 +274,7 @@ async function run(argv: string[]): Promise<number> {
           throw new UsageError(
             `the spec names sweep ${deriveSweepId(spec)}, not ${target}; resume continues one sweep id: set sweepId: ${target} in the spec, or start the other sweep with \`polyglot sweep start\``,
           );
-        const r = await startSweep(client, spec, { resume: true, newRun });
+        const r = await startSweep(client, spec, { resume: true, newRun, stores: stores() });
         console.log(
           r.kind === 'attached'
             ? `sweep ${target} is still running; nothing to resume`

@@ -210,6 +210,28 @@ function diffValues(before: unknown, after: unknown, at: (string | number)[]): s
   return [`${formatPath(at)}: ${show(before)} → ${show(after)}`];
 }
 
+/** Stands for the run id of a run known only from S3 (`latest.json`), which Temporal no longer holds. */
+const RECORDED = '(no longer in Temporal)';
+
+/** The latest version a sweep id recorded in the spec's bucket, as a closed run. */
+async function recordedRun(
+  stores: StoreRegistry,
+  spec: SweepSpec,
+  sweepId: string,
+): Promise<{ status: string; runId: string; spec?: SweepSpec } | undefined> {
+  const store = stores.for(spec.storage.bucket);
+  const latest = await store.getJson<{ version: string }>(keys.sweepLatest(spec.storage.prefix, sweepId));
+  if (!latest) return undefined;
+  const recorded = await store.getJson<{ spec: unknown }>(keys.sweepSpec(spec.storage.prefix, sweepId, latest.version));
+  let parsed: SweepSpec | undefined;
+  try {
+    parsed = parseSweepSpec(recorded?.spec);
+  } catch {
+    // Unreadable: nothing to compare with.
+  }
+  return { status: 'ENDED', runId: RECORDED, spec: parsed };
+}
+
 /** Why a spec may not run under this id: what differs from the spec it has, and the ways out. */
 function conflict(sweepId: string, before: SweepSpec, after: SweepSpec, status: string, newRun: boolean): Error {
   const diff = diffValues(before, after, []);
@@ -236,13 +258,16 @@ function conflict(sweepId: string, before: SweepSpec, after: SweepSpec, status: 
 export async function startSweep(
   client: Client,
   spec: SweepSpec,
-  opts: { resume?: boolean; newRun?: boolean } = {},
+  opts: { resume?: boolean; newRun?: boolean; stores?: StoreRegistry } = {},
 ): Promise<StartOutcome> {
   const plan = planSweep(spec);
   const env = readEnv();
   const digest = digestOf(spec);
   for (let attempt = 0; ; attempt++) {
-    const current = await currentRun(client, plan.workflowId);
+    // Temporal forgets closed runs after its retention period; the spec the sweep recorded in S3 remains.
+    const current =
+      (await currentRun(client, plan.workflowId)) ??
+      (opts.stores ? await recordedRun(opts.stores, spec, plan.sweepId) : undefined);
     if (current) {
       const same = current.spec !== undefined && digestOf(current.spec) === digest;
       if (current.spec && !same && (current.status === 'RUNNING' || !opts.newRun))
@@ -256,7 +281,7 @@ export async function startSweep(
         taskQueue: env.taskQueue,
         workflowId: plan.workflowId,
         args: [spec],
-        workflowIdReusePolicy: current ? 'ALLOW_DUPLICATE' : 'REJECT_DUPLICATE',
+        workflowIdReusePolicy: current && current.runId !== RECORDED ? 'ALLOW_DUPLICATE' : 'REJECT_DUPLICATE',
         workflowIdConflictPolicy: 'FAIL',
         typedSearchAttributes: [
           { key: SweepIdKey, value: plan.sweepId },

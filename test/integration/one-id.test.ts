@@ -192,6 +192,28 @@ describe('one sweep id, one spec', function () {
     }
   });
 
+  it('compares with the spec recorded in S3 once Temporal has forgotten the run (retention)', async () => {
+    const bucket = uniqueName('oneid');
+    const seedPool = await importDemoSeeds(bucket);
+    const sweepId = uniqueName('sw');
+    const old = parseSweepSpec(smallSpec({ bucket, seedPool, llmUrl: llm.url, sweepId, counts: 1 }));
+    const version = specVersion(old);
+    // What recordSweep left behind for a run that Temporal no longer holds.
+    const store = storeFor(bucket);
+    await store.putJson(keys.sweepSpec('polyglot', sweepId, version), { spec: old });
+    await store.putJson(keys.sweepLatest('polyglot', sweepId), { version });
+    const changed = smallSpec({ bucket, seedPool, llmUrl: llm.url, sweepId, counts: 2 });
+    const res = await runCommand(
+      POLYGLOT,
+      ['sweep', 'start', writeSpec(changed)],
+      processEnv({ POLYGLOT_TASK_QUEUE: uniqueName('tq') }),
+    );
+    assert.equal(res.code, 2, res.out);
+    assert.match(res.out, /already ran \(ENDED\) with a different spec/);
+    assert.match(res.out, /strategies\.generate\.count: 1 → 2/);
+    assert.deepEqual(await sweepRuns(sweepId), [], 'nothing started');
+  });
+
   it('says in words, without gRPC status codes, that a sweep does not exist', async () => {
     for (const args of [
       ['sweep', 'status', 'no-such-sweep'],
