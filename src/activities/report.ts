@@ -38,7 +38,7 @@ export async function storeReport(store: S3Store, prefix: string, report: Render
 }
 
 export function createReportActivities(deps: { stores: StoreRegistry; env: NodeJS.ProcessEnv }) {
-  /** Score the cohort and write the report files (each a whole object) under reports/<sweepId>/. */
+  /** Score the cohort and write the report files (each a whole object) under reports/<sweepId>/runs/<version>/. */
   async function scoreSweep(input: ScoreSweepInput): Promise<ScoreSweepResult> {
     const store = deps.stores.for(input.storage.bucket);
     const { version, ...reportInput } = input;

@@ -1,10 +1,4 @@
-import {
-  Client,
-  Connection,
-  WorkflowExecutionAlreadyStartedError,
-  WorkflowNotFoundError,
-  type WorkflowHandle,
-} from '@temporalio/client';
+import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { readEnv, llmTaskQueue } from '../common/env';
 import { eligibleSeeds } from '../generation/requests';
@@ -189,7 +183,7 @@ async function currentRun(
   }
   let spec: SweepSpec | undefined;
   try {
-    spec = parseSweepSpec(await startInput(client.workflow.getHandle(workflowId, d.runId)));
+    spec = parseSweepSpec(await startInput(client, workflowId, d.runId));
   } catch {
     // A run started (Web UI) with a spec that fails validation failed at once: nothing to protect.
   }
@@ -297,10 +291,15 @@ export async function startSweep(
 }
 
 /** A run's start input as stored (decrypted when a codec is configured), before any validation. */
-async function startInput(handle: WorkflowHandle): Promise<unknown> {
-  const history = await handle.fetchHistory();
-  const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
-  if (!payload) throw new Error(`workflow ${handle.workflowId}: no start input in history`);
+async function startInput(client: Client, workflowId: string, runId?: string): Promise<unknown> {
+  // The first event only: a long sweep's whole history is large, and `status --watch` asks every 5 s.
+  const page = await client.workflowService.getWorkflowExecutionHistory({
+    namespace: client.options.namespace,
+    execution: { workflowId, runId },
+    maximumPageSize: 1,
+  });
+  const payload = page.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+  if (!payload) throw new Error(`workflow ${workflowId}: no start input in history`);
   let decoded = [payload];
   for (const codec of [...(dataConverterFromEnv()?.payloadCodecs ?? [])].reverse())
     decoded = await codec.decode(decoded);
@@ -310,7 +309,7 @@ async function startInput(handle: WorkflowHandle): Promise<unknown> {
 /** The spec a sweep was started with, read back from its first history event (of `runId`, else the newest run). */
 export async function specOfSweep(client: Client, sweepId: string, runId?: string): Promise<SweepSpec> {
   // History comes back as stored; parsing fills the defaults a Web UI start may have left out.
-  return parseSweepSpec(await startInput(client.workflow.getHandle(sweepWorkflowId(sweepId), runId)));
+  return parseSweepSpec(await startInput(client, sweepWorkflowId(sweepId), runId));
 }
 
 export async function sweepProgress(
@@ -372,15 +371,14 @@ export function cliMessage(e: unknown): string {
     return `no sweep workflow ${missing} on this Temporal server (namespace ${readEnv().temporalNamespace}); check the sweep id (\`polyglot sweep start\` prints it) and TEMPORAL_ADDRESS`;
   const grpc = /^(\d+) ([A-Z_]+): ([\s\S]*)$/.exec(message);
   if (!grpc) return message;
+  // NOT_FOUND and ALREADY_EXISTS details say so themselves ("namespace x is not found").
   const what: Record<string, string> = {
-    NOT_FOUND: 'not found',
-    ALREADY_EXISTS: 'already exists',
     INVALID_ARGUMENT: 'refused by Temporal as invalid',
     PERMISSION_DENIED: 'permission denied by Temporal',
-    UNAVAILABLE: 'Temporal is unavailable; is it running (`polyglot dev status`)?',
+    UNAVAILABLE: 'Temporal is unavailable: start it with `polyglot dev up` or check TEMPORAL_ADDRESS',
     DEADLINE_EXCEEDED: 'Temporal did not answer in time',
   };
   const detail = grpc[3]!.trim();
   const capital = detail.charAt(0).toUpperCase() + detail.slice(1);
-  return `${capital}${what[grpc[2]!] ? ` (${what[grpc[2]!]})` : ''}`;
+  return `${capital}${what[grpc[2]!] ? ` (${what[grpc[2]!]})` : ''}.`.replace(/\.\.$/, '.');
 }

@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { duplicateJsonKeys, readSpecFile } from '../../src/cli/spec-file';
+import { cliMessage } from '../../src/cli/sweep';
 import { InvalidSpecError, SPEC_LIMITS, parseSweepSpec, type SweepSpecInput } from '../../src/spec/sweep';
 import { deriveSweepId, planSweep, diffManifests } from '../../src/spec/plan';
 
@@ -383,5 +384,20 @@ describe('spec files', () => {
   it('refuses a spec file over 1 MiB before parsing it', async () => {
     const file = write('big.json', JSON.stringify({ ...valid(), name: 'x'.repeat(SPEC_LIMITS.bytes) }));
     await assert.rejects(readSpecFile(file), /the spec file is \d+ bytes; the limit is 1048576 \(1 MiB\)/);
+  });
+});
+
+describe('CLI error messages', () => {
+  it('turn gRPC status prefixes into sentences', () => {
+    assert.equal(cliMessage(new Error('5 NOT_FOUND: namespace x is not found')), 'Namespace x is not found.');
+    assert.equal(
+      cliMessage(new Error('14 UNAVAILABLE: connection refused')),
+      'Connection refused (Temporal is unavailable: start it with `polyglot dev up` or check TEMPORAL_ADDRESS).',
+    );
+    assert.match(
+      cliMessage(new Error('5 NOT_FOUND: workflow not found for ID: sweep/x')),
+      /^no sweep workflow sweep\/x on this Temporal server/,
+    );
+    assert.equal(cliMessage(new Error('plain words')), 'plain words');
   });
 });
