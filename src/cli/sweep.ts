@@ -370,7 +370,8 @@ export function cliMessage(e: unknown): string {
   if (missing !== undefined)
     return `no sweep workflow ${missing} on this Temporal server (namespace ${readEnv().temporalNamespace}); check the sweep id (\`polyglot sweep start\` prints it) and TEMPORAL_ADDRESS`;
   const grpc = /^(\d+) ([A-Z_]+): ([\s\S]*)$/.exec(message);
-  if (!grpc) return message;
+  // The client's "Failed to start Workflow" keeps the reason in its cause.
+  if (!grpc) return e instanceof Error && e.cause ? `${message}: ${cliMessage(e.cause)}` : message;
   // NOT_FOUND and ALREADY_EXISTS details say so themselves ("namespace x is not found").
   const what: Record<string, string> = {
     INVALID_ARGUMENT: 'refused by Temporal as invalid',

@@ -399,5 +399,12 @@ describe('CLI error messages', () => {
       /^no sweep workflow sweep\/x on this Temporal server/,
     );
     assert.equal(cliMessage(new Error('plain words')), 'plain words');
+    const failed = new Error('Failed to start Workflow', {
+      cause: new Error('3 INVALID_ARGUMENT: Blob data size exceeds limit'),
+    });
+    assert.equal(
+      cliMessage(failed),
+      'Failed to start Workflow: Blob data size exceeds limit (refused by Temporal as invalid).',
+    );
   });
 });
