@@ -1,11 +1,14 @@
 import { buildSweepReport, type SweepReportInput } from '../report/sweep-report';
 import type { RenderedReport } from '../report/render';
 import { putSealed, putVerified, type Digest } from '../storage/integrity';
+import { keys } from '../storage/layout';
 import type { S3Store, StoreRegistry } from '../storage/s3';
 import type { StorageRef } from './types';
 
 export interface ScoreSweepInput extends Omit<SweepReportInput, 'generatedAt' | 'webUiBase'> {
   storage: StorageRef;
+  /** The sweep version (spec) the report belongs to; absent in runs recorded before versions. */
+  version?: string;
 }
 
 export interface ScoreSweepResult {
@@ -25,8 +28,8 @@ export const REPORT_FILES = {
   integrity: 'integrity.json',
 } as const;
 
-export function reportPrefix(storage: StorageRef, sweepId: string): string {
-  return `${storage.prefix}/reports/${sweepId}`;
+export function reportPrefix(storage: StorageRef, sweepId: string, version?: string): string {
+  return keys.sweepReport(storage.prefix, sweepId, version);
 }
 
 /**
@@ -45,15 +48,16 @@ export async function storeReport(store: S3Store, prefix: string, report: Render
 }
 
 export function createReportActivities(deps: { stores: StoreRegistry; env: NodeJS.ProcessEnv }) {
-  /** Score the cohort and write the report files (each a whole object) under reports/<sweepId>/. */
+  /** Score the cohort and write the report files (each a whole object) under reports/<sweepId>/runs/<version>/. */
   async function scoreSweep(input: ScoreSweepInput): Promise<ScoreSweepResult> {
     const store = deps.stores.for(input.storage.bucket);
+    const { version, ...reportInput } = input;
     const { scores, report } = await buildSweepReport(store, {
-      ...input,
+      ...reportInput,
       generatedAt: new Date().toISOString(),
       webUiBase: deps.env.POLYGLOT_WEB_UI,
     });
-    const prefix = reportPrefix(input.storage, input.sweepId);
+    const prefix = reportPrefix(input.storage, input.sweepId, version);
     await storeReport(store, prefix, report);
     return {
       reportPrefix: store.uri(prefix),

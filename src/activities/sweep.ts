@@ -9,6 +9,8 @@ export interface SweepSummaryInput {
   summary: Record<string, unknown>;
   /** The per-cell and per-student lists, written before in pages (writeSweepSummaryPage) of this run. */
   pages?: { runId: string; count: number };
+  /** The sweep version: the summary goes under `runs/<version>/`, beside its spec. */
+  version?: string;
 }
 
 /** A slice of each long list of the summary, keyed by its dotted path in it (e.g. `state.cells`). */
@@ -21,16 +23,31 @@ export interface SweepSummaryPageInput {
 }
 
 export function createSweepActivities(deps: { stores: StoreRegistry }) {
-  /** Keep the resolved spec beside the sweep's results: what ran is auditable without history. */
+  /**
+   * Keep the resolved spec beside the sweep's results: what ran is auditable without history. A versioned
+   * run also points `latest.json` at its version, for `report` and for `sweep start`'s spec comparison
+   * once Temporal has forgotten the workflow.
+   */
   async function recordSweep(input: RecordSweepInput): Promise<string> {
     const store = deps.stores.for(input.storage.bucket);
     await store.ensureBucket();
-    return store.putJson(keys.sweepSpec(input.storage.prefix, input.sweepId), {
+    const record = {
       spec: input.spec,
       workflowId: input.workflowId,
       runId: input.runId,
       recordedAt: new Date().toISOString(),
-    });
+    };
+    const uri = await store.putJson(keys.sweepSpec(input.storage.prefix, input.sweepId, input.version), record);
+    if (input.version) {
+      await store.putJson(keys.sweepLatest(input.storage.prefix, input.sweepId), {
+        version: input.version,
+        specUri: uri,
+        workflowId: input.workflowId,
+        runId: input.runId,
+        recordedAt: record.recordedAt,
+      });
+    }
+    return uri;
   }
 
   /**
@@ -65,8 +82,9 @@ export function createSweepActivities(deps: { stores: StoreRegistry }) {
       }
     }
     // Sealed (integrity.sha256 over the rest): a reader tells a damaged summary from a good one.
-    await putSealed(store, keys.sweepSummary(input.storage.prefix, input.sweepId), summary);
-    return store.uri(keys.sweepSummary(input.storage.prefix, input.sweepId));
+    const summaryKey = keys.sweepSummary(input.storage.prefix, input.sweepId, input.version);
+    await putSealed(store, summaryKey, summary);
+    return store.uri(summaryKey);
   }
 
   return { recordSweep, writeSweepSummary, writeSweepSummaryPage };

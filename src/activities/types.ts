@@ -107,4 +107,6 @@ export interface RecordSweepInput {
   spec: unknown;
   workflowId: string;
   runId: string;
+  /** The sweep version (`specVersion` of the spec); absent in runs recorded before versions. */
+  version?: string;
 }

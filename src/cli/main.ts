@@ -5,7 +5,7 @@ import { startCodecServer } from '../common/codec-server';
 import { readEnv } from '../common/env';
 import { isPolyglotError } from '../common/errors';
 import { importSeedPool, readSeedFile } from '../seeds/pool';
-import { sweepWorkflowId } from '../spec/plan';
+import { deriveSweepId, specVersion, sweepWorkflowId } from '../spec/plan';
 import { InvalidSpecError, parseSweepSpec } from '../spec/sweep';
 import { StoreRegistry, makeS3Client } from '../storage/s3';
 import { pauseSignal, resumeSignal } from '../workflows/shared';
@@ -15,6 +15,7 @@ import { writeSweepReport } from './report';
 import { renderScoreTable, scoreFromFile } from './score';
 import { loadSpec } from './spec-file';
 import {
+  cliMessage,
   estimate,
   explainPlan,
   missingPollers,
@@ -36,13 +37,20 @@ usage:
   polyglot seeds import <file> --bucket B [--prefix P]
                                            import a JSONL/Parquet seed pool; prints its s3:// URI
   polyglot sweep plan <spec.yaml>          grid, cache hit/miss per cell and why, estimates
-  polyglot sweep start <spec.yaml> [--wait] start (or attach to) the sweep
-  polyglot sweep status <sweepId> [--watch] teacher × language grid with per-cell progress
+  polyglot sweep start <spec.yaml> [--wait] [--new-run]
+                                           start the sweep, or attach to it when it runs this spec;
+                                           another spec under a used sweepId needs --new-run (a new
+                                           version; the old one's spec, summary and report are kept)
+  polyglot sweep status <sweepId> [--watch] [--run <runId>]
+                                           teacher × language grid with per-cell progress
   polyglot sweep resume <sweepId> [--spec <spec.yaml>] [--wait]
-                                           re-run a stopped sweep; finished work is skipped
+                                           re-run a stopped or finished sweep under the same id;
+                                           finished work is skipped
   polyglot sweep pause|unpause <sweepId>   pause between shards / continue
   polyglot sweep cancel <sweepId>          cancel the sweep and all its cells
-  polyglot report <sweepId> [--out <dir>]  score the sweep and write the leaderboard + HTML report
+  polyglot report <sweepId> [--out <dir>] [--run <version>]
+                                           score the sweep (its latest version, or the one named)
+                                           and write the leaderboard + HTML report
   polyglot score --from <results.json|csv> [--anchors <anchors.csv>] [--alpha 0.5] [--out <dir>]
                                            PG-Score of a results table (e.g. the paper's)
   polyglot codec keygen                    a new payload-encryption key (for POLYGLOT_CODEC_KEY)
@@ -191,9 +199,10 @@ async function run(argv: string[]): Promise<number> {
     const rest = args;
     const sweepId = need(cmd, 'sweep id');
     const out = flag(rest, '--out') ?? path.join('reports', sweepId);
+    const version = flag(rest, '--run');
     const client = await temporalClient();
     const spec = await specOfSweep(client, sweepId);
-    const written = await writeSweepReport(stores().for(spec.storage.bucket), spec, sweepId, out);
+    const written = await writeSweepReport(stores().for(spec.storage.bucket), spec, sweepId, out, version);
     console.log(written.markdown.split('\n').slice(0, 30).join('\n'));
     console.log(
       `\nreport: ${path.resolve(written.files.find((f) => f.endsWith('.html'))!)}\nalso in S3: ${written.s3Prefix}`,
@@ -204,6 +213,8 @@ async function run(argv: string[]): Promise<number> {
     const wait = bool(args, '--wait');
     const watch = bool(args, '--watch');
     const specOverride = flag(args, '--spec');
+    const newRun = bool(args, '--new-run');
+    const run = flag(args, '--run');
     const target = need(args[0], cmd === 'plan' || cmd === 'start' ? 'spec file' : 'sweep id');
     switch (cmd) {
       case 'plan': {
@@ -216,7 +227,7 @@ async function run(argv: string[]): Promise<number> {
         for (const v of verdicts) {
           const strat = v.cell.strategies.map((s) => `${s.strategy}×${s.count}`).join(' ');
           console.log(
-            `  ${v.hit ? 'HIT ' : 'MISS'} ${v.cell.teacherId} / ${v.cell.language}  [${strat}]  key ${v.cell.datasetKey}`,
+            `  ${v.hit ? 'HIT ' : 'MISS'} ${v.cell.teacherId} / ${v.cell.language}  [${strat}]  key ${v.cell.datasetKey}  (${v.requests} requests to make)`,
           );
           for (const w of v.why) console.log(`         ${w}`);
         }
@@ -237,18 +248,30 @@ async function run(argv: string[]): Promise<number> {
           console.log(
             `warning: no worker polls ${missing.join(', ')}; the sweep waits until one does (POLYGLOT_PROVIDERS on the worker)`,
           );
-        const r = await startSweep(client, spec);
-        const sweepId = r.workflowId.replace(/^sweep\//, '');
+        const r = await startSweep(client, spec, { newRun, stores: stores() });
+        const sweepId = deriveSweepId(spec);
+        if (r.kind === 'finished') {
+          console.log(
+            `sweep ${sweepId} already ran this spec (${r.status}, workflow ${r.workflowId}, run ${r.runId}); nothing started.\n` +
+              `  see it: polyglot sweep status ${sweepId}   and   polyglot report ${sweepId}\n` +
+              `  run it again (finished work is reused): polyglot sweep resume ${sweepId}`,
+          );
+          return r.status === 'COMPLETED' ? 0 : 1;
+        }
         console.log(
-          `${r.alreadyRunning ? 'already running' : 'started'}: sweep ${sweepId} (workflow ${r.workflowId}, run ${r.runId})`,
+          `${r.kind === 'attached' ? 'already running with this spec; attached to' : 'started:'} sweep ${sweepId} (workflow ${r.workflowId}, run ${r.runId})`,
         );
         return wait ? waitAndReport(sweepId) : 0;
       }
       case 'status': {
         const client = await temporalClient();
         for (;;) {
-          const { status, progress, failure } = await sweepProgress(client, target);
-          console.log(`sweep ${target}: ${status}`);
+          const { status, runId, progress, failure } = await sweepProgress(client, target, run);
+          const version = await specOfSweep(client, target, runId).then(
+            specVersion,
+            () => 'unknown (its spec does not validate)',
+          );
+          console.log(`sweep ${target}: ${status} (run ${runId}, version ${version})`);
           if (progress) console.log(renderGrid(progress));
           if (failure) console.log(failure);
           if (!watch || status !== 'RUNNING') return 0;
@@ -260,11 +283,16 @@ async function run(argv: string[]): Promise<number> {
         const spec = specOverride
           ? await loadSpec(specOverride, stores(), { importSeeds: true })
           : await specOfSweep(client, target);
+        // A resume continues this sweep id or nothing: never a second workflow under another id.
+        if (deriveSweepId(spec) !== target)
+          throw new UsageError(
+            `the spec names sweep ${deriveSweepId(spec)}, not ${target}; resume continues one sweep id: set sweepId: ${target} in the spec, or start the other sweep with \`polyglot sweep start\``,
+          );
         // A recorded spec is the workflow's raw input: parse it (defaults filled in) like the workflow does.
         await enforceSpecPolicy(parseSweepSpec(spec));
-        const r = await startSweep(client, spec);
+        const r = await startSweep(client, spec, { resume: true, newRun, stores: stores() });
         console.log(
-          r.alreadyRunning
+          r.kind === 'attached'
             ? `sweep ${target} is still running; nothing to resume`
             : `resumed: sweep ${target} (run ${r.runId}); finished cells and shards are reused`,
         );
@@ -298,7 +326,7 @@ run(process.argv.slice(2)).then(
     if (e instanceof UsageError) console.error(`error: ${e.message}\n\n${USAGE}`);
     else if (e instanceof InvalidSpecError) console.error(e.message);
     else if (isPolyglotError(e)) console.error(`error: ${e.message}`);
-    else console.error(`error: ${e instanceof Error ? e.message : String(e)}`);
+    else console.error(`error: ${cliMessage(e)}`);
     process.exit(2);
   },
 );

@@ -19,8 +19,20 @@ export async function writeSweepReport(
   spec: SweepSpec,
   sweepId: string,
   outDir: string,
+  /** A version of the sweep (`runs/<version>/`); default: the latest, or the unversioned keys of older sweeps. */
+  version?: string,
 ): Promise<{ files: string[]; markdown: string; s3Prefix: string }> {
-  const summaryKey = keys.sweepSummary(spec.storage.prefix, sweepId);
+  version ??= (await store.getJson<{ version: string }>(keys.sweepLatest(spec.storage.prefix, sweepId)))?.version;
+  if (version) {
+    // The named version's own spec: its scoring settings, not the latest's.
+    const recorded = await store.getJson<{ spec: SweepSpec }>(keys.sweepSpec(spec.storage.prefix, sweepId, version));
+    if (!recorded)
+      throw new Error(
+        `sweep ${sweepId} has no version ${version} in ${store.uri(keys.sweep(spec.storage.prefix, sweepId))}/runs/; \`polyglot sweep status ${sweepId}\` shows the latest`,
+      );
+    spec = recorded.spec;
+  }
+  const summaryKey = keys.sweepSummary(spec.storage.prefix, sweepId, version);
   const summary = mustBeIntact(
     await getSealed<{
       intrinsic?: SweepReportInput['cells'];
@@ -57,7 +69,7 @@ export async function writeSweepReport(
     linkForUri,
   );
   const files = await writeReportFiles(outDir, report);
-  const prefix = reportPrefix(spec.storage, sweepId);
+  const prefix = reportPrefix(spec.storage, sweepId, version);
   await storeReport(store, prefix, report);
   return { files, markdown: report.markdown, s3Prefix: store.uri(prefix) };
 }

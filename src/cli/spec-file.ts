@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ErrorType, PolyglotError } from '../common/errors';
 import { canonicalSeedJsonl, decodeUtf8, importSeedPool, poolDigest, readSeedFile } from '../seeds/pool';
-import { parseSweepSpec, type SweepSpec } from '../spec/sweep';
+import { SPEC_LIMITS, formatPath, parseSweepSpec, type SweepSpec } from '../spec/sweep';
 import { assetKey, digestLocalAsset, importAsset } from '../storage/assets';
 import type { StoreRegistry } from '../storage/s3';
 
@@ -15,20 +15,83 @@ export async function readSpecFile(file: string): Promise<Record<string, unknown
   } catch (e) {
     throw new PolyglotError(ErrorType.InvalidInput, `cannot read spec file ${file}: ${(e as Error).message}`);
   }
+  if (bytes.length > SPEC_LIMITS.bytes) {
+    throw new PolyglotError(
+      ErrorType.InvalidInput,
+      `${file}: the spec file is ${bytes.length} bytes; the limit is ${SPEC_LIMITS.bytes} (1 MiB). Long texts and lists belong in S3 (seed pools, benchmark data), not in the spec`,
+    );
+  }
   const text = decodeUtf8(bytes, file);
+  const json = /\.json$/i.test(file);
   let doc: unknown;
   try {
-    doc = /\.json$/i.test(file) ? JSON.parse(text) : parseYaml(text);
+    // YAML refuses duplicate keys itself (uniqueKeys is on by default).
+    doc = json ? JSON.parse(text) : parseYaml(text);
   } catch (e) {
     throw new PolyglotError(
       ErrorType.InvalidInput,
-      `${file}: not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'}: ${(e as Error).message}`,
+      `${file}: not valid ${json ? 'JSON' : 'YAML'}: ${(e as Error).message}`,
+    );
+  }
+  const dups = json ? duplicateJsonKeys(text) : [];
+  if (dups.length) {
+    throw new PolyglotError(
+      ErrorType.InvalidInput,
+      `${file}: duplicate key(s) ${dups.join(', ')}; JSON readers silently keep the last one, so write each key once`,
     );
   }
   if (!doc || typeof doc !== 'object' || Array.isArray(doc)) {
     throw new PolyglotError(ErrorType.InvalidInput, `${file}: the spec must be a mapping (object) at the top level`);
   }
   return doc as Record<string, unknown>;
+}
+
+/**
+ * The paths of keys written twice in one object of a JSON text that JSON.parse accepted (so the text is
+ * well-formed and this walk can be simple). JSON.parse keeps the last value without a word.
+ */
+export function duplicateJsonKeys(text: string): string[] {
+  const dups: string[] = [];
+  let i = 0;
+  const skipSpace = () => {
+    while (i < text.length && ' \t\n\r'.includes(text[i]!)) i++;
+  };
+  const readString = (): string => {
+    const start = i++;
+    while (text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
+    i++;
+    return JSON.parse(text.slice(start, i)) as string;
+  };
+  const value = (path: (string | number)[]): void => {
+    skipSpace();
+    const c = text[i];
+    if (c === '{' || c === '[') {
+      i++;
+      skipSpace();
+      if (text[i] === (c === '{' ? '}' : ']')) {
+        i++;
+        return;
+      }
+      const seen = new Set<string>();
+      for (let n = 0; ; n++) {
+        if (c === '{') {
+          skipSpace();
+          const key = readString();
+          if (seen.has(key)) dups.push(formatPath([...path, key]));
+          seen.add(key);
+          skipSpace();
+          i++; // ':'
+          value([...path, key]);
+        } else value([...path, n]);
+        skipSpace();
+        if (text[i++] !== ',') return; // '}' or ']'
+      }
+    }
+    if (c === '"') readString();
+    else while (i < text.length && !' \t\n\r,]}'.includes(text[i]!)) i++;
+  };
+  value([]);
+  return dups;
 }
 
 /**

@@ -6,6 +6,8 @@
 export const ErrorType = {
   InvalidSpec: 'InvalidSpec',
   InvalidInput: 'InvalidInput',
+  /** A sweep started under a workflow id other than `sweep/<sweepId>`: status, report and resume could not find it. */
+  WrongWorkflowId: 'WrongWorkflowId',
   LlmBadRequest: 'LlmBadRequest',
   LlmAuth: 'LlmAuth',
   LlmContentFilter: 'LlmContentFilter',
@@ -39,6 +41,7 @@ export type ErrorTypeName = (typeof ErrorType)[keyof typeof ErrorType];
 export const NON_RETRYABLE: readonly ErrorTypeName[] = [
   ErrorType.InvalidSpec,
   ErrorType.InvalidInput,
+  ErrorType.WrongWorkflowId,
   ErrorType.LlmBadRequest,
   ErrorType.LlmAuth,
   ErrorType.LlmContentFilter,

@@ -58,6 +58,14 @@ export function deriveSweepId(spec: SweepSpec): string {
   return `sw-${digestOf(work).slice(0, 12)}`;
 }
 
+/**
+ * A sweep version: the digest of the whole validated spec. One sweep id may run several specs, one at a
+ * time (`sweep start --new-run`); each keeps its spec, summary and report under its version.
+ */
+export function specVersion(spec: SweepSpec): string {
+  return digestOf(spec).slice(0, 16);
+}
+
 export function sweepWorkflowId(sweepId: string): string {
   return `sweep/${sweepId}`;
 }

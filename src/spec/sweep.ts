@@ -27,6 +27,27 @@ const envVarName = z
   })
   .refine((v) => ENV_NAME.test(v), { error: 'must be an environment variable name like OPENAI_API_KEY' });
 
+/**
+ * Bounds on the spec's size: the whole spec travels as one workflow input (Temporal refuses payloads
+ * over 2 MiB with a bare "Failed to start Workflow"), and every list becomes work or history entries.
+ */
+export const SPEC_LIMITS = {
+  /** Serialized spec (JSON, UTF-8), and a spec file on disk. */
+  bytes: 1024 * 1024,
+  providers: 64,
+  teachers: 1000,
+  languages: 200,
+  students: 1000,
+  /** Entries of a job's command, args, env, secretEnv, podLabels; a student's languages; loraTargets. */
+  items: 256,
+} as const;
+const list = <T extends z.ZodType>(item: T, max: number, what: string) =>
+  z.array(item).max(max, { error: `at most ${max} ${what} (the limit of a spec)` });
+const boundedMap = <T extends z.ZodType>(map: T, what: string) =>
+  map.refine((m) => Object.keys(m as object).length <= SPEC_LIMITS.items, {
+    error: `at most ${SPEC_LIMITS.items} ${what} (the limit of a spec)`,
+  });
+
 export const ProviderSchema = z.strictObject({
   /** Provider id; generation activities for it run on task queue `llm-<id>`. */
   id: id('provider id'),
@@ -109,7 +130,7 @@ export const StudentSchema = z.strictObject({
   /** Chat template the trainer renders messages with: `model` (the tokenizer's own), `llama-3.1`, `gemma-3`, `chatml`. */
   chatTemplate: z.string().min(1).max(20000).optional(),
   /** Languages this student trains on (paper: Gemma, Qwen, Llama on ar, de, id only). Default: all. */
-  languages: z.array(z.string()).min(1).optional(),
+  languages: list(z.string(), SPEC_LIMITS.items, 'languages').min(1).optional(),
   /**
    * Anchors of the family's PGR: `base` (the pre-trained model) and `reference` (the instruction-tuned
    * model), each evaluated once per language and suite version. Paper default: the OLMo 3 pair.
@@ -169,10 +190,10 @@ export type ScoringSpec = z.infer<typeof ScoringSchema>;
 const JobTemplate = {
   runner: z.enum(['local', 'kubernetes']).default('local'),
   image: z.string().min(1).max(512),
-  command: z.array(z.string()).min(1),
-  args: z.array(z.string()).default([]),
-  env: EnvMapSchema,
-  secretEnv: SecretEnvSchema,
+  command: list(z.string().max(4096), SPEC_LIMITS.items, 'command words').min(1),
+  args: list(z.string().max(4096), SPEC_LIMITS.items, 'arguments').default([]),
+  env: boundedMap(EnvMapSchema, 'environment variables'),
+  secretEnv: boundedMap(SecretEnvSchema, 'secret variables'),
   gpus: z.int().min(0).max(64).default(1),
   gpuType: z.string().max(128).optional(),
   cpu: z.string().default('4'),
@@ -188,7 +209,7 @@ const JobTemplate = {
   /** Jobs to try when one fails retryably (pod lost, OOM-kill); each is a new Job. Default 2. */
   maxJobAttempts: z.int().min(1).max(10).default(2),
   /** Extra pod labels (admission policies, cost tags; the test control plane's pod simulator). */
-  podLabels: z.record(z.string().min(1).max(316), z.string().max(63)).optional(),
+  podLabels: boundedMap(z.record(z.string().min(1).max(316), z.string().max(63)), 'pod labels').optional(),
 };
 
 /**
@@ -209,7 +230,7 @@ export const TrainHyperSchema = z.strictObject({
   loraR: z.int().min(1).max(4096).optional(),
   loraAlpha: z.int().min(1).max(65536).optional(),
   loraDropout: z.number().min(0).max(1).optional(),
-  loraTargets: z.array(z.string().min(1).max(128)).min(1).optional(),
+  loraTargets: list(z.string().min(1).max(128), SPEC_LIMITS.items, 'LoRA targets').min(1).optional(),
   weightDecay: z.number().min(0).max(10).optional(),
   warmupSteps: z.int().min(0).max(1_000_000).optional(),
   scheduler: z.enum(['linear', 'cosine', 'constant', 'constant_with_warmup']).optional(),
@@ -227,8 +248,7 @@ export const TrainHyperSchema = z.strictObject({
     .max(2 ** 31 - 1)
     .optional(),
   saveSteps: z.int().min(1).max(10_000_000).optional(),
-  save: z
-    .array(z.enum(['merged', 'adapter']))
+  save: list(z.enum(['merged', 'adapter']), 2, 'save formats')
     .min(1)
     .optional(),
   saveDtype: z.enum(['bfloat16', 'float16', 'float32']).optional(),
@@ -291,9 +311,11 @@ export const SweepSpecSchema = z.strictObject({
       })
       .default('polyglot'),
   }),
-  providers: z.array(ProviderSchema).min(1, { error: 'needs at least one provider' }),
-  teachers: z.array(TeacherSchema).min(1, { error: 'needs at least one teacher' }),
-  languages: z.array(z.string()).min(1, { error: 'needs at least one language (ISO 639-1, e.g. de)' }),
+  providers: list(ProviderSchema, SPEC_LIMITS.providers, 'providers').min(1, { error: 'needs at least one provider' }),
+  teachers: list(TeacherSchema, SPEC_LIMITS.teachers, 'teachers').min(1, { error: 'needs at least one teacher' }),
+  languages: list(z.string(), SPEC_LIMITS.languages, 'languages').min(1, {
+    error: 'needs at least one language (ISO 639-1, e.g. de)',
+  }),
   strategies: z
     .strictObject({
       generate: StrategyCount.optional(),
@@ -323,7 +345,7 @@ export const SweepSpecSchema = z.strictObject({
   budget: z
     .strictObject({ maxCostUsd: z.number().min(0).max(1e7).optional(), maxTokens: z.int().min(0).optional() })
     .default({}),
-  students: z.array(StudentSchema).default([]),
+  students: list(StudentSchema, SPEC_LIMITS.students, 'students').default([]),
   /** Student training jobs (one per dataset × student); required when `students` is not empty. */
   training: TrainingSchema.optional(),
   /** Student and anchor evaluation jobs; required when `students` is not empty. */
@@ -374,29 +396,47 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out || '(root)';
 }
 
-function crossFieldProblems(spec: SweepSpec): string[] {
+type Loose = Record<string, unknown>;
+const isObj = (v: unknown): v is Loose => v !== null && typeof v === 'object' && !Array.isArray(v);
+/** The objects of a list with their indices; anything else (already a schema problem) is skipped. */
+const objects = (v: unknown): [Loose, number][] =>
+  Array.isArray(v) ? v.flatMap((x: unknown, i) => (isObj(x) ? [[x, i] as [Loose, number]] : [])) : [];
+const text = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+/**
+ * Checks across fields. They read the document as given, each field only when it has the right type,
+ * so a spec whose schema check failed still gets these problems in the same report.
+ */
+function crossFieldProblems(spec: Loose): string[] {
   const problems: string[] = [];
-  const dup = <T>(items: T[], key: (t: T) => string, path: string) => {
+  const dup = (items: [Loose, number][], path: string) => {
     const seen = new Map<string, number>();
-    items.forEach((item, i) => {
-      const k = key(item);
+    for (const [item, i] of items) {
+      const k = text(item.id);
+      if (k === undefined) continue;
       const first = seen.get(k);
       if (first !== undefined)
         problems.push(`${path}[${i}].id: duplicate id "${k}" (also ${path}[${first}]); ids must be unique`);
       else seen.set(k, i);
-    });
-  };
-  dup(spec.providers, (p) => p.id, 'providers');
-  dup(spec.teachers, (t) => t.id, 'teachers');
-  dup(spec.students, (s) => s.id, 'students');
-  const providerIds = spec.providers.map((p) => p.id);
-  spec.teachers.forEach((t, i) => {
-    if (!providerIds.includes(t.provider)) {
-      problems.push(`teachers[${i}].provider: unknown provider "${t.provider}"; known: ${providerIds.join(', ')}`);
     }
-  });
+  };
+  const providers = objects(spec.providers);
+  const teachers = objects(spec.teachers);
+  const students = objects(spec.students);
+  const languages = Array.isArray(spec.languages) ? spec.languages.filter((l) => typeof l === 'string') : [];
+  dup(providers, 'providers');
+  dup(teachers, 'teachers');
+  dup(students, 'students');
+  const providerIds = providers.flatMap(([p]) => (text(p.id) === undefined ? [] : [text(p.id)!]));
+  for (const [t, i] of teachers) {
+    const provider = text(t.provider);
+    if (provider !== undefined && !providerIds.includes(provider)) {
+      problems.push(`teachers[${i}].provider: unknown provider "${provider}"; known: ${providerIds.join(', ')}`);
+    }
+  }
   const seenLang = new Set<string>();
-  spec.languages.forEach((code, i) => {
+  (Array.isArray(spec.languages) ? (spec.languages as unknown[]) : []).forEach((code, i) => {
+    if (typeof code !== 'string') return;
     if (!LANGUAGES[code]) {
       const hint = suggestLanguage(code);
       problems.push(
@@ -407,57 +447,67 @@ function crossFieldProblems(spec: SweepSpec): string[] {
     }
     seenLang.add(code);
   });
-  if (spec.metrics) {
+  if (isObj(spec.metrics)) {
     for (const m of ['embeddings', 'judge', 'perplexity', 'tokenizer'] as const) {
       const ref = spec.metrics[m];
-      if (ref && !providerIds.includes(ref.provider)) {
-        problems.push(`metrics.${m}.provider: unknown provider "${ref.provider}"; known: ${providerIds.join(', ')}`);
+      const provider = isObj(ref) ? text(ref.provider) : undefined;
+      if (provider !== undefined && !providerIds.includes(provider)) {
+        problems.push(`metrics.${m}.provider: unknown provider "${provider}"; known: ${providerIds.join(', ')}`);
       }
     }
   }
-  if (spec.students.length && !spec.training) {
+  if (students.length && spec.training === undefined) {
     problems.push('training: required when students are listed; give the job template (image, command, runner)');
   }
-  if (spec.students.length && !spec.evaluation) {
+  if (students.length && spec.evaluation === undefined) {
     problems.push(
       'evaluation: required when students are listed; give the job template (image, command, runner) and dataUri',
     );
   }
-  if (spec.evaluation && !/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/.+/.test(spec.evaluation.dataUri)) {
+  const dataUri = isObj(spec.evaluation) ? text(spec.evaluation.dataUri) : undefined;
+  if (dataUri !== undefined && !/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/.+/.test(dataUri)) {
     problems.push(
       'evaluation.dataUri: must be an s3:// prefix of the benchmark data (a local folder only in a spec file, which the CLI imports)',
     );
   }
-  const anchorsByFamily = new Map<string, { base: string; reference: string; index: number }>();
-  spec.students.forEach((s, i) => {
-    (s.languages ?? []).forEach((l, j) => {
-      if (!spec.languages.includes(l)) {
+  const anchorsByFamily = new Map<string, { base: unknown; reference: unknown; index: number }>();
+  for (const [s, i] of students) {
+    (Array.isArray(s.languages) ? (s.languages as unknown[]) : []).forEach((l, j) => {
+      if (typeof l === 'string' && !languages.includes(l)) {
         problems.push(
-          `students[${i}].languages[${j}]: "${l}" is not one of the sweep's languages (${spec.languages.join(', ')})`,
+          `students[${i}].languages[${j}]: "${l}" is not one of the sweep's languages (${languages.join(', ')})`,
         );
       }
     });
-    if (!s.anchors) return;
-    const family = s.family ?? s.id;
+    if (!isObj(s.anchors)) continue;
+    const family = text(s.family) ?? text(s.id);
+    if (family === undefined) continue;
     const seen = anchorsByFamily.get(family);
     if (seen && (seen.base !== s.anchors.base || seen.reference !== s.anchors.reference)) {
       problems.push(
         `students[${i}].anchors: family "${family}" already has other anchors (students[${seen.index}]); one family, one anchor pair`,
       );
-    } else if (!seen) anchorsByFamily.set(family, { ...s.anchors, index: i });
-  });
-  if (spec.checkpointEvery > spec.shardSize) {
-    problems.push(
-      `checkpointEvery: ${spec.checkpointEvery} is larger than shardSize ${spec.shardSize}; use a value ≤ shardSize`,
-    );
+    } else if (!seen) anchorsByFamily.set(family, { base: s.anchors.base, reference: s.anchors.reference, index: i });
   }
-  const bucketInUri = /^s3:\/\/([^/]+)\//.exec(spec.seedPool)?.[1];
-  if (bucketInUri && bucketInUri !== spec.storage.bucket) {
+  // The schema's defaults, where the field is left out.
+  const shardSize = spec.shardSize === undefined ? 50 : spec.shardSize;
+  const checkpointEvery = spec.checkpointEvery === undefined ? 10 : spec.checkpointEvery;
+  if (typeof shardSize === 'number' && typeof checkpointEvery === 'number' && checkpointEvery > shardSize) {
+    problems.push(`checkpointEvery: ${checkpointEvery} is larger than shardSize ${shardSize}; use a value ≤ shardSize`);
+  }
+  const bucketInUri = /^s3:\/\/([^/]+)\//.exec(text(spec.seedPool) ?? '')?.[1];
+  const bucket = isObj(spec.storage) ? text(spec.storage.bucket) : undefined;
+  if (bucketInUri && bucket !== undefined && bucketInUri !== bucket) {
     problems.push(
-      `seedPool: bucket "${bucketInUri}" differs from storage.bucket "${spec.storage.bucket}"; import the seeds into the sweep's bucket`,
+      `seedPool: bucket "${bucketInUri}" differs from storage.bucket "${bucket}"; import the seeds into the sweep's bucket`,
     );
   }
   return problems;
+}
+
+/** The spec's size as the workflow input carries it (JSON, UTF-8 bytes). */
+export function specBytes(input: unknown): number {
+  return new TextEncoder().encode(JSON.stringify(input) ?? '').length;
 }
 
 /** Parse and validate a spec; throws InvalidSpecError listing every problem with its path. */
@@ -467,18 +517,24 @@ export function parseSweepSpec(input: unknown): SweepSpec {
       '(root): the spec must be a JSON/YAML object with storage, providers, teachers, languages, strategies, seedPool',
     ]);
   }
+  const bytes = specBytes(input);
+  if (bytes > SPEC_LIMITS.bytes) {
+    // Checked first and alone: a spec this large is a mistake, and reading it through would only bury that.
+    throw new InvalidSpecError([
+      `(root): the spec is ${bytes} bytes as JSON; the limit is ${SPEC_LIMITS.bytes} (1 MiB). Long texts and lists belong in S3 (seed pools, benchmark data), not in the spec`,
+    ]);
+  }
   const result = SweepSpecSchema.safeParse(input);
-  if (!result.success) {
-    throw new InvalidSpecError(
-      result.error.issues.map((issue) => {
+  // Schema and cross-field problems in one report: fixing one round must not reveal another.
+  const problems = result.success
+    ? []
+    : result.error.issues.map((issue) => {
         if (issue.code === 'unrecognized_keys') {
           return `${formatPath(issue.path)}: unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}; check the spelling against the spec reference in README.md`;
         }
         return `${formatPath(issue.path)}: ${issue.message}`;
-      }),
-    );
-  }
-  const problems = crossFieldProblems(result.data);
-  if (problems.length) throw new InvalidSpecError(problems);
+      });
+  problems.push(...crossFieldProblems(result.success ? (result.data as Loose) : (input as Loose)));
+  if (problems.length || !result.success) throw new InvalidSpecError(problems);
   return result.data;
 }

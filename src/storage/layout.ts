@@ -22,8 +22,19 @@ export const keys = {
     `${prefix}/index/${teacherId}/${language}/${digest}.json`,
 
   sweep: (prefix: string, sweepId: string) => `${prefix}/sweeps/${sweepId}`,
-  sweepSpec: (prefix: string, sweepId: string) => `${prefix}/sweeps/${sweepId}/spec.json`,
-  sweepSummary: (prefix: string, sweepId: string) => `${prefix}/sweeps/${sweepId}/summary.json`,
+  /**
+   * Each version of a sweep (one spec; `--new-run` makes another) keeps its spec, summary and report under
+   * `runs/<version>/`; `latest.json` names the newest. Without a version: the keys of sweeps recorded
+   * before versions existed.
+   */
+  sweepRun: (prefix: string, sweepId: string, version: string) => `${prefix}/sweeps/${sweepId}/runs/${version}`,
+  sweepLatest: (prefix: string, sweepId: string) => `${prefix}/sweeps/${sweepId}/latest.json`,
+  sweepSpec: (prefix: string, sweepId: string, version?: string) =>
+    `${version ? keys.sweepRun(prefix, sweepId, version) : keys.sweep(prefix, sweepId)}/spec.json`,
+  sweepSummary: (prefix: string, sweepId: string, version?: string) =>
+    `${version ? keys.sweepRun(prefix, sweepId, version) : keys.sweep(prefix, sweepId)}/summary.json`,
+  sweepReport: (prefix: string, sweepId: string, version?: string) =>
+    `${prefix}/reports/${sweepId}${version ? `/runs/${version}` : ''}`,
   /** One page of a run's summary lists, merged into summary.json by the final write. */
   sweepSummaryPage: (prefix: string, sweepId: string, runId: string, page: number) =>
     `${prefix}/sweeps/${sweepId}/summary-pages/${runId}/${String(page).padStart(4, '0')}.json`,

@@ -12,9 +12,9 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities, ScoreSweepInput, ScoreSweepResult } from '../activities';
-import { NON_RETRYABLE } from '../common/errors';
+import { ErrorType, NON_RETRYABLE } from '../common/errors';
 import { scoringRuns } from '../scoring/runs';
-import { planSweep, type CellPlan } from '../spec/plan';
+import { planSweep, specVersion, type CellPlan } from '../spec/plan';
 import { InvalidSpecError, parseSweepSpec, type SweepSpec } from '../spec/sweep';
 import { datasetWorkflow, type DatasetWorkflowResult } from './dataset';
 import { anchorWorkflow, type AnchorWorkflowResult } from './anchor';
@@ -111,6 +111,15 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
       throw ApplicationFailure.nonRetryable(e.message, 'InvalidSpec', { problems: e.problems });
     throw e;
   }
+  const plan = planSweep(spec);
+  const info = workflowInfo();
+  // One id, one sweep: status, report and resume find a sweep by `sweep/<sweepId>` only. No command is
+  // added before this check, so histories recorded before it replay unchanged.
+  if (info.workflowId !== plan.workflowId)
+    throw ApplicationFailure.nonRetryable(
+      `workflow id "${info.workflowId}" does not match this spec: start it with workflow id "${plan.workflowId}" (sweep/<sweepId>, from the spec's sweepId or its digest)`,
+      ErrorType.WrongWorkflowId,
+    );
   // The worker's trust policy (key variables, hosts, Secrets, commands, buckets) before any call or write:
   // a refused spec fails the sweep at once, with every problem. patched(): older runs replay without it.
   if (patched('spec-policy')) {
@@ -123,9 +132,10 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
       throw e;
     }
   }
-  const plan = planSweep(spec);
-  const info = workflowInfo();
   const storage = { bucket: spec.storage.bucket, prefix: spec.storage.prefix };
+  // Each spec run under this id keeps its own spec, summary and report (runs/<version>/); runs recorded
+  // before versions keep writing where they began.
+  const version = patched('versioned-runs') ? specVersion(spec) : undefined;
 
   const state: SweepProgress = {
     sweepId: plan.sweepId,
@@ -210,7 +220,14 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
     { key: StageKey, value: 'generate' },
   ]);
   state.stage = 'generate';
-  await recordSweep({ storage, sweepId: plan.sweepId, spec, workflowId: info.workflowId, runId: info.runId });
+  await recordSweep({
+    storage,
+    sweepId: plan.sweepId,
+    spec,
+    workflowId: info.workflowId,
+    runId: info.runId,
+    ...(version ? { version } : {}),
+  });
 
   // Anchors depend on no data: they run from the start, beside the cells, once per family × language.
   const anchorRuns: Promise<AnchorWorkflowResult | { family: string; language: string; error: string }>[] = [];
@@ -410,6 +427,7 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
     report = await scoreSweep({
       storage,
       sweepId: plan.sweepId,
+      ...(version ? { version } : {}),
       cells: intrinsic,
       resultsUri: spec.scoring.resultsUri,
       ...scoringRuns(students, anchors),
@@ -440,6 +458,7 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
   const summaryUri = await writeSweepSummary({
     storage,
     sweepId: plan.sweepId,
+    ...(version ? { version } : {}),
     summary: paged
       ? {
           sweepId: plan.sweepId,

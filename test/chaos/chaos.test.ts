@@ -22,8 +22,8 @@ import { FAKE_JOB_COMMAND, importDemoSeeds, smallSpec, uniqueName } from '../sup
 import { activityAttempts, activityFailures } from '../support/history';
 import { createNamespace } from '../support/kube';
 import { POD_EXEC_LABEL, PodExecutor } from '../support/pod-executor';
-import { killHard, spawnTracked, spawnWorker, until } from '../support/processes';
-import { TOOLS, freePort, getStack, startKube } from '../support/stack';
+import { killHard, processEnv, runCommand, spawnTracked, spawnWorker, until } from '../support/processes';
+import { ROOT, TOOLS, freePort, getStack, startKube } from '../support/stack';
 
 /**
  * Fault injection (issue #6). Each scenario runs a small but complete sweep — generation, intrinsic
@@ -556,6 +556,50 @@ describe('chaos: faults injected into a whole sweep', function () {
       await connection.close();
       await server.stop();
     }
+  });
+
+  it('duplicate start: concurrent starts of one spec make one run; another spec under the id is refused', async () => {
+    const ref = await undisturbed();
+    const s = await setup();
+    const dir = mkdtempSync(path.join(tmpdir(), 'pg-chaos-dup-'));
+    const same = path.join(dir, 'same.json');
+    const other = path.join(dir, 'other.json');
+    writeFileSync(same, JSON.stringify(s.spec));
+    const changed = structuredClone(s.spec);
+    changed.teachers[1]!.sampling = { temperature: 0.5, topP: 0.9, maxTokens: 128 };
+    writeFileSync(other, JSON.stringify(changed));
+    const env = processEnv({ POLYGLOT_TASK_QUEUE: s.taskQueue, S3_ENDPOINT: s3.endpoint });
+    const start = (file: string) => runCommand(path.join(ROOT, 'bin/polyglot'), ['sweep', 'start', file], env);
+    llm.resetStats();
+    llm.setLatency(40);
+    worker = await spawnWorker(s.workerEnv);
+    // Several at once before any run exists: the id's first start wins, the others attach to it.
+    const first = await Promise.all([start(same), start(same), start(same), start(same)]);
+    for (const r of first) assert.equal(r.code, 0, r.out);
+    assert.equal(first.filter((r) => /started: sweep/.test(r.out)).length, 1, first.map((r) => r.out).join('\n'));
+    assert.equal(first.filter((r) => /already running with this spec; attached/.test(r.out)).length, 3);
+    // Mid-sweep, the same spec again and another spec, all at once.
+    await until(() => llm.stats().served >= 10, 60_000, 'generation under way');
+    const mid = await Promise.all([start(same), start(other), start(same), start(other)]);
+    for (const r of [mid[0]!, mid[2]!]) assert.match(r.out, /already running with this spec; attached/);
+    for (const r of [mid[1]!, mid[3]!]) {
+      assert.equal(r.code, 2, r.out);
+      assert.match(r.out, /is running with a different spec/);
+      assert.match(r.out, /teachers\[1\]\.sampling\.temperature: 0\.3 → 0\.5/);
+    }
+    const r = (await getStack().env.client.workflow.getHandle(s.plan.workflowId).result()) as SweepResult;
+    assert.deepEqual(await fingerprint(s.store, s.plan, r), ref, 'the same artifacts as the undisturbed run');
+    assert.equal(repeatedCalls(), 0, 'no LLM call made twice');
+    assert.equal(llm.stats().served, baselineCalls, 'the calls of one sweep, no more');
+    assert.equal(jobCount(s.jobsDir), baselineJobs, 'every job ran once');
+    const runs = async () => {
+      const ids: string[] = [];
+      const query = `WorkflowId = "${s.plan.workflowId}" AND ExecutionStatus != "Running"`;
+      for await (const w of getStack().env.client.workflow.list({ query })) ids.push(w.runId);
+      return ids;
+    };
+    await until(async () => (await runs()).length >= 1, 10_000, 'the finished run in visibility');
+    assert.equal((await runs()).length, 1, 'exactly one workflow run under the id');
   });
 
   it('cancel mid-sweep: no job left running, no partial object presented as complete', async () => {

@@ -49,6 +49,11 @@ describe('bad input is rejected before any work, with nothing written', function
     ],
     ['a huge name', (b) => JSON.stringify(spec(b, { name: 'x'.repeat(100_000) })), /name: .*<=200/],
     [
+      'a 50 MB spec (before Temporal refuses it with no cause)',
+      (b) => JSON.stringify(spec(b, { name: 'x'.repeat(50_000_000) })),
+      /the spec file is \d+ bytes; the limit is 1048576 \(1 MiB\)/,
+    ],
+    [
       'an S3-unsafe sweep id',
       (b) => JSON.stringify(spec(b, { sweepId: 'a b/../c' })),
       /sweepId: must be 1-63 characters/,

@@ -240,10 +240,11 @@ describe('whole pipeline: data, metrics, anchors, students, score', function () 
       const jobs = readdirSync(jobsDir).filter((d) => !d.startsWith('.'));
       assert.equal(jobs.length, 12, '4 train + 4 eval + 2 languages × (base + reference) anchor evals');
 
-      // Everything is keyed by its inputs: running the sweep again finds every result and starts no job.
+      // Everything is keyed by its inputs: running the sweep again (a new run under its one id, as a
+      // resume is) finds every result and starts no job.
       const again = await client.workflow.execute(sweepWorkflow, {
         taskQueue: workers.taskQueue,
-        workflowId: `${plan.workflowId}-again`,
+        workflowId: plan.workflowId,
         args: [spec],
       });
       const byCell = (x: SweepOut) =>

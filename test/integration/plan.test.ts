@@ -1,11 +1,16 @@
 import assert from 'node:assert/strict';
-import { explainPlan } from '../../src/cli/sweep';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { estimate, explainPlan } from '../../src/cli/sweep';
+import { eligibleSeeds } from '../../src/generation/requests';
+import { readSeedFile } from '../../src/seeds/pool';
+import { STRATEGIES } from '../../src/spec/sweep';
 import { FakeLlmServer } from '../../src/llm/fake-server';
 import { parseSweepSpec } from '../../src/spec/sweep';
 import { StoreRegistry, makeS3Client } from '../../src/storage/s3';
 import { sweepWorkflow } from '../../src/workflows';
 import { importDemoSeeds, smallSpec, startWorkers, uniqueName } from '../support/fixtures';
-import { getStack } from '../support/stack';
+import { ROOT, getStack } from '../support/stack';
 
 describe('sweep plan: cache hit or miss per cell, and why', function () {
   this.timeout(120_000);
@@ -25,6 +30,8 @@ describe('sweep plan: cache hit or miss per cell, and why', function () {
         before.verdicts.map((v) => [v.hit, v.why[0]]),
         Array(4).fill([false, 'miss: no dataset with this key']),
       );
+      // 2 per strategy, 3 strategies, 4 cells, and the demo pool has enough seeds for each.
+      assert.equal(estimate(parseSweepSpec(input), before.verdicts).requests, 24);
       await getStack().env.client.workflow.execute(sweepWorkflow, {
         taskQueue: workers.taskQueue,
         workflowId: before.plan.workflowId,
@@ -32,6 +39,11 @@ describe('sweep plan: cache hit or miss per cell, and why', function () {
       });
       const after = await explainPlan(parseSweepSpec(input), stores);
       assert.ok(after.verdicts.every((v) => v.hit && /^hit: dataset complete \(6 examples\)/.test(v.why[0]!)));
+      assert.deepEqual(
+        after.verdicts.map((v) => v.requests),
+        [0, 0, 0, 0],
+      );
+      assert.equal(estimate(parseSweepSpec(input), after.verdicts).requests, 0, 'a complete cell needs no request');
 
       const changed = structuredClone(input);
       changed.teachers[0]!.sampling = { temperature: 0.5, topP: 0.9, maxTokens: 128 };
@@ -60,5 +72,14 @@ describe('sweep plan: cache hit or miss per cell, and why', function () {
     const { warnings } = await explainPlan(parseSweepSpec(input), stores);
     assert.ok(warnings.includes('generate/de: 24 eligible seeds < count 40; capped at 24'), warnings.join('\n'));
     assert.ok(warnings.includes('translate/es: 30 eligible seeds < count 40; capped at 30'), warnings.join('\n'));
+    // The estimate counts the seeds a cell can have, not the count asked for.
+    const { verdicts } = await explainPlan(parseSweepSpec(input), stores);
+    const file = path.join(ROOT, 'seeds/demo.jsonl');
+    const pool = await readSeedFile(file, readFileSync(file));
+    for (const v of verdicts) {
+      const capped = STRATEGIES.reduce((n, s) => n + Math.min(40, eligibleSeeds(pool, s, v.cell.language).length), 0);
+      assert.ok(capped < 3 * 40, 'the demo pool caps at least one strategy');
+      assert.equal(v.requests, capped, `${v.cell.cellId}`);
+    }
   });
 });

@@ -1,5 +1,10 @@
 import assert from 'node:assert/strict';
-import { InvalidSpecError, parseSweepSpec, type SweepSpecInput } from '../../src/spec/sweep';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { duplicateJsonKeys, readSpecFile } from '../../src/cli/spec-file';
+import { cliMessage } from '../../src/cli/sweep';
+import { InvalidSpecError, SPEC_LIMITS, parseSweepSpec, type SweepSpecInput } from '../../src/spec/sweep';
 import { deriveSweepId, planSweep, diffManifests } from '../../src/spec/plan';
 
 const POOL = `s3://polyglot-test/polyglot/seeds/sha256-${'a'.repeat(64)}`;
@@ -225,6 +230,96 @@ describe('sweep spec validation', () => {
     assert.equal(problems.length, 2);
   });
 
+  it('reports schema and cross-field problems in one report (five problems, one round)', () => {
+    const problems = problemsOf((s) => {
+      s.providers[0].concurrency = 0; // schema
+      s.teachers[0].modle = 'typo'; // schema: unknown field
+      s.teachers[1].provider = 'nope'; // cross-field
+      s.languages = ['de', 'ge']; // cross-field
+      s.checkpointEvery = 20; // cross-field, with the shardSize below
+      s.shardSize = 5;
+    });
+    assert.equal(problems.length, 5, problems.join('\n'));
+    assert.match(problems.join('\n'), /providers\[0\]\.concurrency: /);
+    assert.match(problems.join('\n'), /teachers\[0\]: unknown field\(s\) "modle"/);
+    assert.match(problems.join('\n'), /teachers\[1\]\.provider: unknown provider "nope"/);
+    assert.match(problems.join('\n'), /languages\[1\]: unknown language code "ge"/);
+    assert.match(problems.join('\n'), /checkpointEvery: 20 is larger than shardSize 5/);
+  });
+
+  it('runs the cross-field checks on a partly invalid spec without crashing on wrong types', () => {
+    const problems = problemsOf((s) => {
+      s.teachers = [null, 'x', { id: 't', provider: 'missing', model: 'm' }];
+      s.students = 'not a list';
+      s.languages = [7, 'de'];
+      s.metrics = { judge: 'no' };
+      s.storage = null;
+    });
+    assert.ok(
+      problems.includes('teachers[2].provider: unknown provider "missing"; known: local, openai'),
+      problems.join('\n'),
+    );
+    assert.ok(problems.some((p) => p.startsWith('teachers[0]: ')));
+    assert.ok(problems.some((p) => p.startsWith('languages[0]: ')));
+  });
+
+  it('bounds list lengths, naming the field and the limit', () => {
+    const cases: [(s: Doc) => void, RegExp][] = [
+      [(s) => (s.languages = Array(SPEC_LIMITS.languages + 1).fill('de')), /^languages: at most 200 languages/],
+      [
+        (s) =>
+          (s.teachers = Array.from({ length: SPEC_LIMITS.teachers + 1 }, (_, i) => ({
+            id: `t${i}`,
+            provider: 'local',
+            model: 'm',
+          }))),
+        /^teachers: at most 1000 teachers/,
+      ],
+      [
+        (s) =>
+          (s.providers = Array.from({ length: 65 }, (_, i) => ({ id: `p${i}`, baseUrl: 'http://127.0.0.1:1/v1' }))),
+        /^providers: at most 64 providers/,
+      ],
+      [
+        (s) => withStudents(s, (d) => (d.training.args = Array(257).fill('x'))),
+        /^training\.args: at most 256 arguments/,
+      ],
+      [
+        (s) => withStudents(s, (d) => (d.evaluation.command = Array(257).fill('x'))),
+        /^evaluation\.command: at most 256 command words/,
+      ],
+      [
+        (s) =>
+          withStudents(
+            s,
+            (d) => (d.training.env = Object.fromEntries(Array.from({ length: 257 }, (_, i) => [`V${i}`, 'x']))),
+          ),
+        /^training\.env: at most 256 environment variables/,
+      ],
+      [
+        (s) =>
+          withStudents(
+            s,
+            (d) => (d.students = Array.from({ length: 1001 }, (_, i) => ({ id: `s${i}`, model: 'org/m' }))),
+          ),
+        /^students: at most 1000 students/,
+      ],
+    ];
+    for (const [mutate, expected] of cases) {
+      const problems = problemsOf(mutate);
+      assert.ok(
+        problems.some((p) => expected.test(p)),
+        `expected ${expected}, got:\n${problems.slice(0, 5).join('\n')}`,
+      );
+    }
+  });
+
+  it('refuses a spec over 1 MiB as JSON, saying the size and the limit', () => {
+    const problems = problemsOf((s) => (s.teachers[0].revision = 'x'.repeat(SPEC_LIMITS.bytes)));
+    assert.equal(problems.length, 1);
+    assert.match(problems[0]!, /^\(root\): the spec is \d+ bytes as JSON; the limit is 1048576 \(1 MiB\)/);
+  });
+
   it('rejects a non-object document', () => {
     assert.throws(() => parseSweepSpec([1, 2]), /the spec must be a JSON\/YAML object/);
   });
@@ -274,5 +369,58 @@ describe('planning', () => {
     assert.deepEqual(diffManifests(a.cells[0]!.keyManifest, c.cells[0]!.keyManifest), [
       'teacher.sampling.temperature: 0.8 → 0.9',
     ]);
+  });
+});
+
+describe('spec files', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'pg-spec-'));
+  const write = (name: string, text: string) => {
+    const file = path.join(dir, name);
+    writeFileSync(file, text);
+    return file;
+  };
+
+  it('finds duplicate JSON keys with their paths, at any depth, and none in a clean document', () => {
+    assert.deepEqual(duplicateJsonKeys(JSON.stringify(valid())), []);
+    assert.deepEqual(
+      duplicateJsonKeys('{"a": 1, "b": [{"x": "}\\"", "x": 2}, {"x": 3}], "c": {"d": {}, "d": []}, "a": null}'),
+      ['b[0].x', 'c.d', 'a'],
+    );
+  });
+
+  it('refuses a JSON spec with a duplicate key, naming the path (YAML refuses them too)', async () => {
+    const text = JSON.stringify(valid()).replace('"model":"smollm2-135m"', '"model":"smollm2-135m","model":"other"');
+    await assert.rejects(
+      readSpecFile(write('dup.json', text)),
+      /duplicate key\(s\) teachers\[0\]\.model; JSON readers silently keep the last/,
+    );
+    await assert.rejects(readSpecFile(write('dup.yaml', 'name: a\nname: b\n')), /not valid YAML: .*unique/i);
+  });
+
+  it('refuses a spec file over 1 MiB before parsing it', async () => {
+    const file = write('big.json', JSON.stringify({ ...valid(), name: 'x'.repeat(SPEC_LIMITS.bytes) }));
+    await assert.rejects(readSpecFile(file), /the spec file is \d+ bytes; the limit is 1048576 \(1 MiB\)/);
+  });
+});
+
+describe('CLI error messages', () => {
+  it('turn gRPC status prefixes into sentences', () => {
+    assert.equal(cliMessage(new Error('5 NOT_FOUND: namespace x is not found')), 'Namespace x is not found.');
+    assert.equal(
+      cliMessage(new Error('14 UNAVAILABLE: connection refused')),
+      'Connection refused (Temporal is unavailable: start it with `polyglot dev up` or check TEMPORAL_ADDRESS).',
+    );
+    assert.match(
+      cliMessage(new Error('5 NOT_FOUND: workflow not found for ID: sweep/x')),
+      /^no sweep workflow sweep\/x on this Temporal server/,
+    );
+    assert.equal(cliMessage(new Error('plain words')), 'plain words');
+    const failed = new Error('Failed to start Workflow', {
+      cause: new Error('3 INVALID_ARGUMENT: Blob data size exceeds limit'),
+    });
+    assert.equal(
+      cliMessage(failed),
+      'Failed to start Workflow: Blob data size exceeds limit (refused by Temporal as invalid).',
+    );
   });
 });
