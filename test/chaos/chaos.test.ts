@@ -18,7 +18,7 @@ import { keys } from '../../src/storage/layout';
 import { S3Store, makeS3Client } from '../../src/storage/s3';
 import { SEARCH_ATTRIBUTES } from '../../src/workflows/shared';
 import type { SweepResult } from '../../src/workflows/sweep';
-import { FAKE_JOB_COMMAND, importDemoSeeds, smallSpec, uniqueName } from '../support/fixtures';
+import { FAKE_JOB_COMMAND, fakeMetrics, importDemoSeeds, smallSpec, uniqueName } from '../support/fixtures';
 import { activityAttempts, activityFailures } from '../support/history';
 import { createNamespace } from '../support/kube';
 import { POD_EXEC_LABEL, PodExecutor } from '../support/pod-executor';
@@ -201,14 +201,7 @@ describe('chaos: faults injected into a whole sweep', function () {
       // The defaults (20 attempts, 1 s doubling to 60 s) ride out ~15 min of outage; this keeps the same
       // 20 attempts with shorter waits (~80 s of outage), so the suite stays quick.
       retry: { maximumAttempts: 20, initialIntervalSeconds: 0.2, maximumIntervalSeconds: 5 },
-      metrics: {
-        subsampleSize: 6,
-        embeddings: { provider: providerId, model: 'fake-model' },
-        judge: { provider: providerId, model: 'fake-model', maxTokens: 64 },
-        perplexity: { provider: providerId, model: 'fake-model' },
-        tokenizer: { provider: providerId, model: 'fake-model' },
-        checkpointEvery: 2,
-      },
+      metrics: fakeMetrics(providerId, 6, 2),
       students: [
         { id: 'stu', family: 'stu', model: 'org/student', anchors: { base: 'org/base', reference: 'org/reference' } },
       ],

@@ -6,8 +6,8 @@ import { planSweep, type SweepPlan } from '../../src/spec/plan';
 import { parseSweepSpec } from '../../src/spec/sweep';
 import { keys } from '../../src/storage/layout';
 import { importDemoSeeds, smallSpec, storeFor, uniqueName } from '../support/fixtures';
-import { killHard, processEnv, runCommand, spawnWorker, until } from '../support/processes';
-import { ROOT, TOOLS, getStack } from '../support/stack';
+import { killHard, processEnv, runCommand, spawnWorker, temporalCliStart, until } from '../support/processes';
+import { ROOT, getStack } from '../support/stack';
 
 /** Every example id of every cell, read back from the shard files the manifests list. */
 async function exampleIds(bucket: string, plan: SweepPlan): Promise<Map<string, string[]>> {
@@ -115,27 +115,7 @@ describe('durability: worker processes, SIGKILL, resume, Temporal CLI', function
     const spec = smallSpec({ bucket, seedPool, llmUrl: llm.url, sweepId: uniqueName('sw'), providerId, counts: 2 });
     const plan = planSweep(parseSweepSpec(spec));
     worker = await spawnWorker({ POLYGLOT_TASK_QUEUE: taskQueue, POLYGLOT_PROVIDERS: providerId });
-    const start = await runCommand(
-      path.join(TOOLS, 'temporal'),
-      [
-        'workflow',
-        'start',
-        '--address',
-        getStack().temporalAddress,
-        '--namespace',
-        'default',
-        '--type',
-        'sweepWorkflow',
-        '--task-queue',
-        taskQueue,
-        '--workflow-id',
-        plan.workflowId,
-        '--input',
-        JSON.stringify(spec),
-      ],
-      process.env,
-    );
-    assert.equal(start.code, 0, start.out);
+    await temporalCliStart({ workflowId: plan.workflowId, taskQueue, input: spec });
     const result = (await getStack().env.client.workflow.getHandle(plan.workflowId).result()) as {
       cells: { examples: number }[];
     };

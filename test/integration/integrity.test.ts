@@ -12,7 +12,15 @@ import { StoreRegistry, makeS3Client, parseS3Uri, type S3Store } from '../../src
 import { sweepWorkflow } from '../../src/workflows';
 import type { SweepProgress } from '../../src/workflows/shared';
 import type { SweepResult } from '../../src/workflows/sweep';
-import { FAKE_JOB_COMMAND, importDemoSeeds, smallSpec, startWorkers, storeFor, uniqueName } from '../support/fixtures';
+import {
+  FAKE_JOB_COMMAND,
+  fakeMetrics,
+  importDemoSeeds,
+  smallSpec,
+  startWorkers,
+  storeFor,
+  uniqueName,
+} from '../support/fixtures';
 import { getStack } from '../support/stack';
 
 /**
@@ -125,14 +133,7 @@ describe('integrity: damaged artifacts are discarded and rebuilt, costing only w
       // Two lines per part-file: a torn last line leaves a good first line to keep.
       shardSize: 2,
       checkpointEvery: 2,
-      metrics: {
-        subsampleSize: 4,
-        embeddings: { provider: providerId, model: 'fake-model' },
-        judge: { provider: providerId, model: 'fake-model', maxTokens: 64 },
-        perplexity: { provider: providerId, model: 'fake-model' },
-        tokenizer: { provider: providerId, model: 'fake-model' },
-        checkpointEvery: 2,
-      },
+      metrics: fakeMetrics(providerId, 4, 2),
       students: [{ id: 'stu', family: 'stu', model: 'org/student' }],
       training: { ...job, env: { FAKE_JOB_SLEEP_MS: '50' } },
       evaluation: { ...job, env: { FAKE_JOB_SCORE: '0.42' }, dataUri: `s3://${bucket}/benchmarks/` },

@@ -8,9 +8,9 @@ import { planSweep, specVersion } from '../../src/spec/plan';
 import { parseSweepSpec, type SweepSpecInput } from '../../src/spec/sweep';
 import { keys } from '../../src/storage/layout';
 import { sweepWorkflow } from '../../src/workflows';
-import { importDemoSeeds, smallSpec, startWorkers, storeFor, uniqueName } from '../support/fixtures';
-import { processEnv, runCommand } from '../support/processes';
-import { ROOT, TOOLS, getStack } from '../support/stack';
+import { fakeMetrics, importDemoSeeds, smallSpec, startWorkers, storeFor, uniqueName } from '../support/fixtures';
+import { processEnv, runCommand, temporalCliStart } from '../support/processes';
+import { ROOT, getStack } from '../support/stack';
 
 const POLYGLOT = path.join(ROOT, 'bin/polyglot');
 
@@ -49,14 +49,7 @@ describe('one sweep id, one spec', function () {
     const workers = await startWorkers([]);
     try {
       const wrongId = uniqueName('web-ui-default');
-      const start = await runCommand(
-        path.join(TOOLS, 'temporal'),
-        ['workflow', 'start', '--address', getStack().temporalAddress, '--namespace', 'default',
-          '--type', 'sweepWorkflow', '--task-queue', workers.taskQueue, '--workflow-id', wrongId,
-          '--input', JSON.stringify(spec)], // prettier-ignore
-        process.env,
-      );
-      assert.equal(start.code, 0, start.out);
+      await temporalCliStart({ workflowId: wrongId, taskQueue: workers.taskQueue, input: spec });
       const client = getStack().env.client;
       const viaCli = await client.workflow
         .getHandle(wrongId)
@@ -93,13 +86,7 @@ describe('one sweep id, one spec', function () {
     const sweepId = uniqueName('sw');
     const a: SweepSpecInput = {
       ...smallSpec({ bucket, seedPool, llmUrl: llm.url, sweepId, providerId, counts: 1 }),
-      metrics: {
-        subsampleSize: 2,
-        embeddings: { provider: providerId, model: 'fake-model' },
-        judge: { provider: providerId, model: 'fake-model', maxTokens: 64 },
-        perplexity: { provider: providerId, model: 'fake-model' },
-        tokenizer: { provider: providerId, model: 'fake-model' },
-      },
+      metrics: fakeMetrics(providerId, 2),
     };
     const b = structuredClone(a);
     b.teachers[0]!.sampling = { temperature: 0.5, topP: 0.9, maxTokens: 128 };

@@ -14,8 +14,8 @@ import { FakeLlmServer } from '../../src/llm/fake-server';
 import { planSweep } from '../../src/spec/plan';
 import { parseSweepSpec, type SweepSpecInput } from '../../src/spec/sweep';
 import { FAKE_JOB_COMMAND, importDemoSeeds, smallSpec, storeFor, uniqueName } from '../support/fixtures';
-import { killHard, processEnv, runCommand, spawnWorker, until } from '../support/processes';
-import { ROOT, TOOLS, getStack } from '../support/stack';
+import { killHard, processEnv, runCommand, spawnWorker, temporalCliStart, until } from '../support/processes';
+import { ROOT, getStack } from '../support/stack';
 
 /**
  * A spec is untrusted: whoever may start a workflow writes one. These are the attacks of issue #16 —
@@ -90,25 +90,7 @@ describe('trust policy: secrets and hosts a spec may not reach', function () {
   /** `temporal workflow start` with the spec as the one JSON input, as the Web UI sends it. */
   async function temporalStart(spec: SweepSpecInput): Promise<string> {
     const workflowId = planSweep(parseSweepSpec(spec)).workflowId;
-    const res = await runCommand(
-      path.join(TOOLS, 'temporal'),
-      [
-        'workflow',
-        'start',
-        '--address',
-        getStack().temporalAddress,
-        '--type',
-        'sweepWorkflow',
-        '--task-queue',
-        taskQueue,
-        '--workflow-id',
-        workflowId,
-        '--input',
-        JSON.stringify(spec),
-      ],
-      process.env,
-    );
-    assert.equal(res.code, 0, res.out);
+    await temporalCliStart({ workflowId, taskQueue, input: spec });
     return workflowId;
   }
 

@@ -68,6 +68,23 @@ export function smallSpec(opts: {
   };
 }
 
+/** Every intrinsic metric on the fake server's `fake-model` behind one provider (the chaos and repair tests). */
+export function fakeMetrics(
+  providerId: string,
+  subsampleSize: number,
+  checkpointEvery?: number,
+): SweepSpecInput['metrics'] {
+  const on = { provider: providerId, model: 'fake-model' };
+  return {
+    subsampleSize,
+    embeddings: on,
+    judge: { ...on, maxTokens: 64 },
+    perplexity: on,
+    tokenizer: on,
+    ...(checkpointEvery ? { checkpointEvery } : {}),
+  };
+}
+
 let bundle: Promise<WorkflowBundle> | undefined;
 export function sharedBundle(): Promise<WorkflowBundle> {
   bundle ??= workflowBundle();

@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { spawnTracked, stopProcess } from './registry';
-import { ROOT, getStack } from './stack';
+import { ROOT, TOOLS, getStack } from './stack';
 
 export { spawnTracked, stopProcess, track, leftoverProcesses, TEST_RUN_VAR } from './registry';
 
@@ -83,4 +83,19 @@ export async function until(cond: () => boolean | Promise<boolean>, timeoutMs: n
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/**
+ * `temporal workflow start` of the stock Temporal CLI against the test server, with the spec as the one JSON
+ * input: exactly what a Web UI start sends, with no Polyglot code on the client side.
+ */
+export async function temporalCliStart(opts: { workflowId: string; taskQueue: string; input: unknown }): Promise<void> {
+  const res = await runCommand(
+    path.join(TOOLS, 'temporal'),
+    ['workflow', 'start', '--address', getStack().temporalAddress, '--namespace', 'default',
+      '--type', 'sweepWorkflow', '--task-queue', opts.taskQueue, '--workflow-id', opts.workflowId,
+      '--input', JSON.stringify(opts.input)], // prettier-ignore
+    process.env,
+  );
+  if (res.code !== 0) throw new Error(`temporal workflow start exited ${res.code}:\n${res.out}`);
 }
