@@ -273,6 +273,12 @@ export async function startSweep(
       (await currentRun(client, plan.workflowId)) ??
       (opts.stores ? await recordedRun(opts.stores, spec, plan.sweepId) : undefined);
     if (current) {
+      if (current.spec === undefined && (current.status === 'RUNNING' || !(opts.newRun || opts.resume)))
+        // Nothing to compare with (started by an older Polyglot, or not a valid spec now): never take it for ours.
+        throw new PolyglotError(
+          ErrorType.InvalidInput,
+          `sweep ${plan.sweepId} ${current.status === 'RUNNING' ? 'is running' : `already ran (${current.status})`} with a spec this version cannot read, so it cannot tell whether it is this one; ${current.status === 'RUNNING' ? `wait for it to finish or cancel it (\`polyglot sweep cancel ${plan.sweepId}\`), or give this spec another sweepId` : 'give this spec another sweepId, or start it as a new version with `--new-run`'}`,
+        );
       const same = current.spec !== undefined && digestOf(current.spec) === digest;
       if (current.spec && !same && (current.status === 'RUNNING' || !opts.newRun))
         throw conflict(plan.sweepId, current.spec, spec, current.status, !!opts.newRun);

@@ -201,6 +201,33 @@ describe('one sweep id, one spec', function () {
     assert.deepEqual(await sweepRuns(sweepId), [], 'nothing started');
   });
 
+  it('never attaches to a running sweep whose spec it cannot read', async () => {
+    const bucket = uniqueName('oneid');
+    const seedPool = await importDemoSeeds(bucket);
+    const sweepId = uniqueName('sw');
+    const spec = smallSpec({ bucket, seedPool, llmUrl: llm.url, sweepId, counts: 1 });
+    // A run whose input this version refuses (a rate below its bound), left RUNNING: no worker polls its queue.
+    const unreadable = { ...spec, providers: [{ ...spec.providers[0]!, requestsPerMinute: 0.5 }] };
+    const handle = await getStack().env.client.workflow.start('sweepWorkflow', {
+      taskQueue: uniqueName('nobody-polls'),
+      workflowId: planSweep(parseSweepSpec(spec)).workflowId,
+      args: [unreadable],
+    });
+    try {
+      const res = await runCommand(
+        POLYGLOT,
+        ['sweep', 'start', writeSpec(spec)],
+        processEnv({ POLYGLOT_TASK_QUEUE: uniqueName('tq') }),
+      );
+      assert.equal(res.code, 2, res.out);
+      assert.match(res.out, /is running with a spec this version cannot read/);
+      assert.equal((await handle.describe()).status.name, 'RUNNING', 'the running sweep is left alone');
+      assert.equal((await sweepRuns(sweepId)).length, 1, 'no second run');
+    } finally {
+      await handle.terminate('test over');
+    }
+  });
+
   it('says in words, without gRPC status codes, that a sweep does not exist', async () => {
     for (const args of [
       ['sweep', 'status', 'no-such-sweep'],
