@@ -120,18 +120,6 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
       `workflow id "${info.workflowId}" does not match this spec: start it with workflow id "${plan.workflowId}" (sweep/<sweepId>, from the spec's sweepId or its digest)`,
       ErrorType.WrongWorkflowId,
     );
-  // The worker's trust policy (key variables, hosts, Secrets, commands, buckets) before any call or write:
-  // a refused spec fails the sweep at once, with every problem. patched(): older runs replay without it.
-  if (patched('spec-policy')) {
-    try {
-      await checkSpecPolicy({ spec });
-    } catch (e) {
-      const cause = e instanceof Error ? e.cause : undefined;
-      if (cause instanceof ApplicationFailure && cause.type === 'PolicyViolation')
-        throw ApplicationFailure.nonRetryable(cause.message, 'PolicyViolation');
-      throw e;
-    }
-  }
   const storage = { bucket: spec.storage.bucket, prefix: spec.storage.prefix };
   // Each spec run under this id keeps its own spec, summary and report (runs/<version>/); runs recorded
   // before versions keep writing where they began.
@@ -215,6 +203,19 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
     if (reason) await pause(reason);
   });
 
+  // The worker's trust policy (key variables, hosts, Secrets, commands, buckets) before any call or write: a
+  // refused spec fails the sweep at once, with every problem. After the handlers, so `progress` answers while
+  // it runs. patched(): older runs replay without it.
+  if (patched('spec-policy')) {
+    try {
+      await checkSpecPolicy({ spec });
+    } catch (e) {
+      const cause = e instanceof Error ? e.cause : undefined;
+      if (cause instanceof ApplicationFailure && cause.type === 'PolicyViolation')
+        throw ApplicationFailure.nonRetryable(cause.message, 'PolicyViolation');
+      throw e;
+    }
+  }
   upsertSearchAttributes([
     { key: SweepIdKey, value: plan.sweepId },
     { key: StageKey, value: 'generate' },
