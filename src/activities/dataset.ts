@@ -260,16 +260,16 @@ export function createDatasetActivities(deps: DatasetDeps) {
     if (checked.state === 'damaged') {
       // Discard exactly what failed: a damaged shard file with its marker (generateShard rebuilds it from
       // its part-files), and the manifest, whose counts no longer stand (finalizeDataset rebuilds it from
-      // the markers, each verified again on the way).
+      // the markers, each verified again on the way). The manifest goes first: a reader (another sweep's
+      // metrics) then sees "no manifest yet" and retries, never a manifest whose shard is gone.
+      const manifestKey = keys.datasetManifest(ds);
+      await store.delete(manifestKey);
+      if (!checked.problems.some((p) => p.key === manifestKey))
+        repaired.push({ key: manifestKey, reason: 'lists a damaged shard; rebuilt from the shard markers' });
       for (const p of checked.problems) {
         await store.delete(p.key);
         if (p.marker) await store.delete(p.marker);
         repaired.push({ key: p.key, reason: p.reason });
-      }
-      const manifestKey = keys.datasetManifest(ds);
-      if (!checked.problems.some((p) => p.key === manifestKey)) {
-        await store.delete(manifestKey);
-        repaired.push({ key: manifestKey, reason: 'lists a damaged shard; rebuilt from the shard markers' });
       }
     }
     await store.ensureBucket();

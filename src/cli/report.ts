@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { reportPrefix, storeReport } from '../activities/report';
+import { reportPrefix, storeReport, verifyStoredReport } from '../activities/report';
 import { readLatestVersion, readRecordedSpec } from '../activities/sweep';
 import { buildSweepReport, type SweepReportInput } from '../report/sweep-report';
 import { writeReportFiles } from '../report/write';
@@ -74,4 +74,16 @@ export async function writeSweepReport(
   const prefix = reportPrefix(spec.storage, sweepId, version);
   await storeReport(store, prefix, report);
   return { files, markdown: report.markdown, s3Prefix: store.uri(prefix) };
+}
+
+/** `polyglot report <sweepId> --verify`: the stored report (latest version, or the one named) against its integrity.json. */
+export async function verifySweepReport(
+  store: S3Store,
+  spec: SweepSpec,
+  sweepId: string,
+  version?: string,
+): Promise<{ prefix: string; problems: string[] }> {
+  version ??= await readLatestVersion(store, spec.storage.prefix, sweepId);
+  const prefix = reportPrefix(spec.storage, sweepId, version);
+  return { prefix: store.uri(prefix), problems: await verifyStoredReport(store, prefix) };
 }

@@ -91,7 +91,10 @@ export function checkSeal(value: unknown): 'ok' | 'unsealed' | string {
 
 /** The outcome of reading an artifact whose integrity is checked. */
 export type Checked<T> =
-  { state: 'ok'; value: T; verified: boolean } | { state: 'missing' } | { state: 'damaged'; reason: string };
+  /** `file`: the stored object's own size and digest, for a record that points to it (getSealed sets it). */
+  | { state: 'ok'; value: T; verified: boolean; file?: Digest }
+  | { state: 'missing' }
+  | { state: 'damaged'; reason: string };
 
 /** Write bytes as one whole object and return the digest a pointing record keeps. */
 export async function putVerified(
@@ -128,8 +131,14 @@ export async function getSealed<T>(
   key: string,
   shape: (v: unknown) => boolean = () => true,
 ): Promise<Checked<T>> {
-  const text = await store.getText(key);
-  if (text === undefined) return { state: 'missing' };
+  const bytes = await store.getBytes(key);
+  if (bytes === undefined) return { state: 'missing' };
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return { state: 'damaged', reason: 'not valid UTF-8' };
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -140,7 +149,7 @@ export async function getSealed<T>(
   if (s !== 'ok' && s !== 'unsealed') return { state: 'damaged', reason: s };
   const { integrity: _seal, ...rest } = value as { integrity?: unknown };
   if (!shape(rest)) return { state: 'damaged', reason: 'unexpected shape' };
-  return { state: 'ok', value: rest as T, verified: s === 'ok' };
+  return { state: 'ok', value: rest as T, verified: s === 'ok', file: digestBytes(bytes) };
 }
 
 /** The value of a checked read, or a clear error naming the object (for readers that cannot repair). */

@@ -352,6 +352,13 @@ describe('integrity: damaged artifacts are discarded and rebuilt, costing only w
       },
       { calls: 0 },
     );
+    // Rewritten from cached metric results, it still records each result's size and digest, and they hold.
+    const record = (await store.getJson<{ metrics: ({ uri: string } & Partial<Digest>)[] }>(key))!;
+    assert.ok(record.metrics.length > 0);
+    for (const m of record.metrics) {
+      assert.ok(m.sha256 && m.size, `${m.uri} has its digest in the intrinsic record`);
+      assert.deepEqual(digestBytes((await store.getBytes(parseS3Uri(m.uri).key))!), { size: m.size, sha256: m.sha256 });
+    }
   });
 
   it('job result truncated, corrupted or deleted: that job alone runs again', async () => {

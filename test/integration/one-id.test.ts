@@ -158,6 +158,9 @@ describe('one sweep id, one spec', function () {
       const latest = await cli('report', sweepId, '--out', path.join(dir, 'latest'));
       assert.equal(latest.code, 0, latest.out);
       assert.match(latest.out, new RegExp(`reports/${sweepId}/runs/${versionB}`));
+      const verified = await cli('report', sweepId, '--verify');
+      assert.equal(verified.code, 0, verified.out);
+      assert.match(verified.out, new RegExp(`reports/${sweepId}/runs/${versionB}: intact`));
       const older = await cli('report', sweepId, '--out', path.join(dir, 'older'), '--run', versionA);
       assert.equal(older.code, 0, older.out);
       assert.match(older.out, new RegExp(`reports/${sweepId}/runs/${versionA}`));
