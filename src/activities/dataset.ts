@@ -68,39 +68,115 @@ const isManifest = (v: unknown): boolean =>
   typeof (v as DatasetManifest).perStrategy === 'object' &&
   (v as DatasetManifest).perStrategy !== null;
 
+/** A marker lost from a dataset whose sealed manifest vouches for the shard: written again from it. */
+export interface MarkerRewrite {
+  key: string;
+  marker: ShardMarker;
+  reason: string;
+}
+
+type DatasetCheck =
+  | { state: 'missing' }
+  | { state: 'ok'; manifest: DatasetManifest; rewrites: MarkerRewrite[] }
+  | { state: 'damaged'; problems: (Repair & { marker?: string })[]; rewrites: MarkerRewrite[] };
+
 /**
- * A finished dataset checked end to end: its manifest's seal and every shard file against the digest
- * the manifest recorded (older manifests: every line parses and the count matches the shard's marker).
- * Used by prepareDataset (which then discards what failed) and by `sweep plan` (which only reports).
+ * A finished dataset checked: its manifest's seal, then each shard it lists.
+ * - 'full' (prepareDataset): every shard file against the digest the manifest recorded (older manifests:
+ *   every line parses and the count matches the shard's marker), and every marker. A marker that is
+ *   missing or damaged while a sealed manifest's digest vouches for its shard is not damage: it comes
+ *   back in `rewrites`, rebuilt from the manifest (the caller writes it; no part-file or call needed).
+ * - 'sizes' (`sweep plan`): one LIST of the shards/ folder; each shard must be there with the size the
+ *   manifest recorded. Nothing is downloaded: full verification is the activities' job on resume.
  */
 export async function checkDataset(
   store: S3Store,
   ds: string,
-): Promise<
-  | { state: 'missing' }
-  | { state: 'ok'; manifest: DatasetManifest }
-  | { state: 'damaged'; problems: (Repair & { marker?: string })[] }
-> {
+  depth: 'full' | 'sizes' = 'full',
+): Promise<DatasetCheck> {
   const manifestKey = keys.datasetManifest(ds);
   const read = await getSealed<DatasetManifest>(store, manifestKey, isManifest);
   if (read.state === 'missing') return read;
-  if (read.state === 'damaged') return { state: 'damaged', problems: [{ key: manifestKey, reason: read.reason }] };
+  if (read.state === 'damaged')
+    return { state: 'damaged', problems: [{ key: manifestKey, reason: read.reason }], rewrites: [] };
   const problems: (Repair & { marker?: string })[] = [];
+  const rewrites: MarkerRewrite[] = [];
+  const listed = depth === 'sizes' ? await store.listSizes(`${ds}/shards/`) : undefined;
   for (const [strategy, s] of Object.entries(read.value.perStrategy)) {
+    const intact: ShardMarker[] = [];
+    const lost: { key: string; shard: number; rows: number; reason: string }[] = [];
     for (let i = 0; i < s.shards.length; i++) {
       const key = parseS3Uri(s.shards[i]!).key;
       const marker = keys.shardMarker(ds, strategy, i);
-      // The markers are checked too: a later rebuild of the manifest reads them. A damaged one is
-      // discarded alone; generateShard writes it again from the shard's part-files (no call).
+      const file = s.files?.[i];
+      // A sealed manifest's digest is the shard's warrant; its marker matters only to a later rebuild.
+      const vouched = read.verified && file !== undefined;
+      if (listed) {
+        const size = listed.get(key);
+        if (size === undefined) problems.push({ key, reason: 'shard file missing', marker });
+        else if (file && size !== file.size)
+          problems.push({ key, reason: `shard file size ${size} bytes, expected ${file.size}`, marker });
+        if (!vouched && !listed.has(marker)) problems.push({ key: marker, reason: 'shard marker missing' });
+        continue;
+      }
       const m = await getSealed<ShardMarker>(store, marker, isMarker);
-      if (m.state !== 'ok')
-        problems.push({ key: marker, reason: `shard marker ${m.state === 'missing' ? 'missing' : m.reason}` });
-      const rows = !s.files?.[i] && m.state === 'ok' ? m.value.produced : undefined;
-      const why = await checkShard(store, { key, file: s.files?.[i], rows });
+      const rows = !file && m.state === 'ok' ? m.value.produced : undefined;
+      const why = await checkShard(store, { key, file, rows });
       if (why) problems.push({ key, reason: `shard file ${why}`, marker });
+      if (m.state === 'ok') intact.push(m.value);
+      else {
+        const reason = `shard marker ${m.state === 'missing' ? 'missing' : m.reason}`;
+        // The markers are checked too: a later rebuild of the manifest reads them. A damaged one is
+        // discarded alone; generateShard writes it again from the shard's part-files (no call).
+        if (vouched && !why) lost.push({ key: marker, shard: i, rows: await rowsOf(store, key), reason });
+        else problems.push({ key: marker, reason });
+      }
     }
+    rewrites.push(...markersFromManifest(store, s, intact, lost, ds, strategy));
   }
-  return problems.length ? { state: 'damaged', problems } : { state: 'ok', manifest: read.value };
+  return problems.length ? { state: 'damaged', problems, rewrites } : { state: 'ok', manifest: read.value, rewrites };
+}
+
+async function rowsOf(store: S3Store, key: string): Promise<number> {
+  const text = (await store.getText(key)) ?? '';
+  return text.split('\n').filter((l) => l.trim()).length;
+}
+
+/**
+ * Markers for lost ones, from the manifest's per-strategy counts less those of the intact markers. One
+ * lost marker gets exactly its own counts; several share the remainder (rows exact, the other counts split
+ * evenly), so a manifest rebuilt from them has the same totals.
+ */
+function markersFromManifest(
+  store: S3Store,
+  s: DatasetManifest['perStrategy'][string],
+  intact: ShardMarker[],
+  lost: { key: string; shard: number; rows: number; reason: string }[],
+  ds: string,
+  strategy: string,
+): MarkerRewrite[] {
+  if (!lost.length) return [];
+  const fields = ['requested', 'parseFailures', 'emptyResponses', 'promptTokens', 'completionTokens'] as const;
+  const rest = Object.fromEntries(fields.map((f) => [f, s[f] - intact.reduce((n, m) => n + m[f], 0)])) as Record<
+    (typeof fields)[number],
+    number
+  >;
+  const restCost = s.costUsd - intact.reduce((n, m) => n + m.costUsd, 0);
+  return lost.map((l, j) => {
+    const last = j === lost.length - 1;
+    const share = (n: number) =>
+      last ? n - Math.floor(n / lost.length) * (lost.length - 1) : Math.floor(n / lost.length);
+    const counts = Object.fromEntries(fields.map((f) => [f, share(Math.max(0, rest[f]))]));
+    const marker: ShardMarker = {
+      ...emptyStats(),
+      ...counts,
+      produced: l.rows,
+      costUsd: Math.max(0, restCost) / lost.length,
+      shardUri: store.uri(keys.shardData(ds, strategy, l.shard)),
+      file: s.files![l.shard]!,
+    };
+    return { key: l.key, marker, reason: `${l.reason}; rewritten from the sealed manifest` };
+  });
 }
 
 const emptyStats = (): ShardStats => ({
@@ -161,6 +237,12 @@ export function createDatasetActivities(deps: DatasetDeps) {
     const ds = keys.dataset(input.storage.prefix, input.datasetKey);
     const repaired: Repair[] = [];
     const checked = await checkDataset(store, ds);
+    // Markers the sealed manifest vouches for: written again (a later manifest rebuild reads them).
+    if (checked.state !== 'missing')
+      for (const r of checked.rewrites) {
+        await putSealed(store, r.key, r.marker);
+        repaired.push({ key: r.key, reason: r.reason });
+      }
     if (checked.state === 'ok') {
       const existing = checked.manifest;
       return {
@@ -178,16 +260,16 @@ export function createDatasetActivities(deps: DatasetDeps) {
     if (checked.state === 'damaged') {
       // Discard exactly what failed: a damaged shard file with its marker (generateShard rebuilds it from
       // its part-files), and the manifest, whose counts no longer stand (finalizeDataset rebuilds it from
-      // the markers, each verified again on the way).
+      // the markers, each verified again on the way). The manifest goes first: a reader (another sweep's
+      // metrics) then sees "no manifest yet" and retries, never a manifest whose shard is gone.
+      const manifestKey = keys.datasetManifest(ds);
+      await store.delete(manifestKey);
+      if (!checked.problems.some((p) => p.key === manifestKey))
+        repaired.push({ key: manifestKey, reason: 'lists a damaged shard; rebuilt from the shard markers' });
       for (const p of checked.problems) {
         await store.delete(p.key);
         if (p.marker) await store.delete(p.marker);
         repaired.push({ key: p.key, reason: p.reason });
-      }
-      const manifestKey = keys.datasetManifest(ds);
-      if (!checked.problems.some((p) => p.key === manifestKey)) {
-        await store.delete(manifestKey);
-        repaired.push({ key: manifestKey, reason: 'lists a damaged shard; rebuilt from the shard markers' });
       }
     }
     await store.ensureBucket();

@@ -25,16 +25,28 @@ export interface RunJobResult {
   repaired?: Repair[];
 }
 
-/** Beside result.json: `{result: {size, sha256}}`, sealed, written by the watcher after a success. */
+/**
+ * Beside result.json: `{result: {size, sha256}, status: 'succeeded'}`, sealed, written by the watcher
+ * for a succeeded result only (a failed one is never reused, and a retry overwrites it).
+ */
 export const RESULT_RECORD = 'result.integrity.json';
 interface ResultRecord {
   result: Digest;
+  /** Absent in records written before only successes were recorded: such a record may be a failure's. */
+  status?: 'succeeded';
 }
+
+const isSucceeded = (value: unknown): boolean => {
+  const r = JobResultSchema.safeParse(value);
+  return r.success && r.data.status === 'succeeded';
+};
 
 /**
  * A stored result.json, checked against the watcher's record of it. Without a record (written before
- * records existed, or the record itself is damaged) it is unverified: accepted when it parses, and the
- * record is written now. Damaged: the digest differs, or it does not parse.
+ * records existed, or the record itself is damaged) it is unverified: accepted when it parses, and a
+ * record is written now if it is a success. Damaged: the digest differs, or it does not parse. A digest
+ * that differs from a record that may be a failure's (an older record without `status`) is not damage
+ * when the bytes are a valid success: a retry wrote them and its watcher stopped before recording them.
  */
 async function readResult(
   store: S3Store,
@@ -44,25 +56,36 @@ async function readResult(
   const bytes = await store.getBytes(resultKey);
   const record = await getSealed<ResultRecord>(store, recordKey, (v) => typeof (v as ResultRecord).result === 'object');
   if (bytes === undefined)
-    return record.state === 'ok'
+    return record.state === 'ok' && record.value.status === 'succeeded'
       ? { state: 'damaged', reason: 'deleted (its digest record remains)' }
       : { state: 'missing' };
-  if (record.state === 'ok') {
-    const why = digestMismatch(bytes, record.value.result);
-    if (why) return { state: 'damaged', reason: why };
-  }
   let value: unknown;
+  let parseError: string | undefined;
   try {
     value = JSON.parse(new TextDecoder().decode(bytes));
   } catch (e) {
-    return { state: 'damaged', reason: `not valid JSON (${(e as Error).message})` };
+    parseError = `not valid JSON (${(e as Error).message})`;
   }
-  if (record.state !== 'ok') {
+  let recorded = record.state === 'ok';
+  if (record.state === 'ok') {
+    const why = digestMismatch(bytes, record.value.result);
+    if (why && (record.value.status === 'succeeded' || parseError || !isSucceeded(value)))
+      return { state: 'damaged', reason: why };
+    // A mismatch with an older record may be a success after a recorded failure: recorded again below.
+    // A match with an older record is upgraded, so a later mismatch is damage for certain.
+    if (why || record.value.status === undefined) recorded = false;
+  }
+  if (parseError) return { state: 'damaged', reason: parseError };
+  if (!recorded) {
     if (!JobResultSchema.safeParse(value).success)
       return { state: 'damaged', reason: 'does not match the job result schema' };
-    await putSealed(store, recordKey, { result: digestBytes(bytes) } satisfies ResultRecord);
+    if (isSucceeded(value)) await recordSuccess(store, recordKey, bytes);
   }
   return { state: 'ok', value };
+}
+
+function recordSuccess(store: S3Store, recordKey: string, bytes: Uint8Array): Promise<Digest> {
+  return putSealed(store, recordKey, { result: digestBytes(bytes), status: 'succeeded' } satisfies ResultRecord);
 }
 
 export interface JobDeps {
@@ -117,7 +140,10 @@ export function createJobActivities(deps: JobDeps) {
       await store.delete(resultKey);
       const what = `stored result ${store.uri(resultKey)} is damaged (${stored.reason}); discarded, the job runs again`;
       if (!runner.forget) throw new PolyglotError(ErrorType.JobFailed, what);
-      await runner.forget(jobName(spec.cellId, spec.attempt));
+      await runner.forget(jobName(spec.cellId, spec.attempt), {
+        signal: ctx.cancellationSignal,
+        heartbeat: () => ctx.heartbeat({ forgetting: jobName(spec.cellId, spec.attempt) }),
+      });
       repaired.push({ key: resultKey, reason: what });
       ctx.heartbeat({ repaired: resultKey });
     }
@@ -183,8 +209,10 @@ export function createJobActivities(deps: JobDeps) {
         `job ${handle.name} succeeded but ${store.uri(resultKey)} is ${problem ?? `invalid: ${result.error?.issues[0]?.message}`}`,
       );
     }
-    // The job wrote result.json; the watcher records its size and digest, so a later reuse can trust it.
-    await putSealed(store, recordKey, { result: digestBytes(bytes!) } satisfies ResultRecord);
+    // The job wrote result.json; the watcher records a success's size and digest, so a later reuse can
+    // trust it. A failed result is not recorded: nothing reuses it, and the next attempt overwrites it.
+    if (result.data.status === 'succeeded') await recordSuccess(store, recordKey, bytes!);
+    else await store.delete(recordKey);
     return {
       jobName: handle.name,
       attached: handle.attached,

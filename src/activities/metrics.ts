@@ -115,8 +115,13 @@ async function datasetRows(
     store.uri(manifestKey),
     fix,
   );
+  // Missing: not generated yet, or being repaired by another sweep's dataset stage (which removes the manifest
+  // first and writes it last). Retryable: the repair finishes, or the retries run out with this message.
   if (!manifest)
-    throw new PolyglotError(ErrorType.InvalidInput, `dataset ${store.uri(ds)} has no manifest; generate it first`);
+    throw new PolyglotError(
+      ErrorType.StorageError,
+      `dataset ${store.uri(ds)} has no manifest (not generated yet, or being repaired by another run); retried`,
+    );
   const rows: SyntheticRow[] = [];
   for (const s of Object.values(manifest.perStrategy)) {
     for (let i = 0; i < s.shards.length; i++) {
@@ -162,7 +167,9 @@ export function createMetricsActivities(deps: MetricsDeps) {
     const digest = digestOf({ metric, config, subsample: input.subsampleUri }).slice(0, 16);
     const key = `${metricsPrefix(input.storage, input.datasetKey)}/${metric}-${digest}.json`;
     const read = await getSealed<{ values: Record<string, number> }>(store, key, (v) => isValues(v));
-    if (read.state === 'ok') return { metric, uri: store.uri(key), values: read.value.values, cached: true };
+    // A cached result's own digest too: the intrinsic record lists every result's size and digest.
+    if (read.state === 'ok')
+      return { metric, uri: store.uri(key), values: read.value.values, cached: true, file: read.file };
     const repaired: Repair[] = [];
     // A damaged result is recomputed alone; its part-files, if any, still hold (checked line by line).
     if (read.state === 'damaged') repaired.push({ key, reason: `metric result ${read.reason}; recomputed` });

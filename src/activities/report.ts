@@ -1,6 +1,6 @@
 import { buildSweepReport, type SweepReportInput } from '../report/sweep-report';
 import type { RenderedReport } from '../report/render';
-import { putSealed, putVerified, type Digest } from '../storage/integrity';
+import { getSealed, getVerified, putSealed, putVerified, type Digest } from '../storage/integrity';
 import { keys } from '../storage/layout';
 import type { S3Store, StoreRegistry } from '../storage/s3';
 import type { StorageRef } from './types';
@@ -45,6 +45,31 @@ export async function storeReport(store: S3Store, prefix: string, report: Render
   await put(REPORT_FILES.markdown, report.markdown, 'text/markdown');
   await put(REPORT_FILES.html, report.html, 'text/html');
   await putSealed(store, `${prefix}/${REPORT_FILES.integrity}`, { files });
+}
+
+/**
+ * Check a stored report against its `integrity.json` (nothing in Polyglot reads report files back: this is
+ * for `polyglot report --verify` and for anyone handed the S3 folder). Returns one line per problem.
+ */
+export async function verifyStoredReport(store: S3Store, prefix: string): Promise<string[]> {
+  const key = `${prefix}/${REPORT_FILES.integrity}`;
+  const record = await getSealed<{ files: Record<string, Digest> }>(
+    store,
+    key,
+    (v) => typeof (v as { files?: unknown }).files === 'object',
+  );
+  if (record.state === 'missing') return [`${store.uri(key)} is missing: the report was not stored whole`];
+  if (record.state === 'damaged') return [`${store.uri(key)} is damaged (${record.reason})`];
+  if (!record.verified) return [`${store.uri(key)} is unsealed: nothing to verify against`];
+  const problems: string[] = [];
+  for (const [name, digest] of Object.entries(record.value.files)) {
+    const got = await getVerified(store, `${prefix}/${name}`, digest);
+    if (got.state !== 'ok')
+      problems.push(
+        `${store.uri(`${prefix}/${name}`)} is ${got.state === 'missing' ? 'missing' : `damaged (${got.reason})`}`,
+      );
+  }
+  return problems;
 }
 
 export function createReportActivities(deps: { stores: StoreRegistry; env: NodeJS.ProcessEnv }) {

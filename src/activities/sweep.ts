@@ -1,6 +1,6 @@
 import { keys } from '../storage/layout';
 import { getSealed, mustBeIntact, putSealed } from '../storage/integrity';
-import type { StoreRegistry } from '../storage/s3';
+import type { S3Store, StoreRegistry } from '../storage/s3';
 import type { RecordSweepInput, StorageRef } from './types';
 
 export interface SweepSummaryInput {
@@ -22,6 +22,31 @@ export interface SweepSummaryPageInput {
   lists: Record<string, unknown[]>;
 }
 
+const AGAIN = 'start or resume the sweep: it records its spec and latest.json again';
+
+/** The version `latest.json` names, checked against its seal (older unsealed ones: when they name one). */
+export async function readLatestVersion(store: S3Store, prefix: string, sweepId: string): Promise<string | undefined> {
+  const key = keys.sweepLatest(prefix, sweepId);
+  const read = await getSealed<{ version: string }>(
+    store,
+    key,
+    (v) => typeof (v as { version?: unknown }).version === 'string',
+  );
+  return mustBeIntact(read, store.uri(key), AGAIN)?.version;
+}
+
+/** The spec record of a sweep (of `version`), checked against its seal (older unsealed ones: when they hold a spec). */
+export async function readRecordedSpec(
+  store: S3Store,
+  prefix: string,
+  sweepId: string,
+  version?: string,
+): Promise<{ spec: unknown } | undefined> {
+  const key = keys.sweepSpec(prefix, sweepId, version);
+  const read = await getSealed<{ spec: unknown }>(store, key, (v) => (v as { spec?: unknown }).spec !== undefined);
+  return mustBeIntact(read, store.uri(key), AGAIN);
+}
+
 export function createSweepActivities(deps: { stores: StoreRegistry }) {
   /**
    * Keep the resolved spec beside the sweep's results: what ran is auditable without history. A versioned
@@ -37,9 +62,12 @@ export function createSweepActivities(deps: { stores: StoreRegistry }) {
       runId: input.runId,
       recordedAt: new Date().toISOString(),
     };
-    const uri = await store.putJson(keys.sweepSpec(input.storage.prefix, input.sweepId, input.version), record);
+    // Both sealed: `sweep start` and `report` trust them, and tell a damaged one from a good one.
+    const specKey = keys.sweepSpec(input.storage.prefix, input.sweepId, input.version);
+    await putSealed(store, specKey, record);
+    const uri = store.uri(specKey);
     if (input.version) {
-      await store.putJson(keys.sweepLatest(input.storage.prefix, input.sweepId), {
+      await putSealed(store, keys.sweepLatest(input.storage.prefix, input.sweepId), {
         version: input.version,
         specUri: uri,
         workflowId: input.workflowId,

@@ -11,7 +11,7 @@ import { StoreRegistry, makeS3Client } from '../storage/s3';
 import { pauseSignal, resumeSignal } from '../workflows/shared';
 import { DEV_ENV_FILE, devDown, devPorts, devRestart, devStatus, devUp, loadDevEnv } from './devstack';
 import { enforceSpecPolicy } from './policy';
-import { writeSweepReport } from './report';
+import { verifySweepReport, writeSweepReport } from './report';
 import { renderScoreTable, scoreFromFile } from './score';
 import { loadSpec } from './spec-file';
 import {
@@ -51,6 +51,8 @@ usage:
   polyglot report <sweepId> [--out <dir>] [--run <version>]
                                            score the sweep (its latest version, or the one named)
                                            and write the leaderboard + HTML report
+  polyglot report <sweepId> --verify [--run <version>]
+                                           check the stored report against its integrity.json
   polyglot score --from <results.json|csv> [--anchors <anchors.csv>] [--alpha 0.5] [--out <dir>]
                                            PG-Score of a results table (e.g. the paper's)
   polyglot codec keygen                    a new payload-encryption key (for POLYGLOT_CODEC_KEY)
@@ -202,6 +204,15 @@ async function run(argv: string[]): Promise<number> {
     const version = flag(rest, '--run');
     const client = await temporalClient();
     const spec = await specOfSweep(client, sweepId);
+    if (bool(rest, '--verify')) {
+      // Nothing written: the stored report's files against the sizes and digests its integrity.json holds.
+      const { prefix, problems } = await verifySweepReport(stores().for(spec.storage.bucket), spec, sweepId, version);
+      for (const p of problems) console.error(`damaged: ${p}`);
+      console.log(
+        problems.length ? `report at ${prefix}: ${problems.length} problem(s)` : `report at ${prefix}: intact`,
+      );
+      return problems.length ? 2 : 0;
+    }
     const written = await writeSweepReport(stores().for(spec.storage.bucket), spec, sweepId, out, version);
     console.log(written.markdown.split('\n').slice(0, 30).join('\n'));
     console.log(

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { reportPrefix, storeReport } from '../activities/report';
+import { reportPrefix, storeReport, verifyStoredReport } from '../activities/report';
+import { readLatestVersion, readRecordedSpec } from '../activities/sweep';
 import { buildSweepReport, type SweepReportInput } from '../report/sweep-report';
 import { writeReportFiles } from '../report/write';
 import { scoringRuns, type AnchorRunScore, type StudentRunScore } from '../scoring/runs';
@@ -22,10 +23,11 @@ export async function writeSweepReport(
   /** A version of the sweep (`runs/<version>/`); default: the latest, or the unversioned keys of older sweeps. */
   version?: string,
 ): Promise<{ files: string[]; markdown: string; s3Prefix: string }> {
-  version ??= (await store.getJson<{ version: string }>(keys.sweepLatest(spec.storage.prefix, sweepId)))?.version;
+  version ??= await readLatestVersion(store, spec.storage.prefix, sweepId);
   if (version) {
-    // The named version's own spec: its scoring settings, not the latest's.
-    const recorded = await store.getJson<{ spec: SweepSpec }>(keys.sweepSpec(spec.storage.prefix, sweepId, version));
+    // The named version's own spec: its scoring settings, not the latest's. Checked against its seal.
+    const recorded = (await readRecordedSpec(store, spec.storage.prefix, sweepId, version)) as
+      { spec: SweepSpec } | undefined;
     if (!recorded)
       throw new Error(
         `sweep ${sweepId} has no version ${version} in ${store.uri(keys.sweep(spec.storage.prefix, sweepId))}/runs/; \`polyglot sweep status ${sweepId}\` shows the latest`,
@@ -72,4 +74,16 @@ export async function writeSweepReport(
   const prefix = reportPrefix(spec.storage, sweepId, version);
   await storeReport(store, prefix, report);
   return { files, markdown: report.markdown, s3Prefix: store.uri(prefix) };
+}
+
+/** `polyglot report <sweepId> --verify`: the stored report (latest version, or the one named) against its integrity.json. */
+export async function verifySweepReport(
+  store: S3Store,
+  spec: SweepSpec,
+  sweepId: string,
+  version?: string,
+): Promise<{ prefix: string; problems: string[] }> {
+  version ??= await readLatestVersion(store, spec.storage.prefix, sweepId);
+  const prefix = reportPrefix(spec.storage, sweepId, version);
+  return { prefix: store.uri(prefix), problems: await verifyStoredReport(store, prefix) };
 }

@@ -16,6 +16,7 @@ import { canonicalJson, digestOf } from '../spec/hash';
 import { ErrorType, PolyglotError } from '../common/errors';
 import { dataConverterFromEnv } from '../common/codec';
 import { checkDataset } from '../activities/dataset';
+import { readLatestVersion, readRecordedSpec } from '../activities/sweep';
 import { keys } from '../storage/layout';
 import { parseS3Uri, type StoreRegistry } from '../storage/s3';
 import type { SweepProgress } from '../workflows/shared';
@@ -78,8 +79,9 @@ export async function explainPlan(
   const verdicts: CellVerdict[] = [];
   for (const cell of plan.cells) {
     const ds = keys.dataset(prefix, cell.datasetKey);
-    // A hit only when the manifest and every shard it lists pass their integrity checks.
-    const checked = await checkDataset(store, ds);
+    // A hit when the manifest's seal holds and every shard it lists is there with its recorded size: one
+    // LIST per cell, no downloads. The digests are checked in full by the activities on resume.
+    const checked = await checkDataset(store, ds, 'sizes');
     if (checked.state === 'ok') {
       verdicts.push({
         cell,
@@ -224,9 +226,10 @@ async function recordedRun(
   sweepId: string,
 ): Promise<{ status: string; runId: string; spec?: SweepSpec } | undefined> {
   const store = stores.for(spec.storage.bucket);
-  const latest = await store.getJson<{ version: string }>(keys.sweepLatest(spec.storage.prefix, sweepId));
+  // Both checked against their seals: a damaged record is an error that says so, not a spec to compare with.
+  const latest = await readLatestVersion(store, spec.storage.prefix, sweepId);
   if (!latest) return undefined;
-  const recorded = await store.getJson<{ spec: unknown }>(keys.sweepSpec(spec.storage.prefix, sweepId, latest.version));
+  const recorded = await readRecordedSpec(store, spec.storage.prefix, sweepId, latest);
   let parsed: SweepSpec | undefined;
   try {
     parsed = parseSweepSpec(recorded?.spec);

@@ -1,6 +1,6 @@
 import { ApiException, BatchV1Api, CoreV1Api, KubeConfig, type V1Job, type V1Pod } from '@kubernetes/client-node';
 import { LABELS, MANAGED_BY, renderJob } from './manifest';
-import { TERMINAL_REASONS, type JobHandle, type JobRunner, type JobStatus } from './runner';
+import { TERMINAL_REASONS, type ForgetWait, type JobHandle, type JobRunner, type JobStatus } from './runner';
 import type { JobSpec } from './spec';
 
 /**
@@ -147,7 +147,7 @@ export class KubernetesJobRunner implements JobRunner {
     }
   }
 
-  async forget(name: string): Promise<void> {
+  async forget(name: string, wait: ForgetWait = {}): Promise<void> {
     this.submitted.delete(name);
     try {
       this.requests++;
@@ -156,7 +156,11 @@ export class KubernetesJobRunner implements JobRunner {
     } catch (e) {
       if (!(e instanceof ApiException && e.code === 404)) throw e;
     }
+    // Pods can take a while to go: heartbeat each check so the activity is not timed out meanwhile, and
+    // stop waiting as soon as the activity is cancelled.
     for (let i = 0; i < 120; i++) {
+      wait.signal?.throwIfAborted();
+      wait.heartbeat?.();
       try {
         this.requests++;
         await this.batch.readNamespacedJob({ name, namespace: this.namespace });
@@ -164,7 +168,7 @@ export class KubernetesJobRunner implements JobRunner {
         if (e instanceof ApiException && e.code === 404) return;
         throw e;
       }
-      await new Promise((r) => setTimeout(r, 1000));
+      await sleepUnlessAborted(1000, wait.signal);
     }
     throw new Error(`Job ${name} is still being deleted after 120 s`);
   }
@@ -245,4 +249,17 @@ export function loadKubeConfig(kubeconfigPath?: string): KubeConfig {
   if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
   else kc.loadFromDefault();
   return kc;
+}
+
+/** Sleep `ms`, returning early when `signal` aborts (the caller checks it next). */
+function sleepUnlessAborted(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }

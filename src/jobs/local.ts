@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PolicyViolationError, readTrustPolicy } from '../common/policy';
-import type { JobHandle, JobRunner, JobStatus } from './runner';
+import type { ForgetWait, JobHandle, JobRunner, JobStatus } from './runner';
 import { jobName, type JobSpec } from './spec';
 
 /**
@@ -134,7 +134,9 @@ export class LocalJobRunner implements JobRunner {
     }
   }
 
-  async forget(name: string): Promise<void> {
+  async forget(name: string, wait: ForgetWait = {}): Promise<void> {
+    // Nothing to wait for here (the folder goes at once); honour a cancel that came first all the same.
+    wait.signal?.throwIfAborted();
     const dir = this.dir(name);
     try {
       const pid = Number(readFileSync(path.join(dir, 'pid'), 'utf8'));

@@ -32,6 +32,12 @@ export interface JobHandle {
   attached: boolean;
 }
 
+/** How the caller of `forget` stays alive and can stop it while the runner waits. */
+export interface ForgetWait {
+  signal?: AbortSignal;
+  heartbeat?: () => void;
+}
+
 export interface JobRunner {
   readonly kind: 'kubernetes' | 'local';
   submit(spec: JobSpec): Promise<JobHandle>;
@@ -41,9 +47,10 @@ export interface JobRunner {
   /**
    * Remove a finished job's record, so that a job of the same name can run again (its stored output was
    * found damaged and discarded). Returns once the name is free. Optional: without it the job workflow
-   * runs the job again as its next attempt.
+   * runs the job again as its next attempt. Waiting for the name to be free can take a while: `heartbeat`
+   * is called on every check, and an aborted `signal` ends the wait (throwing its reason).
    */
-  forget?(name: string): Promise<void>;
+  forget?(name: string, wait?: ForgetWait): Promise<void>;
   /** Logs of the job's pods/process so far (best effort, for saving to S3 at the end). */
   logs(handle: JobHandle): Promise<Record<string, string>>;
 }

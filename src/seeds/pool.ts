@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { ErrorType, PolyglotError } from '../common/errors';
 import { LANGUAGES } from '../spec/languages';
 import { STRATEGIES } from '../spec/sweep';
+import { getSealed, putSealed } from '../storage/integrity';
 import { keys } from '../storage/layout';
 import type { S3Store } from '../storage/s3';
 
@@ -129,7 +130,39 @@ export function poolDigest(canonical: string): string {
   return `sha256-${createHash('sha256').update(canonical).digest('hex')}`;
 }
 
-/** Import rows into the store; idempotent: an existing pool with the same digest is left as is. */
+const isPoolManifest = (v: unknown): boolean =>
+  typeof (v as SeedPoolManifest).digest === 'string' && typeof (v as SeedPoolManifest).rows === 'number';
+
+/**
+ * A pool's manifest (sealed; older unsealed ones accepted when they have its shape) and its rows checked
+ * against the digest the manifest records, the digest the pool is addressed by.
+ */
+async function readPool(
+  store: S3Store,
+  poolKey: string,
+): Promise<
+  | { state: 'missing' }
+  | { state: 'damaged'; reason: string }
+  | { state: 'ok'; manifest: SeedPoolManifest; text: string }
+> {
+  const read = await getSealed<SeedPoolManifest>(store, keys.seedManifest(poolKey), isPoolManifest);
+  if (read.state === 'missing') return read;
+  if (read.state === 'damaged') return { state: 'damaged', reason: `manifest ${read.reason}` };
+  const text = await store.getText(keys.seedRows(poolKey));
+  if (text === undefined) return { state: 'damaged', reason: 'it has a manifest but no rows' };
+  const got = poolDigest(text);
+  if (got !== read.value.digest)
+    return {
+      state: 'damaged',
+      reason: `rows digest ${got.slice(0, 19)}…, its manifest records ${read.value.digest.slice(0, 19)}…`,
+    };
+  return { state: 'ok', manifest: read.value, text };
+}
+
+/**
+ * Import rows into the store; idempotent: an intact pool with the same digest is left as is, a damaged
+ * one is written again (the fix a damaged pool's error names).
+ */
 export async function importSeedPool(
   store: S3Store,
   prefix: string,
@@ -139,8 +172,8 @@ export async function importSeedPool(
   const canonical = canonicalSeedJsonl(rows);
   const digest = poolDigest(canonical);
   const poolKey = keys.seedPool(prefix, digest);
-  const existing = await store.getJson<SeedPoolManifest>(keys.seedManifest(poolKey));
-  if (existing) return { uri: store.uri(poolKey), manifest: existing, created: false };
+  const existing = await readPool(store, poolKey);
+  if (existing.state === 'ok') return { uri: store.uri(poolKey), manifest: existing.manifest, created: false };
   const counts: Record<string, number> = {};
   for (const r of rows)
     for (const s of r.strategy) counts[`${r.language}/${s}`] = (counts[`${r.language}/${s}`] ?? 0) + 1;
@@ -152,9 +185,11 @@ export async function importSeedPool(
     importedAt: new Date().toISOString(),
   };
   await store.ensureBucket();
+  // A damaged pool's manifest goes first: a crash before the rows are rewritten leaves "absent", not "damaged".
+  if (existing.state === 'damaged') await store.delete(keys.seedManifest(poolKey));
   await store.putText(keys.seedRows(poolKey), canonical, 'application/x-ndjson');
-  // The manifest is the completion marker: written last, so a pool is either complete or absent.
-  await store.putJson(keys.seedManifest(poolKey), manifest);
+  // The manifest is the completion marker: written last, so a pool is either complete or absent. Sealed.
+  await putSealed(store, keys.seedManifest(poolKey), manifest);
   return { uri: store.uri(poolKey), manifest, created: true };
 }
 
@@ -165,17 +200,19 @@ export async function readSeedFile(path: string, bytes: Uint8Array): Promise<See
   return validateSeedRows(records, path);
 }
 
-/** Load a pool's rows from S3 (validated again: the store is outside our control). */
+/** Load a pool's rows from S3, checked against the pool's digest (and validated again: the store is outside our control). */
 export async function loadSeedPool(store: S3Store, poolKey: string): Promise<SeedRow[]> {
-  const manifest = await store.getJson<SeedPoolManifest>(keys.seedManifest(poolKey));
-  if (!manifest) {
+  const pool = await readPool(store, poolKey);
+  if (pool.state === 'missing') {
     throw new PolyglotError(
       ErrorType.InvalidInput,
       `no seed pool at ${store.uri(poolKey)}; import one with \`polyglot seeds import <file>\``,
     );
   }
-  const text = await store.getText(keys.seedRows(poolKey));
-  if (text === undefined)
-    throw new PolyglotError(ErrorType.StorageError, `seed pool ${store.uri(poolKey)} has a manifest but no rows`);
-  return validateSeedRows(parseJsonl(text, store.uri(poolKey)), store.uri(poolKey));
+  if (pool.state === 'damaged')
+    throw new PolyglotError(
+      ErrorType.CorruptArtifact,
+      `seed pool ${store.uri(poolKey)} is damaged (${pool.reason}); import its seed file again with \`polyglot seeds import <file>\``,
+    );
+  return validateSeedRows(parseJsonl(pool.text, store.uri(poolKey)), store.uri(poolKey));
 }

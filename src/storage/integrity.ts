@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
 import { ErrorType, PolyglotError } from '../common/errors';
-import { digestOf, sha256Hex } from '../spec/hash';
+import { digestOf } from '../spec/hash';
 import type { S3Store } from './s3';
+export { MAX_REPAIRS_SHOWN, type Repair } from './repairs';
 
 /**
  * Integrity of stored artifacts. Every artifact a later step trusts is checked before use:
@@ -12,7 +14,9 @@ import type { S3Store } from './s3';
  *   is told from a good one;
  * - a part-file line carries the first 16 hex digits of the digest of its own content (checkpoint.ts).
  * Artifacts written before this scheme have no digest: they are "unverified", accepted when they parse
- * and have the expected shape. There is one digest function for all of it: `sha256Hex` (spec/hash.ts).
+ * and have the expected shape. Stored bytes are hashed with node:crypto (shards can be large); a seal
+ * uses `digestOf` (spec/hash.ts, pure SHA-256 over canonical JSON, the same digest workflows compute).
+ * Activities and the CLI import this module, workflows never do (they take `Repair` from repairs.ts).
  */
 
 /** Size in bytes and SHA-256 (hex) of a stored object, as recorded by whatever points to it. */
@@ -21,24 +25,20 @@ export interface Digest {
   sha256: string;
 }
 
-/** One discarded artifact: shown in workflow history (activity results) and in `sweep status`. */
-export interface Repair {
-  key: string;
-  reason: string;
+/** SHA-256 (hex) of stored bytes; equal to spec/hash.ts `sha256Hex`, which the unit tests check. */
+export function sha256OfBytes(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
 }
-
-/** Repairs kept per cell in progress state: enough to show what happened, small enough for history. */
-export const MAX_REPAIRS_SHOWN = 20;
 
 export function digestBytes(body: string | Uint8Array): Digest {
   const bytes = typeof body === 'string' ? new TextEncoder().encode(body) : body;
-  return { size: bytes.byteLength, sha256: sha256Hex(bytes) };
+  return { size: bytes.byteLength, sha256: sha256OfBytes(bytes) };
 }
 
 /** Why `bytes` do not match `expected`, or undefined when they do. */
 export function digestMismatch(bytes: Uint8Array, expected: Digest): string | undefined {
   if (bytes.byteLength !== expected.size) return `size ${bytes.byteLength} bytes, expected ${expected.size}`;
-  const sha = sha256Hex(bytes);
+  const sha = sha256OfBytes(bytes);
   if (sha !== expected.sha256) return `sha256 ${sha.slice(0, 12)}…, expected ${expected.sha256.slice(0, 12)}…`;
   return undefined;
 }
@@ -91,7 +91,10 @@ export function checkSeal(value: unknown): 'ok' | 'unsealed' | string {
 
 /** The outcome of reading an artifact whose integrity is checked. */
 export type Checked<T> =
-  { state: 'ok'; value: T; verified: boolean } | { state: 'missing' } | { state: 'damaged'; reason: string };
+  /** `file`: the stored object's own size and digest, for a record that points to it (getSealed sets it). */
+  | { state: 'ok'; value: T; verified: boolean; file?: Digest }
+  | { state: 'missing' }
+  | { state: 'damaged'; reason: string };
 
 /** Write bytes as one whole object and return the digest a pointing record keeps. */
 export async function putVerified(
@@ -128,8 +131,14 @@ export async function getSealed<T>(
   key: string,
   shape: (v: unknown) => boolean = () => true,
 ): Promise<Checked<T>> {
-  const text = await store.getText(key);
-  if (text === undefined) return { state: 'missing' };
+  const bytes = await store.getBytes(key);
+  if (bytes === undefined) return { state: 'missing' };
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return { state: 'damaged', reason: 'not valid UTF-8' };
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -140,7 +149,7 @@ export async function getSealed<T>(
   if (s !== 'ok' && s !== 'unsealed') return { state: 'damaged', reason: s };
   const { integrity: _seal, ...rest } = value as { integrity?: unknown };
   if (!shape(rest)) return { state: 'damaged', reason: 'unexpected shape' };
-  return { state: 'ok', value: rest as T, verified: s === 'ok' };
+  return { state: 'ok', value: rest as T, verified: s === 'ok', file: digestBytes(bytes) };
 }
 
 /** The value of a checked read, or a clear error naming the object (for readers that cannot repair). */

@@ -144,21 +144,26 @@ export class S3Store {
 
   /** All keys under a prefix, paging through ListObjectsV2. */
   async list(prefix: string): Promise<string[]> {
-    const keys: string[] = [];
+    return [...(await this.listSizes(prefix)).keys()];
+  }
+
+  /** Every key under a prefix with its size in bytes, sorted by key (one paged LIST, no reads). */
+  async listSizes(prefix: string): Promise<Map<string, number>> {
+    const keys: [string, number][] = [];
     let token: string | undefined;
     try {
       do {
         const out = await this.client.send(
           new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
         );
-        for (const o of out.Contents ?? []) if (o.Key) keys.push(o.Key);
+        for (const o of out.Contents ?? []) if (o.Key) keys.push([o.Key, o.Size ?? 0]);
         token = out.IsTruncated ? out.NextContinuationToken : undefined;
       } while (token);
     } catch (e) {
-      if (isNotFound(e)) return [];
+      if (isNotFound(e)) return new Map();
       throw storageError('ListObjectsV2', prefix, e);
     }
-    return keys.sort();
+    return new Map(keys.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   }
 }
 

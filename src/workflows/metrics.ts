@@ -3,7 +3,7 @@ import type { Activities, MetricResult } from '../activities';
 import { llmTaskQueue } from '../common/env';
 import { NON_RETRYABLE } from '../common/errors';
 import type { MetricsSpec, Provider, SweepSpec } from '../spec/sweep';
-import type { Repair } from '../storage/integrity';
+import type { Repair } from '../storage/repairs';
 import { StageKey } from './shared';
 
 export interface MetricsWorkflowInput {

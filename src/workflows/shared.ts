@@ -1,6 +1,6 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal } from '@temporalio/workflow';
-import { MAX_REPAIRS_SHOWN, type Repair } from '../storage/integrity';
+import { MAX_REPAIRS_SHOWN, type Repair } from '../storage/repairs';
 
 /** Search attributes the project registers (see `polyglot dev up` and the test setup). */
 export const SweepIdKey = defineSearchAttributeKey('SweepId', SearchAttributeType.KEYWORD);

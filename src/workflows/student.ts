@@ -4,7 +4,7 @@ import type { StorageRef } from '../activities/types';
 import type { JobSpecInput } from '../jobs/spec';
 import { sha256Hex } from '../spec/hash';
 import type { EvaluationSpec, StudentSpec, TrainingSpec } from '../spec/sweep';
-import type { Repair } from '../storage/integrity';
+import type { Repair } from '../storage/repairs';
 import { jobWorkflow } from './job';
 
 /** Versions of the job contracts: bumping one recomputes every output keyed by it. */

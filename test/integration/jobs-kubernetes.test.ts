@@ -294,6 +294,24 @@ describe('GPU job watcher on Kubernetes (kwok control plane)', function () {
     assert.deepEqual(reads, [], 'no per-Job GET was needed');
   });
 
+  it('forget heartbeats while the Job is still being deleted and stops waiting when cancelled', async () => {
+    const { runner, api } = gatedRunner();
+    const handle = await runner.submit(JobSpecSchema.parse(spec()));
+    // The Job never goes (its pods "linger"): only the caller's cancel ends the wait, long before 120 s.
+    const job = await api.readNamespacedJob({ name: handle.name, namespace: ns });
+    api.readNamespacedJob = async () => job;
+    const stop = new AbortController();
+    let beats = 0;
+    const forgetting = runner.forget(handle.name, {
+      signal: stop.signal,
+      heartbeat: () => {
+        if (++beats === 2) stop.abort(new Error('activity cancelled'));
+      },
+    });
+    await assert.rejects(forgetting, /activity cancelled/);
+    assert.equal(beats, 2, 'one heartbeat per check, none after the cancel');
+  });
+
   it('a Job whose create landed after a newer LIST is confirmed by GET, not reported NotFound', async () => {
     const { runner, api, reads } = gatedRunner();
     const create = api.createNamespacedJob.bind(api);

@@ -6,6 +6,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { FakeLlmServer } from '../../src/llm/fake-server';
 import { planSweep, specVersion } from '../../src/spec/plan';
 import { parseSweepSpec, type SweepSpecInput } from '../../src/spec/sweep';
+import { putSealed } from '../../src/storage/integrity';
 import { keys } from '../../src/storage/layout';
 import { sweepWorkflow } from '../../src/workflows';
 import { fakeMetrics, importDemoSeeds, smallSpec, startWorkers, storeFor, uniqueName } from '../support/fixtures';
@@ -157,6 +158,9 @@ describe('one sweep id, one spec', function () {
       const latest = await cli('report', sweepId, '--out', path.join(dir, 'latest'));
       assert.equal(latest.code, 0, latest.out);
       assert.match(latest.out, new RegExp(`reports/${sweepId}/runs/${versionB}`));
+      const verified = await cli('report', sweepId, '--verify');
+      assert.equal(verified.code, 0, verified.out);
+      assert.match(verified.out, new RegExp(`reports/${sweepId}/runs/${versionB}: intact`));
       const older = await cli('report', sweepId, '--out', path.join(dir, 'older'), '--run', versionA);
       assert.equal(older.code, 0, older.out);
       assert.match(older.out, new RegExp(`reports/${sweepId}/runs/${versionA}`));
@@ -198,6 +202,21 @@ describe('one sweep id, one spec', function () {
     assert.equal(res.code, 2, res.out);
     assert.match(res.out, /already ran \(ENDED\) with a different spec/);
     assert.match(res.out, /strategies\.generate\.count: 1 → 2/);
+    assert.deepEqual(await sweepRuns(sweepId), [], 'nothing started');
+
+    // Records written now are sealed: an edited spec.json is refused as damaged, not compared with.
+    const specKey = keys.sweepSpec('polyglot', sweepId, version);
+    await putSealed(store, specKey, { spec: old });
+    await putSealed(store, keys.sweepLatest('polyglot', sweepId), { version });
+    const text = (await store.getText(specKey))!;
+    await store.putText(specKey, text.replace('"count": 1', '"count": 2'));
+    const damaged = await runCommand(
+      POLYGLOT,
+      ['sweep', 'start', writeSpec(changed)],
+      processEnv({ POLYGLOT_TASK_QUEUE: uniqueName('tq') }),
+    );
+    assert.equal(damaged.code, 2, damaged.out);
+    assert.match(damaged.out, new RegExp(`${specKey.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} is damaged`));
     assert.deepEqual(await sweepRuns(sweepId), [], 'nothing started');
   });
 

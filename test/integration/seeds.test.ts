@@ -48,6 +48,24 @@ describe('seed pools', function () {
       keys.seedManifest(first.uri.replace(`s3://${bucket}/`, '')),
       keys.seedRows(first.uri.replace(`s3://${bucket}/`, '')),
     ]);
+
+    // The rows are checked against the pool's digest: one changed byte is damage, and importing again repairs it.
+    const poolKey = first.uri.replace(`s3://${bucket}/`, '');
+    const text = (await store.getText(keys.seedRows(poolKey)))!;
+    await store.putText(keys.seedRows(poolKey), text.replace('"de"', '"es"'));
+    await assert.rejects(loadSeedPool(store, poolKey), (e: Error) => {
+      assert.equal(e.name, 'CorruptArtifact');
+      assert.match(e.message, new RegExp(`seed pool ${first.uri} is damaged \\(rows digest .*polyglot seeds import`));
+      return true;
+    });
+    assert.equal((await importSeedPool(store, 'polyglot', rows, file)).created, true, 'a damaged pool is rewritten');
+    assert.equal((await loadSeedPool(store, poolKey)).length, 90);
+    // A manifest from before seals is accepted while the rows match its digest.
+    const { integrity: _seal, ...unsealed } = (await store.getJson<Record<string, unknown>>(
+      keys.seedManifest(poolKey),
+    ))!;
+    await store.putJson(keys.seedManifest(poolKey), unsealed);
+    assert.equal((await loadSeedPool(store, poolKey)).length, 90);
   });
 
   it('reads Parquet with the same schema (list-typed strategy) to the same rows and digest as JSONL', async () => {

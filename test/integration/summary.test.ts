@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
+import { storeReport, verifyStoredReport } from '../../src/activities/report';
 import { createSweepActivities } from '../../src/activities/sweep';
-import { checkSeal } from '../../src/storage/integrity';
+import { checkSeal, digestBytes } from '../../src/storage/integrity';
 import { keys } from '../../src/storage/layout';
 import { StoreRegistry, makeS3Client } from '../../src/storage/s3';
 import { storeFor, uniqueName } from '../support/fixtures';
@@ -44,5 +45,28 @@ describe('sweep summary in pages', () => {
       acts.writeSweepSummary({ storage, sweepId: 'sw', summary: {}, pages: { runId: 'run-2', count: 1 } }),
       /summary page .*run-2.* is missing/,
     );
+  });
+
+  it('a stored report verifies against its integrity.json; a changed or lost file is named', async () => {
+    const bucket = uniqueName('report');
+    const store = storeFor(bucket);
+    await store.ensureBucket();
+    const prefix = keys.sweepReport('polyglot', 'sw');
+    const report = {
+      markdown: '# board\n',
+      html: '<p>board</p>',
+      json: '{"rows":[]}',
+      csv: { 'cells.csv': 'a,b\n1,2\n' },
+    };
+    await storeReport(store, prefix, report);
+    assert.deepEqual(await verifyStoredReport(store, prefix), []);
+    await store.putText(`${prefix}/report.html`, '<p>bored</p>');
+    await store.delete(`${prefix}/cells.csv`);
+    assert.deepEqual(await verifyStoredReport(store, prefix), [
+      `s3://${bucket}/${prefix}/cells.csv is missing`,
+      `s3://${bucket}/${prefix}/report.html is damaged (sha256 ${digestBytes('<p>bored</p>').sha256.slice(0, 12)}…, expected ${digestBytes(report.html).sha256.slice(0, 12)}…)`,
+    ]);
+    await store.delete(`${prefix}/integrity.json`);
+    assert.match((await verifyStoredReport(store, prefix))[0]!, /integrity\.json is missing/);
   });
 });

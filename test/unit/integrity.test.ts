@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { sha256Hex } from '../../src/spec/hash';
 import { checkSeal, digestBytes, digestMismatch, parseJsonAt, parseJsonLines, seal } from '../../src/storage/integrity';
 
 describe('integrity helpers', () => {
@@ -12,6 +13,13 @@ describe('integrity helpers', () => {
     assert.match(digestMismatch(new TextEncoder().encode(text.slice(0, -1)), d)!, /^size \d+ bytes, expected \d+/);
     const flipped = new TextEncoder().encode(text.replace('a', 'b'));
     assert.match(digestMismatch(flipped, d)!, /^sha256 /);
+  });
+
+  it('hashes stored bytes (node:crypto) exactly as the pure sha256Hex that workflows use', () => {
+    for (const n of [0, 1, 55, 56, 63, 64, 65, 1000, 100_003]) {
+      const bytes = Uint8Array.from({ length: n }, (_, i) => (i * 131 + 7) & 0xff);
+      assert.equal(digestBytes(bytes).sha256, sha256Hex(bytes), `${n} bytes`);
+    }
   });
 
   it('seals a record and tells an intact one from an edited, truncated or older one', () => {
