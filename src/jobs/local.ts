@@ -172,17 +172,32 @@ export class LocalJobRunner implements JobRunner {
 }
 
 /**
- * Whether `pid` is the wrapper this runner started for the job in `dir`: its environment names the job's
- * folder. Without a readable /proc (not Linux), trusts the pid file — the exit-file check still applies.
- * An unreadable environ of a live process (another user's) is not ours.
+ * Whether process group `pgid` is the one this runner started for the job in `dir`: its leader (the
+ * wrapper shell) or, when the leader was killed and left the job running, another member carries the
+ * job's folder in its environment. Without /proc (not Linux), trusts the pid file — the exit-file check
+ * still applies. An unreadable environment (another user's process) is not ours.
  */
-function isJobProcess(pid: number, dir: string): boolean {
+function isJobProcess(pgid: number, dir: string): boolean {
   if (!existsSync('/proc/self/environ')) return true;
-  let environ: string;
-  try {
-    environ = readFileSync(`/proc/${pid}/environ`, 'latin1');
-  } catch {
-    return false;
+  const marker = `POLYGLOT_JOB_DIR=${dir}`;
+  const carries = (pid: string) => {
+    try {
+      return readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(marker);
+    } catch {
+      return false;
+    }
+  };
+  if (existsSync(`/proc/${pgid}`)) return carries(String(pgid));
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    } catch {
+      continue;
+    }
+    // "pid (comm) state ppid pgrp …": comm may hold spaces and parentheses, so split after the last ')'.
+    const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+    if (pgrp === pgid && carries(pid)) return true;
   }
-  return environ.split('\0').includes(`POLYGLOT_JOB_DIR=${dir}`);
+  return false;
 }

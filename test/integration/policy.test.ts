@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -416,6 +416,30 @@ describe("local runner: the runner's own values and pids", function () {
     } finally {
       await stopProcess(bystander, 'SIGKILL');
     }
+  });
+
+  it("still stops a job whose wrapper was killed: the group's members carry the job's folder", async () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'pg-policy-orphan-'));
+    const runner = new LocalJobRunner(root, { PATH: process.env.PATH }, [], 1, new Map());
+    const handle = await runner.submit(specFor({}, ['sleep', '60']));
+    const pgid = Number(readFileSync(path.join(root, handle.name, 'pid'), 'utf8'));
+    const members = () =>
+      readdirSync('/proc')
+        .filter((d) => /^\d+$/.test(d))
+        .filter((d) => {
+          try {
+            const stat = readFileSync(`/proc/${d}/stat`, 'latin1');
+            return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) === pgid;
+          } catch {
+            return false;
+          }
+        });
+    await until(async () => members().length >= 2, 10_000, 'the wrapper and its job');
+    process.kill(pgid, 'SIGKILL');
+    await until(async () => !members().includes(String(pgid)), 10_000, 'the wrapper gone');
+    assert.ok(members().length >= 1, 'the job outlived its wrapper');
+    await runner.cancel(handle);
+    await until(async () => members().length === 0, 10_000, 'the orphaned job stopped');
   });
 });
 
