@@ -6,7 +6,7 @@ import { createMetricsActivities } from './metrics';
 import { createReportActivities } from './report';
 import { createPolicyActivities } from './policy';
 import { createSweepActivities } from './sweep';
-import { readTrustPolicy } from '../common/policy';
+import { PolicyViolationError, checkBucketUri, readTrustPolicy } from '../common/policy';
 
 export type ActivityDeps = DatasetDeps & { runners?: JobDeps['runners'] };
 
@@ -43,7 +43,15 @@ function keepAlive<A extends unknown[], R>(fn: (...a: A) => Promise<R>): (...a: 
 }
 
 /** All activities, with dependencies injected so tests and workers choose real or local backends. */
-export function createActivities(deps: ActivityDeps) {
+export function createActivities(given: ActivityDeps) {
+  const policy = given.policy ?? readTrustPolicy(given.env);
+  // Every activity's bucket is checked where its store is taken: a child workflow started directly (the
+  // Web UI can) skips the sweep's up-front check.
+  const stores = given.stores.guarded((bucket) => {
+    const problems = checkBucketUri(policy, `s3://${bucket}`, 'storage.bucket');
+    if (problems.length) throw new PolicyViolationError(problems);
+  });
+  const deps: ActivityDeps = { ...given, stores, policy };
   const all = {
     ...createDatasetActivities(deps),
     ...createSweepActivities(deps),
@@ -52,9 +60,9 @@ export function createActivities(deps: ActivityDeps) {
     ...createJobActivities({
       stores: deps.stores,
       runners: deps.runners ?? {},
-      policy: deps.policy ?? readTrustPolicy(deps.env),
+      policy,
     }),
-    ...createPolicyActivities({ policy: deps.policy ?? readTrustPolicy(deps.env) }),
+    ...createPolicyActivities({ policy }),
   };
   return Object.fromEntries(
     Object.entries(all).map(([name, fn]) => {

@@ -1,6 +1,13 @@
 import { CancelledFailure, Context } from '@temporalio/activity';
 import { ErrorType, PolyglotError } from '../common/errors';
-import { PolicyViolationError, checkBucketUri, checkJob, readTrustPolicy, type TrustPolicy } from '../common/policy';
+import {
+  PolicyViolationError,
+  checkBucketUri,
+  checkJob,
+  checkJobConfig,
+  readTrustPolicy,
+  type TrustPolicy,
+} from '../common/policy';
 import type { JobHandle, JobRunner, JobStatus } from '../jobs/runner';
 import { JobResultSchema, JobSpecSchema, jobName, type JobResult, type JobSpecInput } from '../jobs/spec';
 import { digestBytes, digestMismatch, getSealed, putSealed, type Digest, type Repair } from '../storage/integrity';
@@ -115,8 +122,10 @@ export function createJobActivities(deps: JobDeps) {
     // The job spec comes from the sweep spec (untrusted): refuse before anything is launched or read.
     const policy = deps.policy ?? readTrustPolicy(process.env);
     const problems = [
-      // POLYGLOT_JOB_CONFIG is the contract's own variable, written by the student workflow.
+      // POLYGLOT_JOB_CONFIG is the contract's own variable, written by the student and anchor workflows —
+      // or by whoever starts a jobWorkflow directly: the models and data it names are checked too.
       ...checkJob(policy, spec, input.runner, 'job', { allowEnv: ['POLYGLOT_JOB_CONFIG'] }),
+      ...checkJobConfig(policy, spec.env.POLYGLOT_JOB_CONFIG, 'job.env.POLYGLOT_JOB_CONFIG'),
       ...checkBucketUri(policy, spec.outputUri, 'job.outputUri'),
       ...Object.entries(spec.inputs).flatMap(([k, uri]) => checkBucketUri(policy, uri, `job.inputs.${k}`)),
     ];

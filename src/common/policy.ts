@@ -1,5 +1,6 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import { posix } from 'node:path';
 import { ErrorType, PolyglotError } from './errors';
 
 /**
@@ -16,18 +17,28 @@ import { ErrorType, PolyglotError } from './errors';
  *   POLYGLOT_ALLOWED_HOSTS          provider/endpoint hosts: `host`, `host:port`, `*.domain`, `*`, IP
  *                                   literals, `http://host[:port]` to allow plain http to a non-loopback host
  *                                   (default: localhost,127.0.0.1,[::1] — a dev worker)
- *   POLYGLOT_ALLOWED_SECRETS        Kubernetes Secrets jobs may reference (default: polyglot-s3)
+ *   POLYGLOT_ALLOWED_SECRETS        Kubernetes Secrets jobs may reference: `secret/key=VAR` binds one key to
+ *                                   one job variable; a bare `secret` allows envFromSecrets and each key only
+ *                                   under its own name or a non-credential allowed job variable
+ *                                   (default: polyglot-s3's two keys → AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)
  *   POLYGLOT_LOCAL_SECRETS          local runner: `secretName/key=WORKER_VAR` (default: polyglot-s3's two
  *                                   keys → AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, which local jobs get anyway)
  *   POLYGLOT_ALLOWED_JOB_COMMANDS   job commands, words separated by spaces, `*` = any
  *                                   (default: polyglot-train,polyglot-eval)
  *   POLYGLOT_ALLOWED_IMAGES         Kubernetes job image prefixes (default: any)
  *   POLYGLOT_ALLOWED_BUCKETS        buckets a spec may name, `prefix*` allowed (default: any)
+ *   POLYGLOT_ALLOWED_JOB_ENV        job `env` names besides the defaults (DEFAULT_JOB_ENV), `PREFIX_*` allowed;
+ *                                   names that change what code runs stay refused
+ *   POLYGLOT_ALLOWED_POD_KEYS       pod annotation, nodeSelector and toleration keys a job spec may set,
+ *                                   `prefix*` allowed (default: none; the GPU ones the runner adds itself)
+ *   POLYGLOT_ALLOWED_LOCAL_PATHS    path prefixes on the job's machine a model or data reference may name
+ *                                   (default: none — the CLI imports local files into S3)
  */
 
 export const PROVIDER_KEY_PREFIX = 'POLYGLOT_PROVIDER_KEY_';
 const DEFAULT_HOSTS = 'localhost,127.0.0.1,[::1]';
-const DEFAULT_SECRETS = 'polyglot-s3';
+const DEFAULT_SECRETS =
+  'polyglot-s3/access-key-id=AWS_ACCESS_KEY_ID,polyglot-s3/secret-access-key=AWS_SECRET_ACCESS_KEY';
 const DEFAULT_LOCAL_SECRETS =
   'polyglot-s3/access-key-id=AWS_ACCESS_KEY_ID,polyglot-s3/secret-access-key=AWS_SECRET_ACCESS_KEY';
 const DEFAULT_COMMANDS = 'polyglot-train,polyglot-eval';
@@ -41,6 +52,9 @@ export const POLICY_ENV = [
   'POLYGLOT_ALLOWED_JOB_COMMANDS',
   'POLYGLOT_ALLOWED_IMAGES',
   'POLYGLOT_ALLOWED_BUCKETS',
+  'POLYGLOT_ALLOWED_JOB_ENV',
+  'POLYGLOT_ALLOWED_POD_KEYS',
+  'POLYGLOT_ALLOWED_LOCAL_PATHS',
 ] as const;
 
 /**
@@ -61,9 +75,42 @@ const METADATA_NAMES = new Set([
   'metadata.packet.net',
 ]);
 
-/** Job env names that change what code runs or whom a job trusts: never taken from a spec. */
+/**
+ * Job env names that change what code runs, whom a job trusts or which credentials it uses: never taken
+ * from a spec, even if the operator lists them (interpreter and loader hooks, `PYTHONWARNINGS` imports a
+ * module, `BROWSER`/`EDITOR`/`PAGER` are run as commands, proxies and CA bundles redirect trust).
+ */
 const FORBIDDEN_JOB_ENV =
-  /^(PATH|LD_.*|DYLD_.*|PYTHONPATH|PYTHONHOME|PYTHONSTARTUP|PYTHONUSERBASE|NODE_OPTIONS|NODE_PATH|BASH_ENV|ENV|SHELLOPTS|PERL5OPT|RUBYOPT|SSL_CERT_FILE|SSL_CERT_DIR|REQUESTS_CA_BUNDLE|CURL_CA_BUNDLE|AWS_CA_BUNDLE|.*_PROXY|AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN|AWS_PROFILE|AWS_CONFIG_FILE|AWS_SHARED_CREDENTIALS_FILE)$/i;
+  /^(PATH|HOME|LD_.*|DYLD_.*|PYTHON.*|NODE_.*|BASH_ENV|ENV|SHELLOPTS|BASHOPTS|PS4|PROMPT_COMMAND|PERL5.*|RUBY.*|BROWSER|EDITOR|VISUAL|PAGER|GIT_.*|SSL_.*|OPENSSL_.*|.*_CA_BUNDLE|.*_PROXY|AWS_.*|POLYGLOT_.*)$/i;
+/** Variables whose value is a credential: from a Secret bound to that name only, never a spec's plain `env`. */
+const CREDENTIAL_JOB_ENV =
+  /^(AWS_.*|GOOGLE_.*|AZURE_.*|HF_TOKEN|HUGGING_FACE_HUB_TOKEN|.*(TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_KEY|ACCESS_KEY|PRIVATE_KEY).*)$/i;
+/**
+ * Job env names a spec may set by default: what the project's jobs and their libraries read (offline
+ * switches, S3 and HF endpoints — checked as URLs —, thread and GPU settings). Anything else needs the
+ * operator's POLYGLOT_ALLOWED_JOB_ENV.
+ */
+export const DEFAULT_JOB_ENV = [
+  'HF_HUB_OFFLINE',
+  'HF_DATASETS_OFFLINE',
+  'TRANSFORMERS_OFFLINE',
+  'HF_ENDPOINT',
+  'HF_HUB_DISABLE_TELEMETRY',
+  'HF_HUB_DISABLE_PROGRESS_BARS',
+  'TRANSFORMERS_VERBOSITY',
+  'S3_ENDPOINT',
+  'AWS_ENDPOINT_URL',
+  'AWS_ENDPOINT_URL_S3',
+  'AWS_REGION',
+  'TOKENIZERS_PARALLELISM',
+  'OMP_NUM_THREADS',
+  'MKL_NUM_THREADS',
+  'CUDA_VISIBLE_DEVICES',
+  'PYTORCH_CUDA_ALLOC_CONF',
+  'NCCL_DEBUG',
+];
+/** Of the forbidden names, the ones that are plain settings the defaults allow (not code, not trust). */
+const DEFAULT_JOB_ENV_EXCEPTIONS = new Set(['AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3', 'AWS_REGION']);
 /** Job env names whose value is an endpoint the job sends credentials to: checked as URLs. */
 const ENDPOINT_JOB_ENV = /^(S3_ENDPOINT|AWS_ENDPOINT_URL(_S3)?|HF_ENDPOINT)$/;
 
@@ -80,8 +127,17 @@ interface HostEntry {
 export interface TrustPolicy {
   keyEnvs: Map<string, HostEntry[]>;
   hosts: HostEntry[];
+  /** Bare Secret names: envFromSecrets, and keys under their own or a non-credential name. */
   secrets: Set<string>;
+  /** `secret/key` → the job variables the operator bound it to. */
+  secretBindings: Map<string, Set<string>>;
   localSecrets: Map<string, string>;
+  /** Job env names (exact) and prefixes (`PREFIX_*` given as `PREFIX_`) a spec may set. */
+  jobEnv: { names: Set<string>; prefixes: string[] };
+  /** Pod annotation / nodeSelector / toleration keys allowed (exact, or `prefix*`); undefined = any (`*`). */
+  podKeys?: string[];
+  /** Local path prefixes a model or data reference may name (normalized, ending in `/`). */
+  localPaths: string[];
   /** undefined = any command. */
   commands?: string[][];
   images?: string[];
@@ -141,6 +197,28 @@ export function readTrustPolicy(env: NodeJS.ProcessEnv = process.env): TrustPoli
     if (!m) throw new PolicyConfigError(`POLYGLOT_LOCAL_SECRETS: "${item}" is not secretName/key=WORKER_VARIABLE`);
     localSecrets.set(`${m[1]}/${m[2]}`, m[3]!);
   }
+  const secrets = new Set<string>();
+  const secretBindings = new Map<string, Set<string>>();
+  for (const item of list(env.POLYGLOT_ALLOWED_SECRETS, DEFAULT_SECRETS)) {
+    const bound = /^([^/=\s]+)\/([^=\s]+)=([A-Za-z_][A-Za-z0-9_]*)$/.exec(item);
+    if (bound) {
+      const k = `${bound[1]}/${bound[2]}`;
+      secretBindings.set(k, (secretBindings.get(k) ?? new Set()).add(bound[3]!));
+    } else if (/^[^/=\s]+$/.test(item)) secrets.add(item);
+    else
+      throw new PolicyConfigError(`POLYGLOT_ALLOWED_SECRETS: "${item}" is not secretName or secretName/key=VARIABLE`);
+  }
+  const jobEnv = { names: new Set(DEFAULT_JOB_ENV), prefixes: [] as string[] };
+  for (const item of list(env.POLYGLOT_ALLOWED_JOB_ENV, '')) {
+    if (/^[A-Za-z_][A-Za-z0-9_]*\*$/.test(item)) jobEnv.prefixes.push(item.slice(0, -1));
+    else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(item)) jobEnv.names.add(item);
+    else throw new PolicyConfigError(`POLYGLOT_ALLOWED_JOB_ENV: "${item}" is not NAME or PREFIX_*`);
+  }
+  const podKeys = list(env.POLYGLOT_ALLOWED_POD_KEYS, '');
+  const localPaths = list(env.POLYGLOT_ALLOWED_LOCAL_PATHS, '').map((p) => {
+    if (!p.startsWith('/')) throw new PolicyConfigError(`POLYGLOT_ALLOWED_LOCAL_PATHS: "${p}" is not an absolute path`);
+    return posix.normalize(`${p}/`);
+  });
   const commands = list(env.POLYGLOT_ALLOWED_JOB_COMMANDS, DEFAULT_COMMANDS);
   const images = list(env.POLYGLOT_ALLOWED_IMAGES, '');
   const buckets = list(env.POLYGLOT_ALLOWED_BUCKETS, '');
@@ -153,8 +231,12 @@ export function readTrustPolicy(env: NodeJS.ProcessEnv = process.env): TrustPoli
   return {
     keyEnvs,
     hosts: list(env.POLYGLOT_ALLOWED_HOSTS, DEFAULT_HOSTS).map((h) => parseHostEntry(h, 'POLYGLOT_ALLOWED_HOSTS')),
-    secrets: new Set(list(env.POLYGLOT_ALLOWED_SECRETS, DEFAULT_SECRETS)),
+    secrets,
+    secretBindings,
     localSecrets,
+    jobEnv,
+    podKeys: podKeys.includes('*') ? undefined : podKeys,
+    localPaths,
     commands: commands.includes('*') ? undefined : commands.map((c) => c.split(/\s+/)),
     images: images.length ? images : undefined,
     buckets: buckets.length ? buckets : undefined,
@@ -435,7 +517,91 @@ export interface JobTemplateLike {
   env?: Record<string, string>;
   secretEnv?: { name: string; secretName: string; key: string }[];
   envFromSecrets?: string[];
+  podAnnotations?: Record<string, string>;
+  nodeSelector?: Record<string, string>;
+  tolerations?: { key: string }[];
 }
+
+/** Whether a spec may set this job variable: not forbidden, and a default or the operator's name or prefix. */
+function jobEnvAllowed(policy: TrustPolicy, name: string): boolean {
+  if (FORBIDDEN_JOB_ENV.test(name) && !DEFAULT_JOB_ENV_EXCEPTIONS.has(name)) return false;
+  return policy.jobEnv.names.has(name) || policy.jobEnv.prefixes.some((p) => name.startsWith(p));
+}
+
+const HOW_TO_ALLOW_ENV = 'the worker operator allows names with POLYGLOT_ALLOWED_JOB_ENV';
+
+/** One job `env` entry: allowed name; endpoints checked as URLs (the worker's own S3 endpoint always allowed). */
+function checkJobEnvEntry(policy: TrustPolicy, name: string, value: string, at: string): string[] {
+  if (FORBIDDEN_JOB_ENV.test(name) && !DEFAULT_JOB_ENV_EXCEPTIONS.has(name))
+    return [
+      `${at}: a job's ${name} is set by the runner or its image, never by a spec (it decides what code runs, whom the job trusts or which credentials it uses); remove it`,
+    ];
+  if (CREDENTIAL_JOB_ENV.test(name) && !DEFAULT_JOB_ENV_EXCEPTIONS.has(name))
+    return [`${at}: ${name} is a credential; give it by secretEnv (a Secret reference), never as a value in a spec`];
+  if (!jobEnvAllowed(policy, name))
+    return [
+      `${at}: ${name} is not a variable this worker passes to jobs (allowed: ${[...policy.jobEnv.names, ...policy.jobEnv.prefixes.map((p) => `${p}*`)].join(', ')}); ${HOW_TO_ALLOW_ENV}`,
+    ];
+  if (ENDPOINT_JOB_ENV.test(name)) {
+    const t = target(value);
+    const own =
+      typeof t !== 'string' &&
+      policy.s3EndpointHost !== undefined &&
+      t.url.host.toLowerCase() === policy.s3EndpointHost;
+    if (!own) return checkUrl(policy, value, at);
+  }
+  return [];
+}
+
+/**
+ * A secretEnv entry: the Secret key must be bound to this variable name, so an allowed key cannot be
+ * renamed into a credential the job sends elsewhere (the S3 secret as HF_TOKEN goes to the HF hub).
+ */
+function checkSecretRef(
+  policy: TrustPolicy,
+  s: { name: string; secretName: string; key: string },
+  runner: 'local' | 'kubernetes',
+  at: string,
+): string[] {
+  const ref = `${s.secretName}/${s.key}`;
+  // A Secret's value never goes into a variable that decides what code runs (AWS_* names are for credentials).
+  if (FORBIDDEN_JOB_ENV.test(s.name) && !/^AWS_/i.test(s.name))
+    return [
+      `${at}.name: ${s.name} cannot be set from a Secret (it decides what code runs or is the runner's); remove it`,
+    ];
+  // A name the Secret's owner chose (its key) or a plain allowed setting is no credential rename.
+  const harmless = (own: string) =>
+    s.name === own || (jobEnvAllowed(policy, s.name) && !CREDENTIAL_JOB_ENV.test(s.name));
+  if (runner === 'local') {
+    const from = policy.localSecrets.get(ref);
+    if (!from)
+      return [
+        `${at}: secret ${ref} is not mapped on this worker (local runner); the worker operator maps it to a worker variable with POLYGLOT_LOCAL_SECRETS=${ref}=<VARIABLE>`,
+      ];
+    if (!harmless(from))
+      return [
+        `${at}.name: secret ${ref} may be given to a local job only as ${from} (the worker variable it maps to), not as ${s.name}`,
+      ];
+    return [];
+  }
+  const bound = policy.secretBindings.get(ref);
+  if (bound?.has(s.name)) return [];
+  if (policy.secrets.has(s.secretName) && harmless(s.key)) return [];
+  if (bound)
+    return [
+      `${at}.name: secret ${ref} may only be given as ${[...bound].join(', ')} (POLYGLOT_ALLOWED_SECRETS), not as ${s.name}`,
+    ];
+  if (policy.secrets.has(s.secretName))
+    return [
+      `${at}.name: ${s.name} is a credential or runner variable; a key of Secret "${s.secretName}" goes under that name only if the worker operator binds it: POLYGLOT_ALLOWED_SECRETS=${ref}=${s.name}`,
+    ];
+  return [
+    `${at}.secretName: Secret "${s.secretName}" is not one jobs may use (allowed: ${[...policy.secrets, ...policy.secretBindings.keys()].join(', ') || 'none'}); the worker operator allows it in POLYGLOT_ALLOWED_SECRETS as ${ref}=${s.name}`,
+  ];
+}
+
+const podKeyOk = (policy: TrustPolicy, key: string) =>
+  !policy.podKeys || policy.podKeys.some((p) => (p.endsWith('*') ? key.startsWith(p.slice(0, -1)) : p === key));
 
 /** A job template (spec) or job spec (activity input): command, image, environment and secret references. */
 export function checkJob(
@@ -461,43 +627,80 @@ export function checkJob(
   }
   for (const [name, value] of Object.entries(job.env ?? {})) {
     if (opts.allowEnv?.includes(name)) continue;
-    if (FORBIDDEN_JOB_ENV.test(name)) {
-      problems.push(
-        `${field}.env.${name}: a job's ${name} is set by the worker or its image, never by a spec (it decides what code runs, whom the job trusts or which credentials it uses); remove it`,
-      );
-    } else if (ENDPOINT_JOB_ENV.test(name)) {
-      const t = target(value);
-      const own =
-        typeof t !== 'string' &&
-        policy.s3EndpointHost !== undefined &&
-        t.url.host.toLowerCase() === policy.s3EndpointHost;
-      if (!own) problems.push(...checkUrl(policy, value, `${field}.env.${name}`));
-    }
+    problems.push(...checkJobEnvEntry(policy, name, value, `${field}.env.${name}`));
   }
-  (job.secretEnv ?? []).forEach((s, i) => {
-    const at = `${field}.secretEnv[${i}]`;
-    if (FORBIDDEN_JOB_ENV.test(s.name) && !/^AWS_/.test(s.name))
-      problems.push(`${at}.name: ${s.name} cannot be set from a Secret (it decides what code runs); remove it`);
-    if (runner === 'local') {
-      if (!policy.localSecrets.has(`${s.secretName}/${s.key}`))
-        problems.push(
-          `${at}: secret ${s.secretName}/${s.key} is not mapped on this worker (local runner); the worker operator maps it to a worker variable with POLYGLOT_LOCAL_SECRETS=${s.secretName}/${s.key}=<VARIABLE>`,
-        );
-    } else if (!policy.secrets.has(s.secretName)) {
-      problems.push(
-        `${at}.secretName: Secret "${s.secretName}" is not one jobs may use (allowed: ${[...policy.secrets].join(', ') || 'none'}); the worker operator allows it in POLYGLOT_ALLOWED_SECRETS`,
-      );
-    }
-  });
+  (job.secretEnv ?? []).forEach((s, i) =>
+    problems.push(...checkSecretRef(policy, s, runner, `${field}.secretEnv[${i}]`)),
+  );
   (job.envFromSecrets ?? []).forEach((name, i) => {
     const at = `${field}.envFromSecrets[${i}]`;
     if (runner === 'local')
       problems.push(`${at}: whole Secrets are not available to local jobs; name each key in secretEnv instead`);
     else if (!policy.secrets.has(name))
       problems.push(
-        `${at}: Secret "${name}" is not one jobs may use (allowed: ${[...policy.secrets].join(', ') || 'none'}); the worker operator allows it in POLYGLOT_ALLOWED_SECRETS`,
+        `${at}: Secret "${name}" is not one jobs may take whole (allowed: ${[...policy.secrets].join(', ') || 'none'}); the worker operator lists its bare name in POLYGLOT_ALLOWED_SECRETS`,
       );
   });
+  // Where the pod runs and what its admission webhooks do (an IAM role annotation, a Vault injector, a
+  // toleration for restricted nodes) is the operator's decision. The GPU toleration and gpu.product
+  // selector come from `resources` (src/jobs/manifest.ts), not from these fields.
+  const podKeys: [string, string[]][] = [
+    ['podAnnotations', Object.keys(job.podAnnotations ?? {})],
+    ['nodeSelector', Object.keys(job.nodeSelector ?? {})],
+    ['tolerations', (job.tolerations ?? []).map((t) => t.key)],
+  ];
+  for (const [what, keys] of podKeys)
+    for (const key of keys)
+      if (!podKeyOk(policy, key))
+        problems.push(
+          `${field}.${what}: key "${key}" is not one a job may set on this worker (allowed: ${policy.podKeys?.join(', ') || 'none'}); the worker operator allows keys with POLYGLOT_ALLOWED_POD_KEYS`,
+        );
+  return problems;
+}
+
+/**
+ * A model reference (`org/name`, `s3://…`, `random:<ref>#seed=N`) or a data root a job loads: an s3://
+ * bucket must be allowed; a local path (`/…`, `./…`, `file://…`) only under an operator's prefix (the
+ * CLI imports a spec file's local paths into S3, so a worker never needs one by default).
+ */
+export function checkModelRef(policy: TrustPolicy, ref: string, field: string): string[] {
+  const bare = ref.replace(/^random:/, '').replace(/#.*$/, '');
+  if (/^s3:\/\//.test(bare)) return checkBucketUri(policy, bare, field);
+  const local = /^file:/i.test(bare) ? bare.replace(/^file:(\/\/)?/i, '') : bare;
+  if (local.startsWith('/') || local.startsWith('.') || /^file:/i.test(bare) || local.startsWith('~')) {
+    const norm = posix.normalize(local);
+    if (norm.startsWith('/') && policy.localPaths.some((p) => `${norm}/`.startsWith(p))) return [];
+    return [
+      `${field}: "${ref}" is a path on the job's machine; give an s3:// URI (\`polyglot sweep start\` imports local files), or the worker operator allows a folder with POLYGLOT_ALLOWED_LOCAL_PATHS`,
+    ];
+  }
+  if (/^[a-z][a-z0-9+.-]*:/i.test(bare))
+    return [`${field}: "${ref}" uses a scheme jobs do not load from; give an HF id (org/name) or an s3:// URI`];
+  return [];
+}
+
+/** Config keys (camelCase or snake_case, as the Python jobs accept) that name a model or data to load. */
+const CONFIG_REFS = new Set(['student', 'model', 'base', 'reference', 'dataUri', 'data_uri']);
+
+/**
+ * POLYGLOT_JOB_CONFIG, which the student and anchor workflows write and a direct jobWorkflow start
+ * writes as it likes: JSON, and every model or data reference in it allowed (see checkModelRef).
+ */
+export function checkJobConfig(policy: TrustPolicy, raw: string | undefined, field: string): string[] {
+  if (raw === undefined) return [];
+  let config: unknown;
+  try {
+    config = JSON.parse(raw);
+  } catch {
+    return [`${field}: not valid JSON; the job config is a JSON object`];
+  }
+  if (!config || typeof config !== 'object' || Array.isArray(config)) return [`${field}: must be a JSON object`];
+  const problems: string[] = [];
+  for (const [k, v] of Object.entries(config as Record<string, unknown>)) {
+    if (typeof v === 'string' && CONFIG_REFS.has(k)) problems.push(...checkModelRef(policy, v, `${field}.${k}`));
+    else if (typeof v === 'string' && /^(random:)?s3:\/\//.test(v))
+      problems.push(...checkBucketUri(policy, v.replace(/^random:/, ''), `${field}.${k}`));
+  }
   return problems;
 }
 
@@ -532,16 +735,16 @@ export async function checkSweepSpecPolicy(
   problems.push(...checkBucketUri(policy, spec.seedPool, 'seedPool'));
   problems.push(...checkBucketUri(policy, spec.scoring?.resultsUri, 'scoring.resultsUri'));
   (spec.students ?? []).forEach((s, i) => {
-    problems.push(...checkBucketUri(policy, s.model, `students[${i}].model`));
+    problems.push(...checkModelRef(policy, s.model, `students[${i}].model`));
     if (s.anchors) {
-      problems.push(...checkBucketUri(policy, s.anchors.base, `students[${i}].anchors.base`));
-      problems.push(...checkBucketUri(policy, s.anchors.reference, `students[${i}].anchors.reference`));
+      problems.push(...checkModelRef(policy, s.anchors.base, `students[${i}].anchors.base`));
+      problems.push(...checkModelRef(policy, s.anchors.reference, `students[${i}].anchors.reference`));
     }
   });
   if (spec.training) problems.push(...checkJob(policy, spec.training, spec.training.runner ?? 'local', 'training'));
   if (spec.evaluation) {
     problems.push(...checkJob(policy, spec.evaluation, spec.evaluation.runner ?? 'local', 'evaluation'));
-    problems.push(...checkBucketUri(policy, spec.evaluation.dataUri, 'evaluation.dataUri'));
+    problems.push(...checkModelRef(policy, spec.evaluation.dataUri, 'evaluation.dataUri'));
   }
   return problems;
 }
@@ -613,7 +816,7 @@ export async function alwaysRefused(spec: SpecLike, lookup?: Lookup): Promise<st
     ['evaluation', spec.evaluation],
   ] as const) {
     for (const [name, value] of Object.entries(job?.env ?? {})) {
-      if (FORBIDDEN_JOB_ENV.test(name))
+      if (FORBIDDEN_JOB_ENV.test(name) && !DEFAULT_JOB_ENV_EXCEPTIONS.has(name))
         problems.push(`${field}.env.${name}: set by the worker or its image, never by a spec; remove it`);
       else if (ENDPOINT_JOB_ENV.test(name)) await dangerous(value, `${field}.env.${name}`);
     }

@@ -40,24 +40,18 @@ export class LocalJobRunner implements JobRunner {
     const name = jobName(spec.cellId, spec.attempt);
     const dir = this.dir(name);
     if (existsSync(path.join(dir, 'spec.json'))) return { name, namespace: 'local', attached: true };
-    const env: NodeJS.ProcessEnv = {
-      PATH: [...this.pathPrefix, this.baseEnv.PATH ?? ''].filter(Boolean).join(path.delimiter),
-      HOME: this.baseEnv.HOME,
-      ...spec.env,
-      POLYGLOT_OUTPUT_URI: spec.outputUri,
-      POLYGLOT_INPUTS: JSON.stringify(spec.inputs),
-      POLYGLOT_CELL_ID: spec.cellId,
-      POLYGLOT_JOB_ATTEMPT: String(spec.attempt),
-    };
+    // The spec's env and secrets first, then this runner's own values over them: a spec cannot move
+    // PATH, HOME, the model cache, the offline switches or the contract's variables (runJob refuses such
+    // names first, with the fix; this order is the last line of defence).
+    const env: NodeJS.ProcessEnv = { ...spec.env };
     for (const s of spec.secretEnv) {
       const from = this.secrets.get(`${s.secretName}/${s.key}`);
-      // runJob refuses an unmapped reference first, with the fix; this is the last line of defence.
       if (!from) throw new PolicyViolationError([`secretEnv ${s.name}: secret ${s.secretName}/${s.key} is not mapped`]);
       if (this.baseEnv[from] !== undefined) env[s.name] = this.baseEnv[from];
     }
     if (spec.envFromSecrets.length) throw new PolicyViolationError(['envFromSecrets: not available to local jobs']);
     // The S3 endpoint and credentials of this machine, and the offline switches of an air-gapped laptop
-    // or CI (on a cluster these come from the pod's Secret and image instead).
+    // or CI (on a cluster these come from the pod's Secret and image instead): the worker's value wins.
     for (const k of [
       'S3_ENDPOINT',
       'AWS_ACCESS_KEY_ID',
@@ -70,8 +64,17 @@ export class LocalJobRunner implements JobRunner {
       // A test run's marker (not a secret): lets the run find and stop a job that outlived its worker.
       'POLYGLOT_TEST_RUN',
     ]) {
-      if (this.baseEnv[k] !== undefined && env[k] === undefined) env[k] = this.baseEnv[k];
+      if (this.baseEnv[k] !== undefined) env[k] = this.baseEnv[k];
     }
+    Object.assign(env, {
+      PATH: [...this.pathPrefix, this.baseEnv.PATH ?? ''].filter(Boolean).join(path.delimiter),
+      HOME: this.baseEnv.HOME,
+      POLYGLOT_OUTPUT_URI: spec.outputUri,
+      POLYGLOT_INPUTS: JSON.stringify(spec.inputs),
+      POLYGLOT_CELL_ID: spec.cellId,
+      POLYGLOT_JOB_ATTEMPT: String(spec.attempt),
+    });
+    if (env.HOME === undefined) delete env.HOME;
     mkdirSync(dir, { recursive: true });
     const log = openSync(path.join(dir, 'main.log'), 'a');
     // A wrapper shell first takes one of `slots` lock files (a GPU node runs so many pods, a laptop so
@@ -126,26 +129,37 @@ export class LocalJobRunner implements JobRunner {
     const dir = this.dir(handle.name);
     if (!existsSync(dir)) return;
     writeFileSync(path.join(dir, 'cancelled'), '');
-    try {
-      const pid = Number(readFileSync(path.join(dir, 'pid'), 'utf8'));
-      process.kill(-pid, 'SIGTERM');
-    } catch {
-      // already gone
-    }
+    this.stop(dir);
   }
 
   async forget(name: string, wait: ForgetWait = {}): Promise<void> {
     // Nothing to wait for here (the folder goes at once); honour a cancel that came first all the same.
     wait.signal?.throwIfAborted();
     const dir = this.dir(name);
-    try {
-      const pid = Number(readFileSync(path.join(dir, 'pid'), 'utf8'));
-      process.kill(-pid, 'SIGTERM');
-    } catch {
-      // not running, or never started
-    }
+    this.stop(dir);
     this.children.delete(name);
     rmSync(dir, { recursive: true, force: true });
+  }
+
+  /**
+   * SIGTERM the job's process group, only while it is still this job: a job that recorded its exit code
+   * has ended, and its pid (and group id) may since belong to another process. Where /proc shows the
+   * process's environment, it must carry this job's POLYGLOT_JOB_DIR too.
+   */
+  private stop(dir: string): void {
+    if (existsSync(path.join(dir, 'exit'))) return;
+    let pid: number;
+    try {
+      pid = Number(readFileSync(path.join(dir, 'pid'), 'utf8'));
+    } catch {
+      return; // never started
+    }
+    if (!Number.isInteger(pid) || pid <= 1 || !isJobProcess(pid, dir)) return;
+    try {
+      process.kill(-pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
   }
 
   async logs(handle: JobHandle): Promise<Record<string, string>> {
@@ -157,4 +171,35 @@ export class LocalJobRunner implements JobRunner {
         .map((f) => [f, readFileSync(path.join(dir, f), 'utf8')]),
     );
   }
+}
+
+/**
+ * Whether process group `pgid` is the one this runner started for the job in `dir`: its leader (the
+ * wrapper shell) or, when the leader was killed and left the job running, another member carries the
+ * job's folder in its environment. Without /proc (not Linux), trusts the pid file — the exit-file check
+ * still applies. An unreadable environment (another user's process) is not ours.
+ */
+function isJobProcess(pgid: number, dir: string): boolean {
+  if (!existsSync('/proc/self/environ')) return true;
+  const marker = `POLYGLOT_JOB_DIR=${dir}`;
+  const carries = (pid: string) => {
+    try {
+      return readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(marker);
+    } catch {
+      return false;
+    }
+  };
+  if (existsSync(`/proc/${pgid}`)) return carries(String(pgid));
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    } catch {
+      continue;
+    }
+    // "pid (comm) state ppid pgrp …": comm may hold spaces and parentheses, so split after the last ')'.
+    const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+    if (pgrp === pgid && carries(pid)) return true;
+  }
+  return false;
 }

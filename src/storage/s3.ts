@@ -167,16 +167,31 @@ export class S3Store {
   }
 }
 
-/** One store per bucket, sharing a client: a worker serves sweeps that may use different buckets. */
+/**
+ * One store per bucket, sharing a client: a worker serves sweeps that may use different buckets.
+ * `allow` (the worker's bucket allow-list) runs before a bucket's store is handed out, so no activity —
+ * whichever workflow started it, a child started directly included — reads or creates a bucket the
+ * operator did not allow.
+ */
 export class StoreRegistry {
-  private readonly stores = new Map<string, S3Store>();
-  constructor(readonly client: S3Client) {}
+  private stores = new Map<string, S3Store>();
+  constructor(
+    readonly client: S3Client,
+    private readonly allow?: (bucket: string) => void,
+  ) {}
   for(bucket: string): S3Store {
+    this.allow?.(bucket);
     let s = this.stores.get(bucket);
     if (!s) {
       s = new S3Store(this.client, bucket);
       this.stores.set(bucket, s);
     }
     return s;
+  }
+  /** The same stores (and client), with `allow` checked before each hand-out. */
+  guarded(allow: (bucket: string) => void): StoreRegistry {
+    const g = new StoreRegistry(this.client, allow);
+    g.stores = this.stores;
+    return g;
   }
 }

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { POLICY_ENV, PolicyViolationError } from '../../src/common/policy';
@@ -12,9 +13,11 @@ import { LocalJobRunner } from '../../src/jobs/local';
 import { JobSpecSchema } from '../../src/jobs/spec';
 import { FakeLlmServer } from '../../src/llm/fake-server';
 import { planSweep } from '../../src/spec/plan';
-import { parseSweepSpec, type SweepSpecInput } from '../../src/spec/sweep';
-import { FAKE_JOB_COMMAND, importDemoSeeds, smallSpec, storeFor, uniqueName } from '../support/fixtures';
+import { parseSweepSpec, type Provider, type SweepSpecInput } from '../../src/spec/sweep';
+import { makeS3Client } from '../../src/storage/s3';
+import { FAKE_JOB_COMMAND, fakeMetrics, importDemoSeeds, smallSpec, storeFor, uniqueName } from '../support/fixtures';
 import { killHard, processEnv, runCommand, spawnWorker, temporalCliStart, until } from '../support/processes';
+import { spawnTracked, stopProcess } from '../support/registry';
 import { ROOT, getStack } from '../support/stack';
 
 /**
@@ -336,5 +339,289 @@ describe('local runner: what a job gets from the worker environment', function (
       runner.submit(spec([{ name: 'HF_TOKEN', secretName: 'anything', key: 'HF_TOKEN' }])),
       PolicyViolationError,
     );
+  });
+});
+
+describe("local runner: the runner's own values and pids", function () {
+  this.timeout(30_000);
+
+  const specFor = (env: Record<string, string>, command = ['sh', '-c', 'env']) =>
+    JobSpecSchema.parse({
+      cellId: `sweep/${uniqueName('s')}/t=a/l=de/s=x/train`,
+      sweepId: 's',
+      image: 'local',
+      command,
+      env,
+      outputUri: 's3://polyglot-test/out/',
+    });
+
+  it("applies the worker's HOME, model cache, offline switches and contract variables over a spec's", async () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'pg-policy-own-'));
+    const worker: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      HOME: '/home/worker',
+      HF_HUB_OFFLINE: '1',
+      POLYGLOT_MODEL_CACHE: '/var/cache/models',
+    };
+    const runner = new LocalJobRunner(root, worker, [], 1, new Map());
+    // runJob refuses these names first; the runner's order is the last line of defence.
+    const spec = specFor({
+      HOME: '/tmp/spec-home',
+      HF_HUB_OFFLINE: '0',
+      POLYGLOT_MODEL_CACHE: '/tmp/spec-cache',
+      POLYGLOT_OUTPUT_URI: 's3://elsewhere/x/',
+      PATH: '/tmp/spec-bin',
+    });
+    const handle = await runner.submit(spec);
+    await until(async () => (await runner.status(handle)).phase !== 'running', 20_000, 'the job to exit');
+    const log = (await runner.logs(handle))['main.log'] ?? '';
+    assert.match(log, /^HOME=\/home\/worker$/m);
+    assert.match(log, /^HF_HUB_OFFLINE=1$/m);
+    assert.match(log, /^POLYGLOT_MODEL_CACHE=\/var\/cache\/models$/m);
+    assert.match(log, /^POLYGLOT_OUTPUT_URI=s3:\/\/polyglot-test\/out\/$/m);
+    assert.ok(!log.includes('/tmp/spec-'), log);
+  });
+
+  it('does not signal a pid that is no longer the job (forget and cancel of a finished or replaced job)', async () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'pg-policy-pid-'));
+    const runner = new LocalJobRunner(root, { PATH: process.env.PATH }, [], 1, new Map());
+    // A live process group that is not the job: what the job's pid may belong to after it ended.
+    const bystander = spawnTracked('sleep', ['60'], { detached: true, stdio: 'ignore' });
+    try {
+      const alive = () => {
+        try {
+          process.kill(bystander.pid!, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      const run = async () => {
+        const handle = await runner.submit(specFor({}, ['true']));
+        await until(async () => (await runner.status(handle)).phase !== 'running', 20_000, 'the job to exit');
+        writeFileSync(path.join(root, handle.name, 'pid'), String(bystander.pid));
+        return handle;
+      };
+      // Finished (its exit code recorded): neither cancel nor forget signals anything.
+      const done = await run();
+      await runner.cancel(done);
+      await runner.forget(done.name);
+      assert.ok(alive(), 'a finished job: the stale pid was not signalled');
+      // No exit code (the wrapper was killed before writing it): the pid is checked to be this job's.
+      const lost = await run();
+      rmSync(path.join(root, lost.name, 'exit'));
+      await runner.cancel(lost);
+      await runner.forget(lost.name);
+      assert.ok(alive(), 'a process without the job in its environment was not signalled');
+    } finally {
+      await stopProcess(bystander, 'SIGKILL');
+    }
+  });
+
+  it("still stops a job whose wrapper was killed: the group's members carry the job's folder", async () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'pg-policy-orphan-'));
+    const runner = new LocalJobRunner(root, { PATH: process.env.PATH }, [], 1, new Map());
+    const handle = await runner.submit(specFor({}, ['sleep', '60']));
+    const pgid = Number(readFileSync(path.join(root, handle.name, 'pid'), 'utf8'));
+    const members = () =>
+      readdirSync('/proc')
+        .filter((d) => /^\d+$/.test(d))
+        .filter((d) => {
+          try {
+            const stat = readFileSync(`/proc/${d}/stat`, 'latin1');
+            return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) === pgid;
+          } catch {
+            return false;
+          }
+        });
+    await until(async () => members().length >= 2, 10_000, 'the wrapper and its job');
+    process.kill(pgid, 'SIGKILL');
+    await until(async () => !members().includes(String(pgid)), 10_000, 'the wrapper gone');
+    assert.ok(members().length >= 1, 'the job outlived its wrapper');
+    await runner.cancel(handle);
+    await until(async () => members().length === 0, 10_000, 'the orphaned job stopped');
+  });
+});
+
+/**
+ * The sweep's up-front check is one door; a child workflow started directly (the Web UI lists them all)
+ * is another. Each activity enforces the policy where it uses a bucket, a provider or a job spec.
+ */
+describe('trust policy: child workflows started directly', function () {
+  this.timeout(120_000);
+  const S3_SECRET = 'aws-secret-direct-7b2c4d';
+  const KEY = 'sk-direct-allowed-1a9f';
+  let llm: FakeLlmServer;
+  let recorder: Server;
+  const received: string[] = [];
+  let foreignUrl: string;
+  let worker: ChildProcess | undefined;
+  let taskQueue: string;
+  let providerId: string;
+  let jobsDir: string;
+
+  before(async () => {
+    llm = new FakeLlmServer({ modelIds: ['fake-model'], requireApiKey: KEY });
+    await llm.start();
+    recorder = createServer((req, res) => {
+      received.push(`${req.url ?? ''} ${req.headers.authorization ?? ''}`);
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+    await new Promise<void>((r) => recorder.listen(0, '127.0.0.1', r));
+    foreignUrl = `http://127.0.0.1:${(recorder.address() as AddressInfo).port}/v1`;
+    taskQueue = uniqueName('tq');
+    providerId = uniqueName('p');
+    jobsDir = mkdtempSync(path.join(tmpdir(), 'pg-direct-jobs-'));
+    worker = await spawnWorker({
+      POLYGLOT_TASK_QUEUE: taskQueue,
+      POLYGLOT_PROVIDERS: providerId,
+      POLYGLOT_JOBS_DIR: jobsDir,
+      POLYGLOT_ALLOWED_HOSTS: new URL(llm.url).host,
+      POLYGLOT_ALLOWED_BUCKETS: 'pgok-*',
+      POLYGLOT_PROVIDER_KEY_TEST: KEY,
+      AWS_SECRET_ACCESS_KEY: S3_SECRET,
+    });
+  });
+  after(async () => {
+    if (worker) await killHard(worker);
+    await llm?.stop();
+    recorder?.close();
+  });
+
+  /** A parsed one-teacher spec in `bucket`, with its first dataset cell. */
+  async function cellOf(bucket: string, withSeeds: boolean) {
+    const seedPool = withSeeds
+      ? await importDemoSeeds(bucket)
+      : `s3://${bucket}/polyglot/seeds/sha256-${'0'.repeat(64)}`;
+    const input = smallSpec({ bucket, seedPool, llmUrl: llm.url, sweepId: uniqueName('sw'), providerId, counts: 1 });
+    input.providers[0]!.apiKeyEnv = 'POLYGLOT_PROVIDER_KEY_TEST';
+    const spec = parseSweepSpec({ ...input, teachers: [input.teachers[0]!], metrics: fakeMetrics(providerId, 4) });
+    const cell = planSweep(spec).cells[0]!;
+    const exfil: Provider = { ...spec.providers[0]!, baseUrl: foreignUrl, apiKeyEnv: 'AWS_SECRET_ACCESS_KEY' };
+    return { spec, cell, exfil };
+  }
+
+  const datasetInput = (c: Awaited<ReturnType<typeof cellOf>>, provider: Provider) => ({
+    sweepId: c.spec.sweepId!,
+    cell: c.cell,
+    teacher: c.spec.teachers[0]!,
+    provider,
+    spec: c.spec,
+  });
+
+  /** The workflow's failure, down to the activity's ApplicationFailure. */
+  async function rootFailure(workflowType: string, args: unknown[]): Promise<ApplicationFailure> {
+    const h = await getStack().env.client.workflow.start(workflowType, {
+      taskQueue,
+      workflowId: uniqueName('d'),
+      args,
+    });
+    const err = await h.result().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof WorkflowFailedError, `expected ${workflowType} to fail, got ${String(err)}`);
+    let cause: unknown = err.cause;
+    while (cause && !(cause instanceof ApplicationFailure)) cause = (cause as { cause?: unknown }).cause;
+    assert.ok(cause instanceof ApplicationFailure, String(err.cause));
+    return cause;
+  }
+
+  it('datasetWorkflow in a bucket off the allow-list: refused before anything is read or created', async () => {
+    const bucket = uniqueName('pgno');
+    const c = await cellOf(bucket, false);
+    const f = await rootFailure('datasetWorkflow', [datasetInput(c, c.spec.providers[0]!)]);
+    assert.equal(f.type, 'PolicyViolation');
+    assert.match(
+      f.message,
+      /storage\.bucket: bucket "pgno-[^"]+" is not one this worker may use .*POLYGLOT_ALLOWED_BUCKETS/,
+    );
+    const s3 = makeS3Client(getStack().s3Endpoint, 'us-east-1');
+    await assert.rejects(s3.send(new HeadBucketCommand({ Bucket: bucket })), 'the bucket was not created');
+    assert.equal(llm.stats().served, 0);
+  });
+
+  it('jobWorkflow: an output bucket, a model bucket or a worker path off the allow-list is refused at launch', async () => {
+    const start = (outputUri: string, config: Record<string, unknown>, env: Record<string, string> = {}) =>
+      rootFailure('jobWorkflow', [
+        {
+          runner: 'local',
+          spec: {
+            cellId: `sweep/${uniqueName('s')}/t=a/l=de/s=x/train`,
+            sweepId: 's',
+            image: 'local',
+            command: FAKE_JOB_COMMAND,
+            env: { ...env, POLYGLOT_JOB_CONFIG: JSON.stringify(config) },
+            outputUri,
+          },
+          pollMs: 200,
+        },
+      ]);
+    const out = await start(`s3://${uniqueName('pgno')}/out/`, { student: 'org/model' });
+    assert.equal(out.type, 'PolicyViolation');
+    assert.match(out.message, /job\.outputUri: bucket "pgno-/);
+    const refs = await start(`s3://${uniqueName('pgok')}/out/`, {
+      student: `s3://${uniqueName('pgno')}/models/m/`,
+      model: 'file:///home/worker/.ssh',
+      dataUri: '/etc',
+    });
+    assert.equal(refs.type, 'PolicyViolation');
+    assert.match(refs.message, /job\.env\.POLYGLOT_JOB_CONFIG\.student: bucket "pgno-/);
+    assert.match(
+      refs.message,
+      /POLYGLOT_JOB_CONFIG\.model: "file:\/\/\/home\/worker\/\.ssh" is a path on the job's machine/,
+    );
+    assert.match(refs.message, /POLYGLOT_JOB_CONFIG\.dataUri: "\/etc" is a path on the job's machine/);
+    // PYTHONWARNINGS imports a module at start and `antigravity` runs $BROWSER: code execution in the job.
+    const code = await start(
+      `s3://${uniqueName('pgok')}/out/`,
+      {},
+      { PYTHONWARNINGS: 'ignore::antigravity.X', BROWSER: "sh -c 'touch /tmp/pwned' %s" },
+    );
+    assert.equal(code.type, 'PolicyViolation');
+    assert.match(code.message, /job\.env\.PYTHONWARNINGS: /);
+    assert.match(code.message, /job\.env\.BROWSER: /);
+    assert.deepEqual(
+      readdirSync(jobsDir).filter((d) => !d.startsWith('.')),
+      [],
+      'no job was launched',
+    );
+  });
+
+  it("datasetWorkflow with the worker's S3 secret as a provider key to another host: refused, nothing sent", async () => {
+    const c = await cellOf(uniqueName('pgok'), true);
+    const f = await rootFailure('datasetWorkflow', [datasetInput(c, c.exfil)]);
+    assert.equal(f.type, 'PolicyViolation');
+    assert.match(f.message, /baseUrl: host 127\.0\.0\.1:\d+ is not allowed by this worker/);
+    assert.match(f.message, /apiKeyEnv: AWS_SECRET_ACCESS_KEY is one of the worker's own credentials/);
+    assert.ok(!f.message.includes(S3_SECRET));
+    assert.deepEqual(received, [], 'the foreign host received no request');
+  });
+
+  it("metricsWorkflow with the worker's S3 secret as a provider key to another host: refused, nothing sent", async () => {
+    const c = await cellOf(uniqueName('pgok'), true);
+    // A real dataset first (the allowed provider), so the metric activities get as far as calling a model.
+    await getStack().env.client.workflow.execute('datasetWorkflow', {
+      taskQueue,
+      workflowId: uniqueName('d'),
+      args: [datasetInput(c, c.spec.providers[0]!)],
+    });
+    assert.ok(llm.stats().served > 0);
+    const f = await rootFailure('metricsWorkflow', [
+      {
+        cellId: c.cell.cellId.replace(/\/dataset$/, '/metrics'),
+        teacherId: c.cell.teacherId,
+        language: c.cell.language,
+        datasetKey: c.cell.datasetKey,
+        storage: c.spec.storage,
+        metrics: c.spec.metrics,
+        providers: [c.exfil],
+        retry: c.spec.retry,
+      },
+    ]);
+    assert.equal(f.type, 'PolicyViolation');
+    assert.match(f.message, /apiKeyEnv: AWS_SECRET_ACCESS_KEY is one of the worker's own credentials/);
+    assert.ok(!f.message.includes(S3_SECRET));
+    assert.deepEqual(received, [], 'the foreign host received no request');
   });
 });

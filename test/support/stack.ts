@@ -72,10 +72,14 @@ export async function startStack(): Promise<Stack> {
   process.env.AWS_REGION ??= 'us-east-1';
   process.env.TEMPORAL_ADDRESS = temporalAddress;
   // The trust policy's defaults (src/common/policy.ts) allow loopback providers and the project's job
-  // commands; the tests also run a fake job (`node fake-job.js`) and reference test Secrets. Tests of the
-  // policy itself set their own, stricter values on the workers they start.
+  // commands; the tests also run a fake job (`node fake-job.js`, steered by FAKE_JOB_* variables),
+  // reference test Secrets and set kwok's stage annotations and a test node pool. Tests of the policy
+  // itself set their own, stricter values on the workers they start.
   process.env.POLYGLOT_ALLOWED_JOB_COMMANDS ??= '*';
-  process.env.POLYGLOT_ALLOWED_SECRETS ??= 'polyglot-s3,polyglot-hf,polyglot-extra';
+  process.env.POLYGLOT_ALLOWED_JOB_ENV ??= 'FAKE_JOB_*';
+  process.env.POLYGLOT_ALLOWED_SECRETS ??=
+    'polyglot-s3/access-key-id=AWS_ACCESS_KEY_ID,polyglot-s3/secret-access-key=AWS_SECRET_ACCESS_KEY,polyglot-hf/token=HF_TOKEN,polyglot-extra';
+  process.env.POLYGLOT_ALLOWED_POD_KEYS ??= 'pod-container-running-failed.stage.kwok.x-k8s.io/*,polyglot.test/*';
   stack = { env, temporalAddress, s3Endpoint, moto };
   return stack;
 }

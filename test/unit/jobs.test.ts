@@ -27,6 +27,23 @@ describe('job manifests', () => {
     assert.ok(!/"name":"HF_TOKEN","value"/.test(json));
   });
 
+  it("keeps the contract's variables the runner's: a spec's entry of the same name is dropped", () => {
+    const spec = {
+      ...GPU_TRAIN_SPEC,
+      env: { ...GPU_TRAIN_SPEC.env, POLYGLOT_OUTPUT_URI: 's3://elsewhere/x/' },
+      secretEnv: [...GPU_TRAIN_SPEC.secretEnv, { name: 'POLYGLOT_CELL_ID', secretName: 'polyglot-hf', key: 'token' }],
+    };
+    const env = renderJob(spec, 'polyglot').spec!.template.spec!.containers[0]!.env!;
+    assert.deepEqual(
+      env.filter((e) => e.name === 'POLYGLOT_OUTPUT_URI').map((e) => e.value),
+      [GPU_TRAIN_SPEC.outputUri],
+    );
+    assert.deepEqual(
+      env.filter((e) => e.name === 'POLYGLOT_CELL_ID').map((e) => e.value),
+      [GPU_TRAIN_SPEC.cellId],
+    );
+  });
+
   it('names Jobs deterministically, DNS-1123 and ≤ 63 characters, different per attempt', () => {
     const ids = [
       GPU_TRAIN_SPEC.cellId,

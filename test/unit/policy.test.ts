@@ -5,6 +5,7 @@ import {
   PolicyConfigError,
   PolicyViolationError,
   checkJob,
+  checkJobConfig,
   checkKeyEnv,
   checkResolved,
   checkSweepSpecPolicy,
@@ -222,7 +223,121 @@ describe('trust policy: jobs and buckets', () => {
       /secretEnv\[0\]\.secretName: Secret "hf-token" is not one jobs may use .*POLYGLOT_ALLOWED_SECRETS/,
     );
     assert.match(problems[1]!, /envFromSecrets\[0\]: Secret "all-keys"/);
-    assert.deepEqual(checkJob(policy({ POLYGLOT_ALLOWED_SECRETS: 'hf-token,all-keys' }), hf, 'kubernetes', 'f'), []);
+    assert.deepEqual(
+      checkJob(policy({ POLYGLOT_ALLOWED_SECRETS: 'hf-token/token=HF_TOKEN,all-keys' }), hf, 'kubernetes', 'f'),
+      [],
+    );
+  });
+
+  it('binds a Secret key to its variable: an allowed key cannot be renamed into another credential', () => {
+    // The S3 secret as HF_TOKEN would go to the HF hub as a Bearer token.
+    const renamed = {
+      ...job,
+      secretEnv: [{ name: 'HF_TOKEN', secretName: 'polyglot-s3', key: 'secret-access-key' }],
+    };
+    for (const runner of ['kubernetes', 'local'] as const) {
+      const [p, ...more] = checkJob(policy(), renamed, runner, 'training');
+      assert.deepEqual(more, [], runner);
+      assert.match(
+        p!,
+        /^training\.secretEnv\[0\]\.name: secret polyglot-s3\/secret-access-key may .*AWS_SECRET_ACCESS_KEY/,
+      );
+    }
+    // A bare Secret name: its keys under their own names, or under a plain allowed setting; never a credential.
+    const bare = policy({ POLYGLOT_ALLOWED_SECRETS: 'team-secrets' });
+    const ref = (name: string, key: string) => ({ ...job, secretEnv: [{ name, secretName: 'team-secrets', key }] });
+    assert.deepEqual(checkJob(bare, ref('HF_TOKEN', 'HF_TOKEN'), 'kubernetes', 'f'), []);
+    assert.deepEqual(checkJob(bare, ref('HF_HUB_OFFLINE', 'offline'), 'kubernetes', 'f'), []);
+    assert.match(
+      checkJob(bare, ref('HF_TOKEN', 'aws-key'), 'kubernetes', 'f')[0]!,
+      /POLYGLOT_ALLOWED_SECRETS=team-secrets\/aws-key=HF_TOKEN/,
+    );
+    assert.match(
+      checkJob(bare, ref('PYTHONWARNINGS', 'PYTHONWARNINGS'), 'kubernetes', 'f')[0]!,
+      /cannot be set from a Secret/,
+    );
+    // Whole Secrets only by a bare name: a binding allows its one key.
+    assert.match(
+      checkJob(policy(), { ...job, envFromSecrets: ['polyglot-s3'] }, 'kubernetes', 'f')[0]!,
+      /envFromSecrets\[0\]: Secret "polyglot-s3" is not one jobs may take whole/,
+    );
+    assert.throws(() => readTrustPolicy({ POLYGLOT_ALLOWED_SECRETS: 'a/b=not a name' }), PolicyConfigError);
+  });
+
+  it('passes a job only the variables on its allow-list (PYTHONWARNINGS and BROWSER run code)', () => {
+    // PYTHONWARNINGS imports the named module at interpreter start; `antigravity` then opens $BROWSER.
+    const env = { PYTHONWARNINGS: 'ignore::antigravity.X', BROWSER: "sh -c 'id > /tmp/pwned' %s" };
+    const problems = checkJob(policy(), { ...job, env }, 'local', 'training');
+    assert.equal(problems.length, 2, problems.join('\n'));
+    assert.match(
+      problems[0]!,
+      /^training\.env\.PYTHONWARNINGS: a job's PYTHONWARNINGS is set by the runner or its image/,
+    );
+    assert.match(problems[1]!, /^training\.env\.BROWSER: /);
+    // Not even when the operator lists them (or a prefix of them).
+    const listed = policy({ POLYGLOT_ALLOWED_JOB_ENV: 'PYTHONWARNINGS,BROWSER,PYTHON*' });
+    assert.equal(checkJob(listed, { ...job, env }, 'local', 'training').length, 2);
+    // The runner's own values and credentials are not a spec's either.
+    for (const name of ['HOME', 'POLYGLOT_MODEL_CACHE', 'POLYGLOT_OUTPUT_URI', 'HF_TOKEN', 'OPENAI_API_KEY'])
+      assert.equal(checkJob(policy(), { ...job, env: { [name]: 'x' } }, 'local', 'f').length, 1, name);
+    // Unknown names need the operator; names and PREFIX_* both work.
+    const mine = { ...job, env: { FAKE_JOB_SLEEP_MS: '1', MY_SETTING: 'a', HF_HUB_OFFLINE: '1' } };
+    assert.match(
+      checkJob(policy(), mine, 'local', 'f').join('\n'),
+      /f\.env\.FAKE_JOB_SLEEP_MS: .*POLYGLOT_ALLOWED_JOB_ENV/,
+    );
+    assert.deepEqual(checkJob(policy({ POLYGLOT_ALLOWED_JOB_ENV: 'FAKE_JOB_*,MY_SETTING' }), mine, 'local', 'f'), []);
+    assert.throws(() => readTrustPolicy({ POLYGLOT_ALLOWED_JOB_ENV: 'A-B' }), PolicyConfigError);
+  });
+
+  it('refuses pod annotations, node selectors and tolerations unless the operator allows their keys', () => {
+    const pod = {
+      ...job,
+      podAnnotations: { 'iam.amazonaws.com/role': 'admin', 'vault.hashicorp.com/agent-inject-secret-db': 'db' },
+      nodeSelector: { 'node-role.kubernetes.io/control-plane': '' },
+      tolerations: [{ key: 'dedicated' }],
+    };
+    const problems = checkJob(policy(), pod, 'kubernetes', 'job');
+    assert.deepEqual(
+      problems.map((p) => p.split(':')[0] + ':' + p.split(':')[1]),
+      [
+        'job.podAnnotations: key "iam.amazonaws.com/role" is not one a job may set on this worker (allowed',
+        'job.podAnnotations: key "vault.hashicorp.com/agent-inject-secret-db" is not one a job may set on this worker (allowed',
+        'job.nodeSelector: key "node-role.kubernetes.io/control-plane" is not one a job may set on this worker (allowed',
+        'job.tolerations: key "dedicated" is not one a job may set on this worker (allowed',
+      ],
+    );
+    const allowed = policy({
+      POLYGLOT_ALLOWED_POD_KEYS: 'iam.amazonaws.com/role,vault.hashicorp.com/*,node-role.kubernetes.io/*,dedicated',
+    });
+    assert.deepEqual(checkJob(allowed, pod, 'kubernetes', 'job'), []);
+    assert.deepEqual(checkJob(policy({ POLYGLOT_ALLOWED_POD_KEYS: '*' }), pod, 'kubernetes', 'job'), []);
+  });
+
+  it('checks the models and data a job config names: buckets, and no local paths unless allowed', () => {
+    const p = policy({ POLYGLOT_ALLOWED_BUCKETS: 'polyglot-*' });
+    const config = (c: Record<string, unknown>) => JSON.stringify(c);
+    assert.deepEqual(checkJobConfig(p, config({ student: 'org/model@rev', model: 's3://polyglot-a/m/' }), 'c'), []);
+    const bad = checkJobConfig(
+      p,
+      config({
+        student: 's3://other-bucket/m/',
+        model: 'random:/home/worker/models/x#seed=1',
+        reference: 'file:///etc/',
+        dataUri: './data',
+        extra: 's3://elsewhere/x',
+      }),
+      'c',
+    );
+    assert.deepEqual(
+      bad.map((x) => x.split(':')[0]),
+      ['c.student', 'c.model', 'c.reference', 'c.dataUri', 'c.extra'],
+    );
+    assert.match(bad[1]!, /is a path on the job's machine; .*POLYGLOT_ALLOWED_LOCAL_PATHS/);
+    const local = policy({ POLYGLOT_ALLOWED_LOCAL_PATHS: '/models' });
+    assert.deepEqual(checkJobConfig(local, config({ model: '/models/x', student: 'file:///models/y' }), 'c'), []);
+    assert.equal(checkJobConfig(local, config({ model: '/models/../etc' }), 'c').length, 1, 'normalized first');
+    assert.match(checkJobConfig(p, '{not json', 'c')[0]!, /c: not valid JSON/);
   });
 
   it('refuses job variables that change the code or the endpoints credentials go to', () => {
@@ -257,7 +372,7 @@ describe('trust policy: jobs and buckets', () => {
         { id: 'a', baseUrl: 'http://169.254.169.254/v1' },
         { id: 'b', baseUrl: 'http://127.0.0.1:8000/v1', apiKeyEnv: 'AWS_SECRET_ACCESS_KEY' },
       ],
-      students: [{ model: 's3://polyglot-models/m/' }],
+      students: [{ model: 's3://polyglot-models/m/', anchors: { base: 'file:///srv/base', reference: 'org/ref' } }],
       scoring: { resultsUri: 's3://elsewhere/r.json' },
     });
     const fields = problems.map((x) => x.split(':')[0]);
@@ -267,6 +382,7 @@ describe('trust policy: jobs and buckets', () => {
       'storage.bucket',
       'seedPool',
       'scoring.resultsUri',
+      'students[0].anchors.base',
     ]);
   });
 });
