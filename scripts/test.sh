@@ -12,16 +12,16 @@ bash scripts/setup-ml.sh
 bash scripts/install-chromium.sh
 # The Kubernetes control-plane binaries for test/integration/jobs-kubernetes (cold ~20 min, then < 1 s).
 nice scripts/kube-build.sh
-# Every process this run starts inherits this marker; the mocha run checks for leftovers itself and the
-# sweep at the end catches what pytest or a crashed mocha left behind.
-POLYGLOT_TEST_RUN=$(cat /proc/sys/kernel/random/uuid 2>/dev/null || date +%s%N)
-export POLYGLOT_TEST_RUN
+# Every process the test runners start inherits this marker; the mocha run checks for leftovers itself and
+# the sweep at the end catches what pytest or a crashed mocha left behind. It is given to the runners
+# alone, not exported: `tee` beside mocha in the pipe must not carry it (the leftover scan would kill it).
+run_id=$(cat /proc/sys/kernel/random/uuid 2>/dev/null || date +%s%N)
 sweep_leftovers() {
   local f pid n=0
   for f in /proc/[0-9]*/environ; do
     pid=${f#/proc/}; pid=${pid%/environ}
     [ "$pid" = "$$" ] && continue
-    if grep -qzxF "POLYGLOT_TEST_RUN=$POLYGLOT_TEST_RUN" "$f" 2>/dev/null; then
+    if grep -qzxF "POLYGLOT_TEST_RUN=$run_id" "$f" 2>/dev/null; then
       echo "[test] left running by this run, killed: pid $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-160)"
       kill -9 "$pid" 2>/dev/null || true
       n=$((n + 1))
@@ -34,13 +34,13 @@ npx eslint --max-warnings 0 .
 npx prettier --check "src/**/*.ts" "test/**/*.ts" "bench/**/*.ts" >/dev/null
 echo "[test] python jobs (pytest)"
 set +e
-bash scripts/test-py.sh
+POLYGLOT_TEST_RUN=$run_id bash scripts/test-py.sh
 py_rc=$?
 set -e
 echo "[test] mocha"
 log=$(mktemp)
 set +e
-npx mocha --exit --require lib/test/support/hooks.js "lib/test/**/*.test.js" 2>&1 | tee "$log"
+POLYGLOT_TEST_RUN=$run_id npx mocha --exit --require lib/test/support/hooks.js "lib/test/**/*.test.js" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 passed=$(grep -Eo '^ *[0-9]+ passing' "$log" | grep -Eo '[0-9]+' || echo 0)
