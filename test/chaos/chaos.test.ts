@@ -266,8 +266,18 @@ describe('chaos: faults injected into a whole sweep', function () {
       () => (done = true),
       () => (done = true),
     );
+    // The first kill lands in generation for certain (a fast run, or a query lost to a restarting worker, could
+    // otherwise leave every recorded kill in one stage); the other nine at seeded-random times.
+    await until(
+      async () => {
+        const p = await handle.query<{ cells: { status: string }[] }>('progress').catch(() => undefined);
+        return done || !!p?.cells.some((c) => c.status === 'running');
+      },
+      120_000,
+      'a cell generating',
+    );
     for (let kill = 0; kill < 10 && !done; kill++) {
-      await new Promise((r) => setTimeout(r, 500 + random() * 2500));
+      if (kill > 0) await new Promise((r) => setTimeout(r, 500 + random() * 2500));
       if (done) break;
       const progress = await handle.query<{ cells: { status: string }[] }>('progress').catch(() => undefined);
       for (const c of progress?.cells ?? []) stagesHit.add(c.status);
@@ -865,7 +875,8 @@ describe('chaos: Kubernetes API faults', function () {
           POLYGLOT_PROVIDERS: 'fake',
           POLYGLOT_KUBECONFIG: flakyConfig,
           POLYGLOT_K8S_NAMESPACE: ns,
-          POLYGLOT_K8S_POLL_MS: '300',
+          // Short polls: enough API requests for every 5th to fail several times however fast the Jobs end.
+          POLYGLOT_K8S_POLL_MS: '150',
         });
         const r = (await getStack().env.client.workflow.execute('sweepWorkflow', {
           taskQueue,
