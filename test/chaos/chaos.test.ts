@@ -796,7 +796,7 @@ describe('chaos: Kubernetes API faults', function () {
   }
 
   async function serverErrors(kc: KubeConfig): Promise<Faults> {
-    const proxy = new ServerErrorProxy(kc, 5);
+    const proxy = new ServerErrorProxy(kc, 4);
     const port = await proxy.start();
     const file = path.join(mkdtempSync(path.join(tmpdir(), 'pg-chaos-kube-')), 'kubeconfig');
     // The Kubernetes client refuses plain HTTP unless TLS verification is declared off (there is no TLS).
@@ -823,7 +823,7 @@ describe('chaos: Kubernetes API faults', function () {
 
   for (const [what, makeFaults] of [
     ['connections reset and dropped on the way to the API server', tcpFaults],
-    ['every 5th API request answered 500 (after it reached the server)', serverErrors],
+    ['every 4th API request answered 500 (after it reached the server)', serverErrors],
   ] as const) {
     it(`${what}: every Job created once, sweep completes`, async () => {
       const kc = loadKubeConfig(kubeconfig!);
@@ -864,7 +864,8 @@ describe('chaos: Kubernetes API faults', function () {
         ...base,
         teachers: [base.teachers[0]!],
         students: [{ id: 'stu', model: 'org/student', anchors: { base: 'org/base', reference: 'org/reference' } }],
-        training: { ...job, env: { FAKE_JOB_SLEEP_MS: '2000' } },
+        // Jobs long enough for dozens of status polls, so every-4th-request faults land several times.
+        training: { ...job, env: { FAKE_JOB_SLEEP_MS: '4000' } },
         evaluation: { ...job, env: { FAKE_JOB_SLEEP_MS: '500' }, dataUri: `s3://${bucket}/benchmarks/` },
       };
       const plan = planSweep(parseSweepSpec(spec));
@@ -875,7 +876,7 @@ describe('chaos: Kubernetes API faults', function () {
           POLYGLOT_PROVIDERS: 'fake',
           POLYGLOT_KUBECONFIG: flakyConfig,
           POLYGLOT_K8S_NAMESPACE: ns,
-          // Short polls: enough API requests for every 5th to fail several times however fast the Jobs end.
+          // Short polls: enough API requests for every 4th to fail several times however fast the Jobs end.
           POLYGLOT_K8S_POLL_MS: '150',
         });
         const r = (await getStack().env.client.workflow.execute('sweepWorkflow', {
