@@ -121,18 +121,26 @@ describe('payload encryption with the Temporal Web UI', function () {
   }
 
   async function uiHistory(ui: string, workflowId: string, runId: string) {
-    const r = await fetch(
-      `${ui}/api/v1/namespaces/default/workflows/${encodeURIComponent(workflowId)}/history?execution.runId=${runId}`,
-    );
+    const url = `${ui}/api/v1/namespaces/default/workflows/${encodeURIComponent(workflowId)}/history?execution.runId=${runId}`;
+    // The UI dials the server's gRPC port once at its own start, which can come before the server listens;
+    // its client then backs off (503 "connection refused") for a while before it dials again.
+    let r = await fetch(url);
+    for (const deadline = Date.now() + 60_000; r.status === 503 && Date.now() < deadline; r = await fetch(url))
+      await new Promise((res) => setTimeout(res, 500));
     assert.equal(r.status, 200, `the Web UI serves the history: ${await r.clone().text()}`);
     return (await r.json()) as unknown;
   }
 
+  const uiPortsUsed = new Set<number>();
   for (const enabled of [true, false]) {
     it(`Web UI codec endpoint ${enabled ? 'enabled: the UI decodes through the codec server' : 'disabled: the UI shows ciphertext only'}`, async () => {
       const key = generateKey();
       const codec = codecFromEnv({ POLYGLOT_CODEC_KEY: key })!;
-      const uiPort = await freePort();
+      // A fresh UI port per server: the dev server's UI keeps its settings per UI port, so a port reused from
+      // the previous test's (stopped) server can send this UI to that server's gone gRPC address.
+      let uiPort = await freePort();
+      while (uiPortsUsed.has(uiPort)) uiPort = await freePort();
+      uiPortsUsed.add(uiPort);
       const uiOrigin = `http://127.0.0.1:${uiPort}`;
       const codecServer = enabled
         ? await startCodecServer({ codec, corsOrigins: [uiOrigin], namespaces: ['default'] })
