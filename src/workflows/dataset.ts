@@ -22,6 +22,7 @@ import {
   pauseSignal,
   resumeSignal,
   type CellProgress,
+  keptAlive,
 } from './shared';
 
 export interface DatasetWorkflowInput {
@@ -49,19 +50,7 @@ export interface DatasetWorkflowResult {
   cached: boolean;
 }
 
-const { prepareDataset, finalizeDataset } = proxyActivities<Activities>({
-  startToCloseTimeout: '10 minutes',
-  // The worker heartbeats for these while they run (activities/index.ts): a dead worker shows in 30 s.
-  heartbeatTimeout: '30 seconds',
-  // Bounded: a fault that outlasts ~5 minutes of retries fails the cell with the last error, and a resume
-  // picks it up from there. Changing retry options does not affect replay (they are not replay-checked).
-  retry: {
-    initialInterval: '1s',
-    maximumInterval: '30s',
-    maximumAttempts: 12,
-    nonRetryableErrorTypes: [...NON_RETRYABLE],
-  },
-});
+const { prepareDataset, finalizeDataset } = proxyActivities<Activities>(keptAlive('10 minutes'));
 
 /**
  * One teacher × language dataset: select seeds, generate every shard of every strategy on the

@@ -4,7 +4,7 @@ import { llmTaskQueue } from '../common/env';
 import { NON_RETRYABLE } from '../common/errors';
 import type { MetricsSpec, Provider, SweepSpec } from '../spec/sweep';
 import type { Repair } from '../storage/repairs';
-import { StageKey } from './shared';
+import { StageKey, keptAlive } from './shared';
 
 export interface MetricsWorkflowInput {
   cellId: string;
@@ -26,18 +26,7 @@ export interface MetricsWorkflowResult {
   repaired?: Repair[];
 }
 
-const local = proxyActivities<Activities>({
-  startToCloseTimeout: '30 minutes',
-  // The worker heartbeats for these while they run (activities/index.ts): a dead worker shows in 30 s.
-  heartbeatTimeout: '30 seconds',
-  // Bounded (they had no limit: a corrupt input was retried forever); the last error ends the workflow.
-  retry: {
-    initialInterval: '1s',
-    maximumInterval: '60s',
-    maximumAttempts: 12,
-    nonRetryableErrorTypes: [...NON_RETRYABLE],
-  },
-});
+const local = proxyActivities<Activities>(keptAlive('30 minutes', '60s'));
 
 /**
  * Intrinsic metrics of one teacher × language dataset (paper-spec.md §5): a balanced subsample, then

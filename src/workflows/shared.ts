@@ -1,5 +1,6 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, type ActivityOptions } from '@temporalio/workflow';
+import { NON_RETRYABLE } from '../common/errors';
 import { MAX_REPAIRS_SHOWN, type Repair } from '../storage/repairs';
 
 /** Search attributes the project registers (see `polyglot dev up` and the test setup). */
@@ -64,3 +65,17 @@ export const cellPauseSignal = defineSignal<[{ paused: boolean; epoch: number }]
 export const cellProgressSignal = defineSignal<[CellProgress]>('cellProgress');
 export const sweepProgressQuery = defineQuery<SweepProgress>('progress');
 export const cellProgressQuery = defineQuery<CellProgress>('cellProgress');
+
+/**
+ * Options of the short activities the worker heartbeats for while they run (KEEP_ALIVE in activities/index.ts):
+ * a dead worker shows within the 30 s heartbeat timeout. Retries are bounded, so a fault that outlasts them
+ * (about 5 minutes at the default interval) ends the workflow with the last error and a resume picks it up;
+ * retry options are not replay-checked, so they may change without a patch.
+ */
+export function keptAlive(startToCloseTimeout: string, maximumInterval = '30s'): ActivityOptions {
+  return {
+    startToCloseTimeout,
+    heartbeatTimeout: '30 seconds',
+    retry: { initialInterval: '1s', maximumInterval, maximumAttempts: 12, nonRetryableErrorTypes: [...NON_RETRYABLE] },
+  };
+}

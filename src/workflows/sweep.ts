@@ -12,7 +12,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities, ScoreSweepInput, ScoreSweepResult } from '../activities';
-import { ErrorType, NON_RETRYABLE } from '../common/errors';
+import { ErrorType } from '../common/errors';
 import { scoringRuns } from '../scoring/runs';
 import { planSweep, specVersion, type CellPlan } from '../spec/plan';
 import { InvalidSpecError, parseSweepSpec, type SweepSpec } from '../spec/sweep';
@@ -33,6 +33,7 @@ import {
   sweepProgressQuery,
   type CellProgress,
   type SweepProgress,
+  keptAlive,
 } from './shared';
 
 export interface SweepResult {
@@ -60,29 +61,11 @@ export interface StudentRun {
   // carry one small entry per student, or a 10× grid would bring them near Temporal's 2 MiB payload cap.
 }
 
-const { recordSweep, writeSweepSummary, writeSweepSummaryPage, scoreSweep } = proxyActivities<Activities>({
-  startToCloseTimeout: '10 minutes',
-  // The worker heartbeats for these while they run (activities/index.ts): a dead worker shows in 30 s.
-  heartbeatTimeout: '30 seconds',
-  // Bounded: the last error ends the sweep clearly instead of retrying forever (options are not replay-checked).
-  retry: {
-    initialInterval: '1s',
-    maximumInterval: '30s',
-    maximumAttempts: 12,
-    nonRetryableErrorTypes: [...NON_RETRYABLE],
-  },
-});
-/** A few DNS lookups at most: a bounded retry, so a spec is never stuck before its first step. */
-const { checkSpecPolicy } = proxyActivities<Activities>({
-  startToCloseTimeout: '2 minutes',
-  heartbeatTimeout: '30 seconds',
-  retry: {
-    initialInterval: '1s',
-    maximumInterval: '30s',
-    maximumAttempts: 10,
-    nonRetryableErrorTypes: [...NON_RETRYABLE],
-  },
-});
+const { recordSweep, writeSweepSummary, writeSweepSummaryPage, scoreSweep } = proxyActivities<Activities>(
+  keptAlive('10 minutes'),
+);
+/** A few DNS lookups at most, on the main queue before the sweep's first step. */
+const { checkSpecPolicy } = proxyActivities<Activities>(keptAlive('2 minutes'));
 
 /** Cells whose dataset workflows run at once. Keeps pending children far below Temporal's 2,000. */
 const MAX_PARALLEL_CELLS = 64;
