@@ -39,8 +39,7 @@ export interface RunJobResult {
 export const RESULT_RECORD = 'result.integrity.json';
 interface ResultRecord {
   result: Digest;
-  /** Absent in records written before only successes were recorded: such a record may be a failure's. */
-  status?: 'succeeded';
+  status: 'succeeded';
 }
 
 const isSucceeded = (value: unknown): boolean => {
@@ -49,11 +48,10 @@ const isSucceeded = (value: unknown): boolean => {
 };
 
 /**
- * A stored result.json, checked against the watcher's record of it. Without a record (written before
- * records existed, or the record itself is damaged) it is unverified: accepted when it parses, and a
- * record is written now if it is a success. Damaged: the digest differs, or it does not parse. A digest
- * that differs from a record that may be a failure's (an older record without `status`) is not damage
- * when the bytes are a valid success: a retry wrote them and its watcher stopped before recording them.
+ * A stored result.json, checked against the watcher's record of it. Damaged: the digest differs from the
+ * record, it was deleted under its record, or it does not parse. Without a record it is unverified — written
+ * before records existed, a failure (never recorded), or a success whose watcher stopped before recording
+ * it: accepted when it matches the job result schema, and recorded now if it is a success.
  */
 async function readResult(
   store: S3Store,
@@ -63,27 +61,20 @@ async function readResult(
   const bytes = await store.getBytes(resultKey);
   const record = await getSealed<ResultRecord>(store, recordKey, (v) => typeof (v as ResultRecord).result === 'object');
   if (bytes === undefined)
-    return record.state === 'ok' && record.value.status === 'succeeded'
+    return record.state === 'ok'
       ? { state: 'damaged', reason: 'deleted (its digest record remains)' }
       : { state: 'missing' };
+  if (record.state === 'ok') {
+    const why = digestMismatch(bytes, record.value.result);
+    if (why) return { state: 'damaged', reason: why };
+  }
   let value: unknown;
-  let parseError: string | undefined;
   try {
     value = JSON.parse(new TextDecoder().decode(bytes));
   } catch (e) {
-    parseError = `not valid JSON (${(e as Error).message})`;
+    return { state: 'damaged', reason: `not valid JSON (${(e as Error).message})` };
   }
-  let recorded = record.state === 'ok';
-  if (record.state === 'ok') {
-    const why = digestMismatch(bytes, record.value.result);
-    if (why && (record.value.status === 'succeeded' || parseError || !isSucceeded(value)))
-      return { state: 'damaged', reason: why };
-    // A mismatch with an older record may be a success after a recorded failure: recorded again below.
-    // A match with an older record is upgraded, so a later mismatch is damage for certain.
-    if (why || record.value.status === undefined) recorded = false;
-  }
-  if (parseError) return { state: 'damaged', reason: parseError };
-  if (!recorded) {
+  if (record.state !== 'ok') {
     if (!JobResultSchema.safeParse(value).success)
       return { state: 'damaged', reason: 'does not match the job result schema' };
     if (isSucceeded(value)) await recordSuccess(store, recordKey, bytes);
