@@ -497,13 +497,16 @@ export function checkProvider(
 
 // ---- buckets and jobs -----------------------------------------------------------------------------
 
+/** An allow-list entry: the exact value, or `prefix*` for every value that starts with the prefix. */
+const allows = (entries: readonly string[], value: string): boolean =>
+  entries.some((e) => (e.endsWith('*') ? value.startsWith(e.slice(0, -1)) : e === value));
+
 export function checkBucketUri(policy: TrustPolicy, uri: string | undefined, field: string): string[] {
   if (!policy.buckets || !uri) return [];
   const m = /^(?:random:)?s3:\/\/([^/]+)/.exec(uri);
   const bucket = m ? m[1]! : /^s3:/.test(uri) ? uri : undefined;
   if (bucket === undefined) return [];
-  const ok = policy.buckets.some((b) => (b.endsWith('*') ? bucket.startsWith(b.slice(0, -1)) : b === bucket));
-  return ok
+  return allows(policy.buckets, bucket)
     ? []
     : [
         `${field}: bucket "${bucket}" is not one this worker may use (allowed: ${policy.buckets.join(', ')}); the worker operator allows buckets with POLYGLOT_ALLOWED_BUCKETS`,
@@ -600,8 +603,7 @@ function checkSecretRef(
   ];
 }
 
-const podKeyOk = (policy: TrustPolicy, key: string) =>
-  !policy.podKeys || policy.podKeys.some((p) => (p.endsWith('*') ? key.startsWith(p.slice(0, -1)) : p === key));
+const podKeyOk = (policy: TrustPolicy, key: string) => !policy.podKeys || allows(policy.podKeys, key);
 
 /** A job template (spec) or job spec (activity input): command, image, environment and secret references. */
 export function checkJob(
