@@ -2,7 +2,7 @@
  * Metrics benchmark: the two intrinsic metrics that run inside the worker process rather than on a model
  * server. (1) distinct-RI on random 384-d vectors streamed in batches, as embeddings arrive from
  * /v1/embeddings; (2) fastText language ID (fasttext.wasm.js, lid.176) on short template sentences in the
- * six languages of paper-spec.md §10. Prints seconds and peak memory per phase: the largest
+ * six languages of docs/method.md, "Languages". Prints seconds and peak memory per phase: the largest
  * process.memoryUsage().rss sampled after every batch, and the kernel's VmHWM, reset before each phase
  * through /proc/self/clear_refs where the kernel allows it. Target: each phase under 5 s on 2 cores.
  * Usage:

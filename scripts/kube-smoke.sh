@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Smoke test of the local control plane (infra.md §3.3): up, nodes, a 1-GPU Job completes via kwok's pod-complete
+# Smoke test of the local control plane (docs/local-stack.md, "Kubernetes control plane"):
+# up, nodes, a 1-GPU Job completes via kwok's pod-complete
 # stage, a 16-GPU Job stays Pending (Unschedulable: Insufficient nvidia.com/gpu), down. Exit 0 = all passed.
 # KUBE_SMOKE_KEEP=1 leaves the cluster running.
 set -euo pipefail

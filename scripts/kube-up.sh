@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Starts a local Kubernetes control plane for tests (infra.md §3.3), all on 127.0.0.1, downloading nothing:
+# Starts a local Kubernetes control plane for tests (docs/local-stack.md, "Kubernetes control plane"),
+# all on 127.0.0.1, downloading nothing:
 #   kwokctl --runtime binary with the binaries from scripts/kube-build.sh (.tools/kube/bin):
 #   real etcd, kube-apiserver, kube-controller-manager (Job controller), kube-scheduler; fake kubelets (kwok).
 # Creates $KUBE_FAKE_NODES fake GPU nodes (nvidia.com/gpu: $KUBE_NODE_GPUS each) and writes .data/kube/kubeconfig.

@@ -1,4 +1,4 @@
-"""The job contract (design.md "Jobs"), Python side.
+"""The job contract (docs/architecture.md, "Job contract"), Python side.
 
 In: `POLYGLOT_OUTPUT_URI` (prefix for everything the job writes), `POLYGLOT_INPUTS` (JSON name → URI),
 `POLYGLOT_JOB_CONFIG` (JSON hyper-parameters), `POLYGLOT_CELL_ID`, `POLYGLOT_JOB_ATTEMPT`.

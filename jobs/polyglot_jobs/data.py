@@ -1,5 +1,5 @@
 """Training data: a dataset manifest (written by Polyglot's dataset workflow) → rows → the paper's
-balanced per-strategy subsample → chat-formatted text (paper-spec.md §5 and §8)."""
+balanced per-strategy subsample → chat-formatted text (docs/method.md, "Balanced subsample" and "Student training")."""
 
 from __future__ import annotations
 

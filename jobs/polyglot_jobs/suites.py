@@ -1,4 +1,5 @@
-"""Evaluation suites: named, versioned task sets (paper-spec.md §9). `pg-v1` is the paper's final suite:
+"""Evaluation suites: named, versioned task sets (docs/method.md, "Evaluation suite").
+`pg-v1` is the paper's final suite:
 Global-MMLU-Lite (0-shot, letter options, log-likelihood), M-RewardBench MCF (0-shot, pairwise judge
 with seeded A/B order, weighted accuracy) and MGSM (5-shot, native instruction, first number).
 

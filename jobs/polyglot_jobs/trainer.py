@@ -1,5 +1,5 @@
 """The student trainer: TRL SFT of a student on one teacher's dataset, with the paper's recipe
-(paper-spec.md §8) as defaults. Checkpoints go to the output URI as they are saved; a restarted pod
+(docs/method.md, "Student training") as defaults. Checkpoints go to the output URI as they are saved; a restarted pod
 resumes from the newest complete one (step counter, optimizer, scheduler and data order continue).
 
 Inputs: `dataset` (the dataset manifest URI). Config (`POLYGLOT_JOB_CONFIG`): `TrainConfig` below, in
@@ -30,7 +30,7 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 
 @dataclass
 class TrainConfig:
-    """Defaults are the paper's reported runs (paper-spec.md §8); everything is overridable."""
+    """Defaults are the paper's reported runs (docs/method.md, "Student training"); everything is overridable."""
 
     student: str = ""
     method: str = "qlora"

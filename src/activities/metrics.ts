@@ -26,7 +26,7 @@ import { clientFor } from './provider';
 import type { DatasetManifest, StorageRef } from './types';
 
 /**
- * Intrinsic metrics of one dataset (paper-spec.md §5), each its own cached S3 artifact keyed by the
+ * Intrinsic metrics of one dataset (docs/method.md, "Intrinsic metrics"), each its own cached S3 artifact keyed by the
  * dataset key and the metric's config: a finished metric is never recomputed, and per-item metrics
  * checkpoint part-files so a retry continues where it stopped.
  */

@@ -1,5 +1,5 @@
 /**
- * `polyglot score`: PG-Score a results file outside any workflow (paper-spec.md §6–7), e.g. the
+ * `polyglot score`: PG-Score a results file outside any workflow (docs/method.md, "PG-Score" and "Analyses"), e.g. the
  * paper's published table or an exported cohort. Reading and validation live here; the math is the
  * pure `src/scoring` module that workflows also use.
  */

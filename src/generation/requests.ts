@@ -19,7 +19,7 @@ export interface GenerationContext {
   selection: SeedRow[];
 }
 
-/** One synthetic SFT row (paper-spec.md §1 "Synthetic row"), plus provenance. */
+/** One synthetic SFT row (docs/method.md, "Seed rows and synthetic rows"), plus provenance. */
 export interface SyntheticRow {
   id: string;
   seed_id: string;

@@ -197,7 +197,7 @@ export class KubernetesJobRunner implements JobRunner {
   }
 }
 
-/** Map a Job and its pods onto the runner's phases and retry classes (infra.md §3.4). */
+/** Map a Job and its pods onto the runner's phases and retry classes (docs/architecture.md, "Errors and retries"). */
 export function jobStatusOf(job: V1Job, pods: V1Pod[]): JobStatus {
   const cond = (type: string) => job.status?.conditions?.find((c) => c.type === type && c.status === 'True');
   if (cond('Complete') ?? cond('SuccessCriteriaMet')) return { phase: 'succeeded' };

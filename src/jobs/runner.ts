@@ -1,7 +1,7 @@
 import type { JobSpec } from './spec';
 
 /**
- * One contract for running a job, whatever runs it (design.md "Jobs"). A runner never launches a
+ * One contract for running a job, whatever runs it (docs/architecture.md, "Job contract"). A runner never launches a
  * second copy of a job: `submit` creates it, or attaches when a job with that name already exists.
  */
 export type JobPhase =

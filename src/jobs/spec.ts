@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { sha256Hex } from '../spec/hash';
 
 /**
- * The job contract (design.md "Jobs"): what a GPU job needs, independent of where it runs. The same
+ * The job contract (docs/architecture.md, "Job contract"): what a GPU job needs, independent of where it runs. The same
  * spec runs as a Kubernetes batch/v1 Job or as a local process. Inputs and outputs are S3 URIs; the job
  * writes `result.json` under its output URI and exits non-zero with a reason on failure.
  */

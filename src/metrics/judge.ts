@@ -2,7 +2,7 @@ import { languageName } from '../spec/languages';
 import type { ChatRequest } from '../llm/client';
 
 /**
- * Rubric judgement (paper-spec.md §5 "Rubric score"), M-Prometheus-style absolute grading in
+ * Rubric judgement (docs/method.md, "Rubric judge"), M-Prometheus-style absolute grading in
  * Polyglot's own words. Unparseable output scores 1, as in the reference, and is counted.
  */
 export const RUBRIC_VERSION = 'rubric-v2';

@@ -1,5 +1,5 @@
 /**
- * Per-item perplexity of a response given its prompt (paper-spec.md §5, Polyglot's corrected mode):
+ * Per-item perplexity of a response given its prompt (docs/method.md, "Perplexity": the corrected per-item form):
  * exp of the mean negative log-likelihood over the response tokens only. The prompt/response boundary
  * comes from tokenizing the prompt on its own (as the reference does); `promptTokens` is that count.
  * Echoed log-probabilities have `null` for the first token (nothing precedes it).

@@ -1,7 +1,8 @@
 import { seededShuffle } from '../spec/random';
 
 /**
- * The balanced subsample of paper-spec.md §5: each of the k strategies present gets ⌊total/k⌋ rows
+ * The balanced subsample (docs/method.md, "Balanced subsample"): each of the k strategies present
+ * gets ⌊total/k⌋ rows
  * (a short strategy gives all it has); the remainder goes to strategies with spare rows, largest
  * spare pool first. Strategies are visited in order of first appearance. The reference samples with
  * pandas random_state 42 / 43; Polyglot uses its own seeded shuffle with `seed` and `seed + 1`, and

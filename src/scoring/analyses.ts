@@ -1,5 +1,5 @@
 /**
- * Analyses behind the paper's claims (paper-spec.md §7): PCA of the six intrinsic features with a
+ * Analyses behind the paper's claims (docs/method.md, "Analyses"): PCA of the six intrinsic features with a
  * regression of the student result on the component scores, PG weight robustness, and agreement
  * between student families. Numbers match scikit-learn/scipy (see test/unit/scoring.test.ts). Pure
  * math, no I/O, no Node built-ins.

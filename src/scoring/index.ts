@@ -1,4 +1,7 @@
-/** Public surface of scoring (paper-spec.md §6–7): pure math that workflows, CLI and report share. */
+/**
+ * Public surface of scoring (docs/method.md, "PG-Score" and "Analyses"): pure math that workflows, CLI
+ * and report share.
+ */
 export type {
   AnchorScores,
   Analyses,

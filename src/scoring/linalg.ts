@@ -1,5 +1,5 @@
 /**
- * Small dense linear algebra for the analyses (paper-spec.md §7): a symmetric eigensolver for PCA and
+ * Small dense linear algebra for the analyses (docs/method.md, "Analyses"): a symmetric eigensolver for PCA and
  * least squares for the regression on component scores. Matrices are a handful of columns wide, so
  * clarity and accuracy win over speed. Pure math, no I/O, no Node built-ins.
  */

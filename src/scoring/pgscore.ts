@@ -1,5 +1,5 @@
 /**
- * PG-Score (paper-spec.md §6): intrinsic z over the cohort's data cells, extrinsic PGR against each
+ * PG-Score (docs/method.md, "PG-Score"): intrinsic z over the cohort's data cells, extrinsic PGR against each
  * family's base and reference anchors, and their α-weighted combination, with the spec's invariants
  * checked on every run. Pure: no I/O, no Node built-ins, so workflows can import it.
  */

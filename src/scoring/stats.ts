@@ -1,5 +1,6 @@
 /**
- * Descriptive statistics and rank correlation for scoring (paper-spec.md §6–7). Pure math, no I/O, no
+ * Descriptive statistics and rank correlation for scoring (docs/method.md, "PG-Score" and "Analyses").
+ * Pure math, no I/O, no
  * Node built-ins, so workflows can import it. Conventions follow numpy/scipy/scikit-learn, which
  * produced the reference numbers: population std (ddof 0), average ranks for ties, and Spearman
  * p-values from Student's t with n − 2 degrees of freedom (as `scipy.stats.spearmanr`).

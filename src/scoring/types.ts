@@ -1,5 +1,5 @@
 /**
- * Data shapes of scoring (paper-spec.md §6–7). Pure types: workflows, activities, CLI and report
+ * Data shapes of scoring (docs/method.md, "PG-Score" and "Analyses"). Pure types: workflows, activities, CLI and report
  * all speak these. Field names follow the reference implementation's tables.
  */
 

@@ -8,7 +8,7 @@ import { keys } from '../storage/layout';
 import type { S3Store } from '../storage/s3';
 
 /**
- * Seed pools: the rows teachers start from (paper-spec.md §1 "Seed row"). A pool is imported once,
+ * Seed pools: the rows teachers start from (docs/method.md, "Seed rows and synthetic rows"). A pool is imported once,
  * stored content-addressed as canonical JSONL, and referenced from specs by its S3 URI.
  */
 

@@ -2,7 +2,8 @@ import { sha256Hex } from './hash';
 
 /**
  * Generation prompt templates, versioned. The wording is Polyglot's own, carrying the instructions
- * described in paper-spec.md §3. A template change must come with a new version: the version and a
+ * described in docs/method.md, "Generation strategies". A template change must come with a new version:
+ * the version and a
  * hash of the template text are part of every dataset's cache key and recorded on every row.
  */
 

@@ -22,7 +22,8 @@ export function makeS3Client(endpoint: string | undefined, region: string): S3Cl
     endpoint,
     region,
     forcePathStyle: endpoint !== undefined,
-    // Non-AWS endpoints mishandle aws-chunked trailing checksums (infra.md §2.1); send checksums only when required.
+    // Non-AWS endpoints mishandle aws-chunked trailing checksums (docs/local-stack.md, "S3");
+    // send checksums only when required.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     maxAttempts: 3,

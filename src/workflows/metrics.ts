@@ -29,7 +29,7 @@ export interface MetricsWorkflowResult {
 const local = proxyActivities<Activities>(keptAlive('30 minutes', '60s'));
 
 /**
- * Intrinsic metrics of one teacher × language dataset (paper-spec.md §5): a balanced subsample, then
+ * Intrinsic metrics of one teacher × language dataset (docs/method.md, "Intrinsic metrics"): a balanced subsample, then
  * each configured metric as its own cached activity — model-backed ones on their provider's queue —
  * then one intrinsic record that the scoring stage reads.
  */

@@ -1,5 +1,5 @@
 /**
- * A job whose behaviour the test controls (the job contract of design.md, without a GPU):
+ * A job whose behaviour the test controls (the job contract of docs/architecture.md, "Job contract", without a GPU):
  * sleeps FAKE_JOB_SLEEP_MS, then writes `result.json` under POLYGLOT_OUTPUT_URI and exits with
  * FAKE_JOB_EXIT (default 0). Runs under the local runner as a real process.
  */

@@ -7,7 +7,7 @@ import { ROOT } from './stack';
 /** numpy in the tools venv: independent reference computations for the tests. */
 export const PYTHON = path.join(ROOT, '.tools/venv/bin/python');
 
-/** distinct-RI by its N×N definition (paper-spec.md §5), computed by numpy: one value per vector set. */
+/** distinct-RI by its N×N definition (docs/method.md, "Distinct-RI"), computed by numpy: one value per vector set. */
 const DISTINCT_PY = `
 import json, sys
 import numpy as np

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // @ts-check
 // Polyglot's local OpenAI-compatible LLM server: a small node:http front end over node-llama-cpp (CPU only),
-// used as the embedded default model and by tests. Background: /work/shared/infra.md §4.1-4.3.
+// used as the embedded default model and by tests. Background: docs/local-stack.md, "Local LLM".
 //
 //   node tools/local-llm/server.mjs --model .tools/models/SmolLM2-135M-Instruct.Q4_1.gguf \
 //     [--host 127.0.0.1] [--port 8000] [--model-id smollm2-135m] [--context 2048] [--threads 1]
