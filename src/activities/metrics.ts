@@ -106,7 +106,10 @@ interface JudgedItem {
   /** Absent in part-files written before outcomes were recorded. */
   outcome?: JudgeOutcome;
   finishReason?: string;
+  /** The answer's first 2,000 characters. */
   feedback: string;
+  /** Its last 200 characters, where it is longer. */
+  tail?: string;
 }
 
 const isValues = (v: unknown) => typeof (v as { values?: unknown }).values === 'object';
@@ -323,6 +326,8 @@ export function createMetricsActivities(deps: MetricsDeps) {
             outcome: judgeOutcome(score, res.finishReason),
             finishReason: res.finishReason,
             feedback: res.content.slice(0, 2000),
+            // The verdict ends the answer: a long answer keeps its end too, so the score can be checked.
+            ...(res.content.length > 2000 ? { tail: res.content.slice(-200) } : {}),
           };
         });
         const items = rows.map((r) => outcomes.get(r.id)!);
