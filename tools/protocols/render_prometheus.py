@@ -39,14 +39,16 @@ def load_by_path(relative: str, name: str) -> ModuleType:
     path = package_file(relative)
     tree = ast.parse(path.read_text(encoding="utf-8"))
     imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
-    allowed = {"re"}  # the parser uses the standard library's `re` only
+    allowed = {"re"}  # standard-library modules a text module may import and still load on its own
     for node in imports:
         names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
         if isinstance(node, ast.ImportFrom) and node.level:
             raise ImportError(f"{path} imports from its package; it cannot be loaded by path")
         bad = [n for n in names if n.split(".")[0] not in allowed]
         if bad:
-            raise ImportError(f"{path} imports {bad}; only {sorted(allowed)} can be loaded without its dependencies")
+            raise ImportError(
+                f"{path} imports {bad}; a module loaded without its dependencies may import only {sorted(allowed)}"
+            )
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
