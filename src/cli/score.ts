@@ -86,6 +86,8 @@ async function readText(file: string): Promise<string> {
 
 const EXTRA_INTRINSIC = [
   'rubric_parse_failures',
+  'rubric_truncated',
+  'rubric_unparsed',
   'rubric_mean_parsed_only',
   'prompts_language_conformance',
   'responses_language_conformance',

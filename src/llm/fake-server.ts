@@ -202,6 +202,22 @@ function objectForSchema(schema: JsonObject, hash: string, path: string, depth: 
   return out;
 }
 
+/**
+ * A request in the Prometheus absolute-grading format (the rubric judge's default) asks for
+ * "(feedback) [RESULT] (an integer number between 1 and 5)": it gets a feedback sentence and a verdict
+ * derived from the request, so sweeps against this server grade deterministically.
+ */
+function asksForVerdict(messages: unknown[]): boolean {
+  return messages.some((m) => {
+    const content = asObject(m)?.content;
+    return typeof content === 'string' && content.includes('[RESULT] (an integer number between 1 and 5)');
+  });
+}
+
+function verdictAnswer(hash: string): string {
+  return `${plainSentence(hash)} [RESULT] ${1 + new HashStream(`${hash}/verdict`).int(5)}`;
+}
+
 function plainSentence(hash: string): string {
   const rng = new HashStream(`${hash}/text`);
   const words = rng.words(10 + rng.int(8));
@@ -569,7 +585,12 @@ export class FakeLlmServer {
         return this.sendJson(res, 200, this.envelope(request, hash, '', 'stop'));
       default: {
         const obj = this.jsonContent(request, hash);
-        const content = obj !== undefined ? JSON.stringify(obj) : plainSentence(hash);
+        const content =
+          obj !== undefined
+            ? JSON.stringify(obj)
+            : asksForVerdict(request.messages)
+              ? verdictAnswer(hash)
+              : plainSentence(hash);
         this.counters.served++;
         // Keyed by the whole request identity (model, messages, sampling, seed): two teachers that
         // send the same prompt with other sampling are different requests, a retry is the same one.

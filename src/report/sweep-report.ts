@@ -47,6 +47,8 @@ export async function buildSweepReport(
       prompts_average_length: v.prompts_average_length ?? NaN,
       responses_average_length: v.responses_average_length ?? NaN,
       rubric_parse_failures: v.rubric_parse_failures,
+      rubric_truncated: v.rubric_truncated,
+      rubric_unparsed: v.rubric_unparsed,
       rubric_mean_parsed_only: v.rubric_mean_parsed_only,
       prompts_language_conformance: v.prompts_language_conformance,
       responses_language_conformance: v.responses_language_conformance,

@@ -139,6 +139,15 @@ function intrinsicZ(dataCells: Map<string, DataCell>, warnings: string[]): ZResu
   std.constant.forEach((isConstant, j) => {
     if (isConstant) warnings.push(`intrinsic feature ${Z_FEATURES[j]} is constant over the cohort: its z is 0`);
   });
+  // A verdict cut off by the answer budget scores 1 (as in the study) and pulls the cell's rubric mean down:
+  // said per cell, with the fix, so a low rubric score is not read as low data quality.
+  for (const [, d] of withIntrinsic) {
+    const cut = d.intrinsic!.rubric_truncated;
+    if (cut)
+      warnings.push(
+        `${d.teacher}/${d.language}: ${cut} judge answer(s) were cut by the length limit before a verdict and scored 1; raise metrics.judge.maxTokens`,
+      );
+  }
   withIntrinsic.forEach(([k], i) => {
     const row = std.scaled[i]! as [number, number, number, number];
     features.set(k, row);

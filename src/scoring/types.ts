@@ -14,7 +14,12 @@ export interface IntrinsicRecord {
   prompts_average_length: number;
   responses_average_length: number;
   /** Beyond the paper (optional in inputs). */
+  /** Judge answers without a readable verdict (scored 1): `rubric_truncated` + `rubric_unparsed`. */
   rubric_parse_failures?: number;
+  /** Of those, answers cut by the length limit (`finish_reason: length`) before a verdict. */
+  rubric_truncated?: number;
+  /** Of those, complete answers whose verdict could not be read. */
+  rubric_unparsed?: number;
   rubric_mean_parsed_only?: number;
   prompts_language_conformance?: number;
   responses_language_conformance?: number;

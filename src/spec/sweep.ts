@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { EnvMapSchema, SecretEnvSchema } from '../jobs/spec';
 import { LANGUAGES, suggestLanguage } from './languages';
+import { DEFAULT_JUDGE_TEMPLATE, JUDGE_TEMPLATES, LEGACY_JUDGE, PAPER_JUDGE_MAX_TOKENS } from '../metrics/judge';
 
 /**
  * The sweep spec: one document that defines every work item of a sweep. It is parsed from YAML or
@@ -153,8 +154,15 @@ export const MetricsSchema = z.strictObject({
     .default(42),
   /** `/v1/embeddings` model for distinct-RI of prompts and responses. */
   embeddings: MetricModel.optional(),
-  /** Judge model for the 1–5 rubric score (structured output). */
-  judge: MetricModel.extend({ maxTokens: z.int().min(16).max(8192).default(512) }).optional(),
+  /**
+   * Judge model for the 1–5 rubric score (docs/method.md, "Rubric judge"). `template`: the prompt and
+   * verdict format, `prometheus-absolute-v1` (the study's: Prometheus absolute grading, `[RESULT] n`) or
+   * `rubric-v2` (Polyglot's earlier wording, JSON answer). `maxTokens`: the answer budget, the study's 2,048.
+   */
+  judge: MetricModel.extend({
+    template: z.enum(JUDGE_TEMPLATES).default(DEFAULT_JUDGE_TEMPLATE),
+    maxTokens: z.int().min(16).max(8192).default(PAPER_JUDGE_MAX_TOKENS),
+  }).optional(),
   /** Scoring LM for perplexity (`/v1/completions` with echo + logprobs). */
   perplexity: MetricModel.optional(),
   /** Tokenizer (`/tokenize`) for prompt and response lengths. */
@@ -511,6 +519,22 @@ export function specBytes(input: unknown): number {
 }
 
 /** Parse and validate a spec; throws InvalidSpecError listing every problem with its path. */
+/**
+ * The spec as a sweep begun before judge template versions parsed it: no `template` (its metrics runs then
+ * keep `rubric-v2`) and the old default budget where the spec set none. Used by the sweep workflow for runs
+ * begun before the study's judge became the default, so their sweep id, spec version and judge stay what they
+ * were and one cohort is never graded under two protocols.
+ */
+export function withJudgeAsBegun(spec: SweepSpec, input: unknown): SweepSpec {
+  const metrics = spec.metrics;
+  const judge = metrics?.judge;
+  if (!metrics || !judge) return spec;
+  const given = (input as { metrics?: { judge?: { maxTokens?: unknown } } }).metrics?.judge?.maxTokens;
+  const { template: _template, ...rest } = judge;
+  const legacy = { ...rest, maxTokens: typeof given === 'number' ? given : LEGACY_JUDGE.maxTokens };
+  return { ...spec, metrics: { ...metrics, judge: legacy as typeof judge } };
+}
+
 export function parseSweepSpec(input: unknown): SweepSpec {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw new InvalidSpecError([

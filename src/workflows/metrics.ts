@@ -77,7 +77,8 @@ export async function metricsWorkflow(input: MetricsWorkflowInput): Promise<Metr
   }
   if (m.judge) {
     const e = onEndpoint(m.judge);
-    jobs.push(e.queue.measureJudge({ ...e.input, maxTokens: m.judge.maxTokens }));
+    // `template` is absent only in a run begun before it existed: the activity then keeps that run's template.
+    jobs.push(e.queue.measureJudge({ ...e.input, maxTokens: m.judge.maxTokens, judgeTemplate: m.judge.template }));
   }
   if (m.perplexity) {
     const e = onEndpoint(m.perplexity);

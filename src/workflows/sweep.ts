@@ -15,7 +15,7 @@ import type { Activities, ScoreSweepInput, ScoreSweepResult } from '../activitie
 import { ErrorType } from '../common/errors';
 import { scoringRuns } from '../scoring/runs';
 import { planSweep, specVersion, type CellPlan } from '../spec/plan';
-import { InvalidSpecError, parseSweepSpec, type SweepSpec } from '../spec/sweep';
+import { InvalidSpecError, parseSweepSpec, withJudgeAsBegun, type SweepSpec } from '../spec/sweep';
 import { datasetWorkflow, type DatasetWorkflowResult } from './dataset';
 import { anchorWorkflow, type AnchorWorkflowResult } from './anchor';
 import { metricsWorkflow } from './metrics';
@@ -94,6 +94,9 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
       throw ApplicationFailure.nonRetryable(e.message, 'InvalidSpec', { problems: e.problems });
     throw e;
   }
+  // patched(): a run begun before the study's judge (template, 2,048-token budget) became the default keeps the
+  // judge it began with; the defaults feed its sweep id and version, and a cohort is graded under one protocol.
+  if (!patched('judge-template-default')) spec = withJudgeAsBegun(spec, input);
   const plan = planSweep(spec);
   const info = workflowInfo();
   // One id, one sweep: status, report and resume find a sweep by `sweep/<sweepId>` only. patched(): a run

@@ -4,7 +4,7 @@ import http from 'node:http';
 import path from 'node:path';
 import type { SyntheticRow } from '../../src/generation/requests';
 import { FakeLlmServer } from '../../src/llm/fake-server';
-import { parseJudgement } from '../../src/metrics/judge';
+import { judgeOutcome, readVerdict } from '../../src/metrics/judge';
 import { planSweep } from '../../src/spec/plan';
 import { parseSweepSpec, type SweepSpecInput } from '../../src/spec/sweep';
 import { keys } from '../../src/storage/layout';
@@ -191,6 +191,8 @@ describe('metrics stage against real embedding and LLM servers', function () {
           'average_rubric_score',
           'rubric_mean_parsed_only',
           'rubric_parse_failures',
+          'rubric_truncated',
+          'rubric_unparsed',
           'average_perplexity',
           'perplexity_items',
           'prompts_average_length',
@@ -212,21 +214,30 @@ describe('metrics stage against real embedding and LLM servers', function () {
         assert.equal(v.perplexity_items, 4);
         assert.equal(v.duplicate_rate, 0);
 
-        // Rubric: every score in 1..5, failures counted and scored 1, each recorded judgement re-parses the same.
-        const judge = await getJson<{ detail: { id: string; score: number | null; feedback: string }[] }>(
-          store,
-          doc.metrics.find((m) => m.metric === 'judge')!.uri,
-        );
+        // Rubric (the default template, Prometheus absolute grading): every score in 1..5, each recorded answer
+        // re-reads the same, unreadable answers scored 1 and counted — cut by the length limit apart from the rest.
+        const judge = await getJson<{
+          config: { rubric: string };
+          detail: { id: string; score: number | null; outcome: string; finishReason: string; feedback: string }[];
+        }>(store, doc.metrics.find((m) => m.metric === 'judge')!.uri);
+        assert.equal(judge.config.rubric, 'prometheus-absolute-v1');
         assert.deepEqual(
           judge.detail.map((d) => d.id),
           rows.map((r) => r.id),
         );
         for (const d of judge.detail) {
-          assert.equal(d.score, parseJudgement(d.feedback) ?? null, `judgement ${JSON.stringify(d.feedback)}`);
+          const score = readVerdict('prometheus-absolute-v1', d.feedback);
+          assert.equal(d.score, score ?? null, `judgement ${JSON.stringify(d.feedback)}`);
+          assert.equal(d.outcome, judgeOutcome(score, d.finishReason));
           if (d.score !== null) assert.ok(d.score >= 1 && d.score <= 5);
         }
         const failures = judge.detail.filter((d) => d.score === null).length;
+        const truncated = judge.detail.filter((d) => d.outcome === 'truncated').length;
         assert.equal(v.rubric_parse_failures, failures);
+        assert.equal(v.rubric_truncated, truncated);
+        assert.equal(v.rubric_unparsed, failures - truncated);
+        // 48 tokens cannot hold SmolLM2's feedback: the budget cuts at least one answer, and it shows.
+        assert.ok(truncated >= 1, `${language}: no judge answer was cut at 48 tokens`);
         assert.equal(v.average_rubric_score, judge.detail.reduce((a, d) => a + (d.score ?? 1), 0) / 4);
         assert.ok(v.average_rubric_score! >= 1 && v.average_rubric_score! <= 5);
       }

@@ -376,7 +376,7 @@ describe('responsePerplexity', () => {
   });
 });
 
-describe('parseJudgement', () => {
+describe('parseJudgement (judge template rubric-v2)', () => {
   it('reads the structured JSON score', () => {
     assert.equal(parseJudgement('{"feedback": "Fluent and helpful.", "score": 4}'), 4);
     assert.equal(parseJudgement('\n  {\n "feedback": "feedback","score": 1\n}\n'), 1);

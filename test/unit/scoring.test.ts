@@ -400,6 +400,18 @@ describe('scoring: closed forms and invariants', () => {
     });
   });
 
+  it('warns per cell where judge answers were cut by the length limit, and nowhere else', () => {
+    const cut = three.map((c, i) => ({
+      ...c,
+      intrinsic: { ...c.intrinsic!, rubric_truncated: i === 1 ? 3 : 0, rubric_unparsed: 2 },
+    }));
+    const judged = scoreCohort(cut, anchor).warnings.filter((w) => /judge answer/.test(w));
+    assert.deepEqual(judged, [
+      't2/xx: 3 judge answer(s) were cut by the length limit before a verdict and scored 1; raise metrics.judge.maxTokens',
+    ]);
+    assert.equal(scoreCohort(three, anchor).warnings.filter((w) => /judge answer/.test(w)).length, 0);
+  });
+
   it('refuses a cohort mixing intrinsic metrics and given z', () => {
     const mixed = [...three, { teacher: 't4', language: 'xx', family: 'f', result: 0.5, z_score: 0.1 }];
     assert.throws(() => scoreCohort(mixed, anchor), /mixed z inputs/);
