@@ -8,7 +8,7 @@ import {
   type GenerationContext,
   type SyntheticRow,
 } from '../generation/requests';
-import type { ChatResult } from '../llm/client';
+import { LENGTH_LIMIT_REASON, type ChatResult } from '../llm/client';
 import type { LimiterRegistry } from '../llm/limiter';
 import { loadSeedPool, type SeedRow } from '../seeds/pool';
 import { GENERATION_CODE_VERSION } from '../spec/plan';
@@ -156,11 +156,18 @@ function markersFromManifest(
   strategy: string,
 ): MarkerRewrite[] {
   if (!lost.length) return [];
-  const fields = ['requested', 'parseFailures', 'emptyResponses', 'promptTokens', 'completionTokens'] as const;
-  const rest = Object.fromEntries(fields.map((f) => [f, s[f] - intact.reduce((n, m) => n + m[f], 0)])) as Record<
-    (typeof fields)[number],
-    number
-  >;
+  const fields = [
+    'requested',
+    'parseFailures',
+    'emptyResponses',
+    'truncated',
+    'truncatedDropped',
+    'promptTokens',
+    'completionTokens',
+  ] as const;
+  const rest = Object.fromEntries(
+    fields.map((f) => [f, (s[f] ?? 0) - intact.reduce((n, m) => n + (m[f] ?? 0), 0)]),
+  ) as Record<(typeof fields)[number], number>;
   const restCost = s.costUsd - intact.reduce((n, m) => n + m.costUsd, 0);
   return lost.map((l, j) => {
     const last = j === lost.length - 1;
@@ -184,6 +191,8 @@ const emptyStats = (): ShardStats => ({
   produced: 0,
   parseFailures: 0,
   emptyResponses: 0,
+  truncated: 0,
+  truncatedDropped: 0,
   promptTokens: 0,
   completionTokens: 0,
   costUsd: 0,
@@ -194,6 +203,9 @@ function addStats(into: ShardStats, s: ShardStats): void {
   into.produced += s.produced;
   into.parseFailures += s.parseFailures;
   into.emptyResponses += s.emptyResponses;
+  // Records from before the length count have none: they add 0 (the count is then a lower bound).
+  into.truncated = (into.truncated ?? 0) + (s.truncated ?? 0);
+  into.truncatedDropped = (into.truncatedDropped ?? 0) + (s.truncatedDropped ?? 0);
   into.promptTokens += s.promptTokens;
   into.completionTokens += s.completionTokens;
   into.costUsd += s.costUsd;
@@ -249,6 +261,7 @@ export function createDatasetActivities(deps: DatasetDeps) {
         repaired,
         manifestUri: store.uri(keys.datasetManifest(ds)),
         examples: existing.produced,
+        ...(existing.truncated !== undefined ? { truncated: existing.truncated } : {}),
         strategies: Object.entries(existing.perStrategy).map(([strategy, s]) => ({
           strategy: strategy as PrepareDatasetResult['strategies'][number]['strategy'],
           selected: s.requested,
@@ -408,6 +421,10 @@ export function createDatasetActivities(deps: DatasetDeps) {
       if (l.ok && l.row) rows.push(l.row);
       else if (l.reason === 'empty') stats.emptyResponses++;
       else stats.parseFailures++;
+      if (l.finishReason === LENGTH_LIMIT_REASON) {
+        stats.truncated!++;
+        if (!(l.ok && l.row)) stats.truncatedDropped!++;
+      }
     }
     stats.produced = rows.length;
     const price = input.provider.pricePerMTok;
@@ -479,6 +496,7 @@ export function createDatasetActivities(deps: DatasetDeps) {
       completionTokens: manifest.completionTokens,
       costUsd: manifest.costUsd,
       parseFailures: manifest.parseFailures,
+      truncated: manifest.truncated,
     };
   }
 

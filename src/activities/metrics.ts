@@ -392,6 +392,17 @@ export function createMetricsActivities(deps: MetricsDeps) {
     for (const m of input.metrics) Object.assign(values, m.values);
     const sub = await readSubsample(store, input.subsampleUri);
     values.subsample_size = sub?.ids.length ?? NaN;
+    // How many teacher answers the length limit cut (docs/method.md, "Generation strategies"): shown beside the
+    // metrics, since a cut answer is either dropped (JSON) or kept unfinished (respond), and both bias them.
+    const manifest = await getSealed<DatasetManifest>(
+      store,
+      keys.datasetManifest(keys.dataset(input.storage.prefix, input.datasetKey)),
+      (v) => typeof (v as DatasetManifest).perStrategy === 'object',
+    );
+    if (manifest.state === 'ok' && manifest.value.truncated !== undefined) {
+      values.generation_truncated = manifest.value.truncated;
+      values.generation_truncated_dropped = manifest.value.truncatedDropped ?? NaN;
+    }
     const key = `${metricsPrefix(input.storage, input.datasetKey)}/intrinsic-${digestOf(input.metrics.map((m) => m.uri)).slice(0, 16)}.json`;
     const read = await getSealed(store, key, (v) => typeof (v as { intrinsic?: unknown }).intrinsic === 'object');
     const repaired: Repair[] =

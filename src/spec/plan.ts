@@ -1,5 +1,5 @@
 import { digestOf } from './hash';
-import { STRATEGIES, type Strategy, type SweepSpec, type Teacher } from './sweep';
+import { PAPER_TEACHER_MAX_TOKENS, STRATEGIES, type Strategy, type SweepSpec, type Teacher } from './sweep';
 import { TEMPLATE_HASHES } from './templates';
 
 /**
@@ -143,4 +143,27 @@ export function diffManifests(before: unknown, after: unknown, path = ''): strin
     return keys.flatMap((k) => diffManifests(before[k], after[k], path ? `${path}.${k}` : k));
   }
   return [`${path}: ${JSON.stringify(before)} → ${JSON.stringify(after)}`];
+}
+
+/** The paper's judge answer budget (new tokens): a shorter one cuts the feedback before the score. */
+export const PAPER_JUDGE_MAX_TOKENS = 2048;
+
+/**
+ * Where a spec's answer budgets are below the paper's: a warning each (never an error: a cheap pilot may want
+ * short answers), naming the field and the paper's value. Cut answers are counted in every dataset manifest.
+ */
+export function fidelityWarnings(spec: SweepSpec): string[] {
+  const out: string[] = [];
+  spec.teachers.forEach((t, i) => {
+    if (t.sampling.maxTokens < PAPER_TEACHER_MAX_TOKENS)
+      out.push(
+        `teachers[${i}].sampling.maxTokens: ${t.sampling.maxTokens} is below the paper's ${PAPER_TEACHER_MAX_TOKENS} (teacher ${t.id}); long answers will be cut (finish_reason length), and a cut JSON answer is dropped`,
+      );
+  });
+  const judge = spec.metrics?.judge;
+  if (judge && judge.maxTokens < PAPER_JUDGE_MAX_TOKENS)
+    out.push(
+      `metrics.judge.maxTokens: ${judge.maxTokens} is below the paper's ${PAPER_JUDGE_MAX_TOKENS}; a long feedback is cut before its score`,
+    );
+  return out;
 }

@@ -86,11 +86,18 @@ export const ProviderSchema = z.strictObject({
 });
 export type Provider = z.infer<typeof ProviderSchema>;
 
+/**
+ * The paper's teacher answer budget: it set no limit, so its inference library's default of 4,096 new tokens
+ * applied. A lower limit cuts long JSON answers, which then fail to parse and are dropped (docs/method.md,
+ * "Generation strategies"); `sweep plan` warns about a spec that sets less.
+ */
+export const PAPER_TEACHER_MAX_TOKENS = 4096;
+
 export const SamplingSchema = z.strictObject({
   temperature: z.number().min(0).max(2).default(0.8),
   topP: z.number().gt(0).max(1).default(0.9),
-  /** Max new tokens per request. Default 512. */
-  maxTokens: z.int().min(1).max(65_536).default(512),
+  /** Max new tokens per request. Default: the paper's 4,096. A server may refuse more than its context allows. */
+  maxTokens: z.int().min(1).max(65_536).default(PAPER_TEACHER_MAX_TOKENS),
 });
 
 export const TeacherSchema = z.strictObject({
@@ -101,7 +108,7 @@ export const TeacherSchema = z.strictObject({
   model: z.string().min(1).max(256),
   /** Model revision or snapshot; part of the cache key so a new snapshot recomputes. */
   revision: z.string().max(128).optional(),
-  sampling: SamplingSchema.default({ temperature: 0.8, topP: 0.9, maxTokens: 512 }),
+  sampling: SamplingSchema.default({ temperature: 0.8, topP: 0.9, maxTokens: PAPER_TEACHER_MAX_TOKENS }),
 });
 export type Teacher = z.infer<typeof TeacherSchema>;
 

@@ -15,6 +15,9 @@ interface Manifest {
   produced: number;
   parseFailures: number;
   emptyResponses: number;
+  truncated?: number;
+  truncatedDropped?: number;
+  perStrategy: Record<string, { truncated?: number; truncatedDropped?: number; produced: number }>;
 }
 
 describe('LLM server failures, budget, pause and cancel', function () {
@@ -110,10 +113,39 @@ describe('LLM server failures, budget, pause and cancel', function () {
         produced: manifest?.produced,
         parse: manifest?.parseFailures,
         empty: manifest?.emptyResponses,
+        truncated: manifest?.truncated,
+        truncatedDropped: manifest?.truncatedDropped,
       },
-      { requested: 4, produced: 2, parse: 1, empty: 1 },
+      // The cut JSON answer is a parse failure and, apart, a truncation: the manifest says why it failed.
+      { requested: 4, produced: 2, parse: 1, empty: 1, truncated: 1, truncatedDropped: 1 },
+    );
+    assert.deepEqual(
+      {
+        truncated: manifest?.perStrategy.generate?.truncated,
+        dropped: manifest?.perStrategy.generate?.truncatedDropped,
+      },
+      { truncated: 1, dropped: 1 },
     );
     assert.equal(llm.stats().chatCompletions, 4, 'no retries for bad model output');
+  });
+
+  it('counts a cut free-text answer as truncated but keeps it (respond), per strategy', async () => {
+    llm.injectFaults([{ kind: 'truncated' }]);
+    const spec = tinySpec(0, uniqueName('p'), { strategies: { respond: { count: 3 } }, checkpointEvery: 1 });
+    const { result, manifest } = await runSweep(spec);
+    assert.ok(result.ok);
+    assert.deepEqual(
+      {
+        produced: manifest?.produced,
+        parse: manifest?.parseFailures,
+        truncated: manifest?.truncated,
+        truncatedDropped: manifest?.truncatedDropped,
+        respond: manifest?.perStrategy.respond?.truncated,
+      },
+      { produced: 3, parse: 0, truncated: 1, truncatedDropped: 0, respond: 1 },
+    );
+    const progress = (result.ok ? result.r : undefined) as { cells?: { truncated?: number }[] } | undefined;
+    assert.equal(progress?.cells?.[0]?.truncated, 1, 'the sweep result carries the count to status and report');
   });
 
   for (const kind of ['401', '400'] as const) {
