@@ -6,7 +6,7 @@ import { DistinctAccumulator } from '../metrics/diversity';
 import { judgeRequest, parseJudgement, RUBRIC_VERSION } from '../metrics/judge';
 import { conformance, duplicateRate } from '../metrics/language';
 import { meanIgnoringNaN, responsePerplexity } from '../metrics/perplexity';
-import { balancedSubsample } from '../metrics/subsample';
+import { balancedSubsample, SUBSAMPLE_METHOD } from '../metrics/subsample';
 import { digestOf } from '../spec/hash';
 import type { Provider } from '../spec/sweep';
 import { keys } from '../storage/layout';
@@ -76,6 +76,16 @@ interface Subsample {
   seed: number;
   ids: string[];
   perStrategy: Record<string, number>;
+  /** The sampling algorithm (absent in records written before it was named). */
+  method?: string;
+}
+
+export interface SubsampleResult {
+  uri: string;
+  n: number;
+  /** Size and SHA-256 of the stored record (absent from results of older histories). */
+  file?: Digest;
+  repaired?: Repair[];
 }
 
 export interface MetricsDeps {
@@ -98,7 +108,7 @@ async function readSubsample(store: S3Store, uri: string): Promise<Subsample | u
   );
 }
 
-const metricsPrefix = (storage: StorageRef, datasetKey: string) => `${storage.prefix}/metrics/${datasetKey}`;
+const metricsPrefix = (storage: StorageRef, datasetKey: string) => keys.metrics(storage.prefix, datasetKey);
 
 async function datasetRows(
   store: S3Store,
@@ -213,11 +223,15 @@ export function createMetricsActivities(deps: MetricsDeps) {
     return { rows, outcomes, repaired };
   }
 
-  async function subsampleDataset(input: SubsampleInput): Promise<{ uri: string; n: number; repaired?: Repair[] }> {
+  /**
+   * The balanced subsample's ids, stored once per dataset, size and seed; metrics and student training read the
+   * same record. `file` is the stored bytes' size and SHA-256: a job that reads the file verifies it.
+   */
+  async function subsampleDataset(input: SubsampleInput): Promise<SubsampleResult> {
     const store = deps.stores.for(input.storage.bucket);
-    const key = `${metricsPrefix(input.storage, input.datasetKey)}/subsample-${input.size}-${input.seed}.json`;
+    const key = keys.subsample(input.storage.prefix, input.datasetKey, SUBSAMPLE_METHOD, input.size, input.seed);
     const read = await getSealed<Subsample>(store, key, isSubsample);
-    if (read.state === 'ok') return { uri: store.uri(key), n: read.value.ids.length };
+    if (read.state === 'ok') return { uri: store.uri(key), n: read.value.ids.length, file: read.file };
     // The subsample is a pure function of the dataset, size and seed: a damaged one is recomputed as it was.
     const repaired: Repair[] =
       read.state === 'damaged' ? [{ key, reason: `subsample ${read.reason}; recomputed` }] : [];
@@ -242,9 +256,10 @@ export function createMetricsActivities(deps: MetricsDeps) {
       seed: input.seed,
       ids: order.flatMap((s) => chosen.get(s) ?? []),
       perStrategy: Object.fromEntries(order.map((s) => [s, chosen.get(s)?.length ?? 0])),
+      method: SUBSAMPLE_METHOD,
     };
-    await putSealed(store, key, sub);
-    return { uri: store.uri(key), n: sub.ids.length, repaired };
+    const file = await putSealed(store, key, sub);
+    return { uri: store.uri(key), n: sub.ids.length, file, repaired };
   }
 
   async function measureDiversity(input: MetricInput): Promise<MetricResult> {

@@ -11,6 +11,9 @@ import { pandasSample } from './legacy-random';
  * Each strategy's ids are its first draw followed by its extra draw, as the reference concatenates them.
  * One implementation serves the metrics and student training (both read the stored ids).
  */
+/** The sampling algorithm's name in the subsample's key: change it whenever the ids chosen could change. */
+export const SUBSAMPLE_METHOD = 'pandas-mt19937';
+
 export interface StrategyRows {
   strategy: string;
   ids: string[];

@@ -149,6 +149,10 @@ export type StudentSpec = z.infer<typeof StudentSchema>;
 /** An OpenAI-compatible endpoint used by a metric: a provider id from `providers` and a model name. */
 const MetricModel = z.strictObject({ provider: z.string(), model: z.string().min(1).max(256) });
 
+/** The paper's balanced subsample: its seed (the remainder draws with seed + 1), and the student training size. */
+export const PAPER_SUBSAMPLE_SEED = 42;
+export const PAPER_TRAIN_SIZE = 10_500;
+
 export const MetricsSchema = z.strictObject({
   /** Rows per teacher × language in the balanced subsample all metrics use. Paper default 10,000. */
   subsampleSize: z.int().min(2).max(1_000_000).default(10_000),
@@ -157,7 +161,7 @@ export const MetricsSchema = z.strictObject({
     .int()
     .min(0)
     .max(2 ** 31 - 1)
-    .default(42),
+    .default(PAPER_SUBSAMPLE_SEED),
   /** `/v1/embeddings` model for distinct-RI of prompts and responses. */
   embeddings: MetricModel.optional(),
   /** Judge model for the 1–5 rubric score (structured output). */
@@ -247,7 +251,7 @@ export const TrainHyperSchema = z.strictObject({
     .min(0)
     .max(2 ** 31 - 1)
     .optional(),
-  /** Rows of the balanced subsample the student trains on. */
+  /** Rows of the balanced subsample the student trains on (default: the paper's 10,500). */
   trainSize: z.int().min(1).max(100_000_000).optional(),
   subsampleSeed: z
     .int()

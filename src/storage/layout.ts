@@ -21,6 +21,15 @@ export const keys = {
   cellIndexEntry: (prefix: string, teacherId: string, language: string, digest: string) =>
     `${prefix}/index/${teacherId}/${language}/${digest}.json`,
 
+  /** Everything measured on one dataset: its subsamples, metric results and intrinsic records. */
+  metrics: (prefix: string, datasetKey: string) => `${prefix}/metrics/${datasetKey}`,
+  /**
+   * A balanced subsample's ids (metrics and student training read the same record). `method` names the sampling
+   * algorithm, so ids chosen by an earlier algorithm are never taken for this one's.
+   */
+  subsample: (prefix: string, datasetKey: string, method: string, size: number, seed: number) =>
+    `${prefix}/metrics/${datasetKey}/subsample-${method}-${size}-${seed}.json`,
+
   sweep: (prefix: string, sweepId: string) => `${prefix}/sweeps/${sweepId}`,
   /**
    * Each version of a sweep (one spec; `--new-run` makes another) keeps its spec, summary and report under
