@@ -10,7 +10,15 @@ import {
 } from '../generation/requests';
 import { LENGTH_LIMIT_REASON, type ChatResult } from '../llm/client';
 import type { LimiterRegistry } from '../llm/limiter';
-import { loadSeedPool, type SeedRow } from '../seeds/pool';
+import { decodeUtf8, loadSeedPool, type SeedRow } from '../seeds/pool';
+import {
+  TEMPLATE_PARTS,
+  storedTemplateDigest,
+  templateHashOf,
+  templateProblems,
+  type TemplateFiles,
+  type TemplatePart,
+} from '../spec/templates';
 import { GENERATION_CODE_VERSION } from '../spec/plan';
 import { seededShuffle } from '../spec/random';
 import { keys } from '../storage/layout';
@@ -19,6 +27,7 @@ import { clientFor } from './provider';
 import { parseS3Uri, type S3Store, type StoreRegistry } from '../storage/s3';
 import {
   checkShard,
+  sha256OfBytes,
   digestBytes,
   getSealed,
   getVerified,
@@ -319,6 +328,38 @@ export function createDatasetActivities(deps: DatasetDeps) {
     return { strategies: out, repaired };
   }
 
+  /**
+   * The spec's own prompt files: read by their content-addressed URIs, each checked against the SHA-256 its URI
+   * names and for the placeholders its part needs (a spec started without the CLI was never checked).
+   */
+  async function templateTexts(files: TemplateFiles | undefined): Promise<Partial<Record<TemplatePart, string>>> {
+    const out: Partial<Record<TemplatePart, string>> = {};
+    for (const part of TEMPLATE_PARTS) {
+      const uri = files?.[part];
+      if (!uri) continue;
+      const field = `templates.${part}`;
+      const want = storedTemplateDigest(uri);
+      if (!want) throw new PolyglotError(ErrorType.InvalidInput, `${field}: ${uri} is not a stored prompt file`);
+      const { bucket, key } = parseS3Uri(uri);
+      const bytes = await deps.stores.for(bucket).getBytes(key);
+      if (bytes === undefined)
+        throw new PolyglotError(
+          ErrorType.StorageError,
+          `${field}: ${uri} is missing; store it again with \`polyglot sweep start\` from the spec file`,
+        );
+      if (sha256OfBytes(bytes) !== want)
+        throw new PolyglotError(
+          ErrorType.CorruptArtifact,
+          `${field}: ${uri} does not match the SHA-256 in its name; store the file again with \`polyglot sweep start\``,
+        );
+      const text = decodeUtf8(bytes, uri);
+      const problems = templateProblems(part, text);
+      if (problems.length) throw new PolyglotError(ErrorType.InvalidInput, `${field}: ${uri}: ${problems.join('; ')}`);
+      out[part] = text;
+    }
+    return out;
+  }
+
   async function generateShard(input: GenerateShardInput): Promise<GenerateShardResult> {
     const actx = Context.current();
     const store = deps.stores.for(input.storage.bucket);
@@ -378,6 +419,12 @@ export function createDatasetActivities(deps: DatasetDeps) {
       language: input.language,
       teacher: input.teacher,
       templateVersion: input.templateVersion,
+      ...(input.templateFiles
+        ? {
+            customTemplates: await templateTexts(input.templateFiles),
+            templateHash: templateHashOf(input.templateVersion, input.templateFiles),
+          }
+        : {}),
       seed: input.seed,
       selection,
     };

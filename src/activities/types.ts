@@ -1,6 +1,6 @@
 import type { DatasetKeyManifest } from '../spec/plan';
 import type { Provider, Strategy, Teacher } from '../spec/sweep';
-import type { TemplateVersion } from '../spec/templates';
+import type { TemplateFiles, TemplateVersion } from '../spec/templates';
 import type { Digest, Repair } from '../storage/integrity';
 
 /** Inputs and outputs of activities: ids, URIs, digests and small numbers only (they go through history). */
@@ -43,6 +43,8 @@ export interface GenerateShardInput {
   checkpointEvery: number;
   language: string;
   templateVersion: TemplateVersion;
+  /** The spec's own prompt files (stored URIs naming their SHA-256); absent with the built-in wording. */
+  templateFiles?: TemplateFiles;
   seed: number;
   teacher: Teacher;
   provider: Provider;

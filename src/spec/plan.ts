@@ -1,6 +1,13 @@
 import { digestOf } from './hash';
-import { PAPER_TEACHER_MAX_TOKENS, STRATEGIES, type Strategy, type SweepSpec, type Teacher } from './sweep';
-import { TEMPLATE_HASHES } from './templates';
+import {
+  PAPER_TEACHER_MAX_TOKENS,
+  STRATEGIES,
+  templatesOf,
+  type Strategy,
+  type SweepSpec,
+  type Teacher,
+} from './sweep';
+import { templateHashOf, type TemplateFiles } from './templates';
 
 /**
  * Planning: expand a validated spec into cells and shards, and derive every id and cache key.
@@ -26,6 +33,8 @@ export interface DatasetKeyManifest {
   strategies: Record<string, number>;
   templateVersion: string;
   templateHash: string;
+  /** The spec's own prompt files (stored URIs, each naming its SHA-256); absent with the built-in wording. */
+  templateFiles?: TemplateFiles;
   seedPool: string;
   seed: number;
   shardSize: number;
@@ -83,6 +92,7 @@ export function datasetKeyManifest(spec: SweepSpec, teacher: Teacher, language: 
     const count = spec.strategies[s]?.count ?? 0;
     if (count > 0) strategies[s] = count;
   }
+  const templates = templatesOf(spec);
   return {
     kind: 'dataset',
     teacher: {
@@ -95,8 +105,10 @@ export function datasetKeyManifest(spec: SweepSpec, teacher: Teacher, language: 
     },
     language,
     strategies,
-    templateVersion: spec.templateVersion,
-    templateHash: TEMPLATE_HASHES[spec.templateVersion],
+    templateVersion: templates.version,
+    templateHash: templateHashOf(templates.version, templates.files),
+    // Only with files of its own: the key of a spec with the built-in wording stays what it was.
+    ...(templates.files ? { templateFiles: templates.files } : {}),
     seedPool: seedPoolDigest(spec.seedPool),
     seed: spec.seed,
     shardSize: spec.shardSize,

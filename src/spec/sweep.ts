@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { EnvMapSchema, SecretEnvSchema } from '../jobs/spec';
 import { LANGUAGES, suggestLanguage } from './languages';
+import { STORED_TEMPLATE, TEMPLATE_PARTS, type TemplateFiles, type TemplateVersion } from './templates';
 
 /**
  * The sweep spec: one document that defines every work item of a sweep. It is parsed from YAML or
@@ -147,6 +148,11 @@ export const StudentSchema = z.strictObject({
 export type StudentSpec = z.infer<typeof StudentSchema>;
 
 /** An OpenAI-compatible endpoint used by a metric: a provider id from `providers` and a model name. */
+const StoredTemplate = z.string().max(2048).regex(STORED_TEMPLATE, {
+  error:
+    'must be a stored prompt file (s3://<bucket>/<prefix>/templates/sha256-<64 hex>.txt); in a spec file give a local path or any s3:// object, and `polyglot sweep plan|start` checks and stores it',
+});
+
 const MetricModel = z.strictObject({ provider: z.string(), model: z.string().min(1).max(256) });
 
 /** The paper's balanced subsample: its seed (the remainder draws with seed + 1), and the student training size. */
@@ -342,6 +348,24 @@ export const SweepSpecSchema = z.strictObject({
   }),
   /** Prompt template version: `v1` (main grid) or `v2` (with the ten task categories). */
   templateVersion: z.enum(['v1', 'v2']).default('v1'),
+  /**
+   * The spec's own wording: a version name (as `templateVersion`), or `{version?, system?, generate?, translate?,
+   * respond?}` where each part names a prompt file with placeholders (`{{language}}`, `{{examples}}`, `{{prompt}}`).
+   * In a spec file a part may be a local path or any s3:// object: the CLI checks it and stores it content-addressed;
+   * the workflow sees only stored files (`s3://…/templates/sha256-<hex>.txt`), whose digests enter the dataset key.
+   */
+  templates: z
+    .preprocess(
+      (v) => (typeof v === 'string' ? { version: v } : v),
+      z.strictObject({
+        version: z.enum(['v1', 'v2']).optional(),
+        system: StoredTemplate.optional(),
+        generate: StoredTemplate.optional(),
+        translate: StoredTemplate.optional(),
+        respond: StoredTemplate.optional(),
+      }),
+    )
+    .optional(),
   /** Examples per generation activity. Default 50. */
   shardSize: z.int().min(1).max(10_000).default(50),
   /** Examples per part-file inside a shard: a crashed shard repeats at most this many calls. Default 10. */
@@ -548,4 +572,14 @@ export function parseSweepSpec(input: unknown): SweepSpec {
   problems.push(...crossFieldProblems(result.success ? (result.data as Loose) : (input as Loose)));
   if (problems.length || !result.success) throw new InvalidSpecError(problems);
   return result.data;
+}
+
+/** The wording a spec asks for: the built-in version its own files start from, and those files (stored URIs). */
+export function templatesOf(spec: Pick<SweepSpec, 'templateVersion' | 'templates'>): {
+  version: TemplateVersion;
+  files?: TemplateFiles;
+} {
+  const t = spec.templates;
+  const files = Object.fromEntries(TEMPLATE_PARTS.filter((p) => t?.[p]).map((p) => [p, t![p]!])) as TemplateFiles;
+  return { version: t?.version ?? spec.templateVersion, ...(Object.keys(files).length ? { files } : {}) };
 }

@@ -9,6 +9,9 @@ export const keys = {
   seedRows: (poolKey: string) => `${poolKey}/seeds.jsonl`,
   seedManifest: (poolKey: string) => `${poolKey}/manifest.json`,
 
+  /** A spec's own prompt file, content-addressed (the URI carries the SHA-256 of its bytes). */
+  template: (prefix: string, sha256: string) => `${prefix}/templates/sha256-${sha256}.txt`,
+
   dataset: (prefix: string, datasetKey: string) => `${prefix}/datasets/${datasetKey}`,
   datasetKeyManifest: (ds: string) => `${ds}/key.json`,
   datasetManifest: (ds: string) => `${ds}/manifest.json`,

@@ -13,6 +13,7 @@ import { NON_RETRYABLE } from '../common/errors';
 import { llmTaskQueue } from '../common/env';
 import type { CellPlan } from '../spec/plan';
 import type { Provider, SweepSpec, Teacher } from '../spec/sweep';
+import type { TemplateVersion } from '../spec/templates';
 import {
   StageKey,
   cellPauseSignal,
@@ -177,7 +178,9 @@ export async function datasetWorkflow(input: DatasetWorkflowInput): Promise<Data
         shardSize: spec.shardSize,
         checkpointEvery: spec.checkpointEvery,
         language: cell.language,
-        templateVersion: spec.templateVersion,
+        // The key manifest's wording: the version and the spec's own files (URIs naming their SHA-256).
+        templateVersion: cell.keyManifest.templateVersion as TemplateVersion,
+        ...(cell.keyManifest.templateFiles ? { templateFiles: cell.keyManifest.templateFiles } : {}),
         seed: spec.seed,
         teacher: input.teacher,
         provider: input.provider,
