@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { WorkflowFailedError } from '@temporalio/client';
 import { FakeLlmServer, type FakeFault } from '../../src/llm/fake-server';
+import { sha256Hex } from '../../src/spec/hash';
 import { planSweep } from '../../src/spec/plan';
+import { templateHashOf } from '../../src/spec/templates';
 import { parseSweepSpec, type SweepSpecInput } from '../../src/spec/sweep';
 import { keys } from '../../src/storage/layout';
 import { sweepWorkflow } from '../../src/workflows';
@@ -242,6 +244,40 @@ describe('LLM server failures, budget, pause and cancel', function () {
     } finally {
       await workers.stop();
     }
+  });
+  it("sends a spec's own prompt file, records its hash on every row, and refuses a stored file without its placeholder", async () => {
+    const store = storeFor(bucket);
+    const text = 'EIGENE VORLAGE ({{language}}): {{prompt}}';
+    const key = keys.template('polyglot', sha256Hex(text));
+    await store.putText(key, text);
+    const spec = tinySpec(2, uniqueName('p'), { templates: { respond: `s3://${bucket}/${key}` } });
+    const { result, manifest, plan } = await runSweep(spec);
+    assert.ok(result.ok, String(!result.ok && result.e));
+    assert.equal(manifest?.produced, 2);
+    const shard = await store.getText(
+      keys.shardData(keys.dataset('polyglot', plan.cells[0]!.datasetKey), 'respond', 0),
+    );
+    const rows = shard!
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { synth_prompt: string; template_hash: string });
+    const hash = templateHashOf('v1', { respond: `s3://${bucket}/${key}` });
+    assert.equal(plan.cells[0]!.keyManifest.templateHash, hash);
+    for (const r of rows) {
+      assert.match(r.synth_prompt, /^EIGENE VORLAGE \(German\): /);
+      assert.equal(r.template_hash, hash);
+    }
+
+    // Started without the CLI, a stored file that lacks {{prompt}} fails the cell at once, naming the field.
+    const bad = 'Antworte auf {{language}}.';
+    const badKey = keys.template('polyglot', sha256Hex(bad));
+    await store.putText(badKey, bad);
+    const failed = await runSweep(tinySpec(1, uniqueName('p'), { templates: { respond: `s3://${bucket}/${badKey}` } }));
+    assert.ok(!failed.result.ok);
+    assert.match(
+      String((failed.result.e as WorkflowFailedError).cause?.message ?? failed.result.e),
+      /templates\.respond: .*lacks \{\{prompt\}\}/,
+    );
   });
 });
 
