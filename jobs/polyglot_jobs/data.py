@@ -1,12 +1,12 @@
-"""Training data: a dataset manifest (written by Polyglot's dataset workflow) → rows → the paper's
-balanced per-strategy subsample → chat-formatted text (docs/method.md, "Balanced subsample" and "Student training")."""
+"""Training data: a dataset manifest (written by Polyglot's dataset workflow) → rows → the rows of the
+balanced per-strategy subsample the sweep chose → chat-formatted text (docs/method.md, "Balanced subsample" and
+"Student training")."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
-
-import numpy as np
 
 from .contract import DataError
 from .storage import store_for
@@ -46,42 +46,43 @@ def messages_of(row: dict[str, Any]) -> list[dict[str, str]] | None:
     return None
 
 
-def balanced_subsample(rows: list[dict[str, Any]], total: int, seed: int = 42, spare_seed: int = 43) -> list[dict[str, Any]]:
-    """The reference's `subsample_per_strategy`: drop rows with a missing field, give each of the k
-    strategies ⌊total/k⌋ rows (seed 42), then fill the remainder from strategies with spare rows,
-    largest spare pool first (seed 43). Strategies in order of first appearance. Sampling follows
-    pandas' `DataFrame.sample` (RandomState.choice without replacement) on each strategy's rows."""
-    usable = [r for r in rows if messages_of(r) is not None and r.get("strategy")]
-    order: list[str] = []
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for r in usable:
-        s = str(r["strategy"])
-        if s not in groups:
-            order.append(s)
-            groups[s] = []
-        groups[s].append(r)
-    if not order:
-        return []
-    quota = total // len(order)
-    chosen: dict[str, list[int]] = {}
-    for s in order:
-        n = len(groups[s])
-        take = min(quota, n)
-        chosen[s] = list(np.random.RandomState(seed).choice(n, size=take, replace=False)) if take < n else list(range(n))
-    remainder = total - sum(len(v) for v in chosen.values())
-    spare = sorted(order, key=lambda s: -(len(groups[s]) - len(chosen[s])))
-    for s in spare:
-        if remainder <= 0:
-            break
-        taken = set(chosen[s])
-        left = [i for i in range(len(groups[s])) if i not in taken]
-        if not left:
-            continue
-        take = min(remainder, len(left))
-        extra = np.random.RandomState(spare_seed).choice(len(left), size=take, replace=False)
-        chosen[s].extend(left[i] for i in extra)
-        remainder -= take
-    return [groups[s][i] for s in order for i in chosen[s]]
+def read_subsample_ids(uri: str, sha256: str) -> list[str]:
+    """The balanced subsample's row ids, computed by the sweep (TypeScript, `src/metrics/subsample.ts`, the one
+    implementation of the paper's per-strategy sampling) and stored as a sealed JSON record. The job config
+    carries the SHA-256 of the stored bytes: a changed or damaged file is refused, never trained on."""
+    store = store_for(uri)
+    data = store.get_bytes(uri)
+    if data is None:
+        raise DataError(f"subsample {uri}: not found; resume the sweep, its student stage writes it again")
+    got = hashlib.sha256(data).hexdigest()
+    if got != sha256:
+        raise DataError(
+            f"subsample {uri}: sha256 {got[:12]}…, expected {sha256[:12]}… from the job config; "
+            "resume the sweep, its student stage writes it again"
+        )
+    try:
+        record = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"subsample {uri}: not JSON ({e})") from None
+    ids = record.get("ids") if isinstance(record, dict) else None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise DataError(f"subsample {uri}: no 'ids' list of strings; is it a Polyglot subsample record?")
+    return ids
+
+
+def select_rows(rows: list[dict[str, Any]], ids: list[str], where: str) -> list[dict[str, Any]]:
+    """The rows with these ids, in the subsample's order; an id the dataset lacks, or a row without a
+    conversation, is an error (the subsample was computed from this dataset's rows)."""
+    by_id = {str(r.get("id")): r for r in rows}
+    picked = []
+    for i in ids:
+        row = by_id.get(i)
+        if row is None:
+            raise DataError(f"subsample {where}: id {i} is not in the dataset")
+        if messages_of(row) is None or not row.get("strategy"):
+            raise DataError(f"subsample {where}: row {i} has no conversation (messages or prompt+response) or strategy")
+        picked.append(row)
+    return picked
 
 
 def to_text(rows: list[dict[str, Any]], tokenizer: Any) -> list[str]:

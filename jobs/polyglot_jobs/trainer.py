@@ -2,7 +2,8 @@
 (docs/method.md, "Student training") as defaults. Checkpoints go to the output URI as they are saved; a restarted pod
 resumes from the newest complete one (step counter, optimizer, scheduler and data order continue).
 
-Inputs: `dataset` (the dataset manifest URI). Config (`POLYGLOT_JOB_CONFIG`): `TrainConfig` below, in
+Inputs: `dataset` (the dataset manifest URI) and `subsample` (the balanced subsample's ids, chosen by the sweep;
+the config's `subsampleSha256` is the digest of that file). Config (`POLYGLOT_JOB_CONFIG`): `TrainConfig` below, in
 camelCase or snake_case. Outputs under the job's URI: `model/` (merged weights + tokenizer),
 `adapter/` (LoRA), `checkpoints/`, `training_summary.json`, `result.json`.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .contract import ConfigError, DataError, JobContext, JobResult, parse_config, run_job
-from .data import balanced_subsample, read_manifest_rows, to_text
+from .data import read_manifest_rows, read_subsample_ids, select_rows, to_text
 from .models import load_model, load_tokenizer, parse_model_ref
 
 METHODS = ("lora", "qlora", "full")
@@ -51,8 +52,11 @@ class TrainConfig:
     scheduler: str = "linear"
     optimizer: str = "adamw_8bit"
     seed: int = 3407
+    # The subsample's size and seed: the sweep chose the rows with them (recorded here, not used to choose).
     train_size: int = 10500
     subsample_seed: int = 42
+    # SHA-256 of the stored subsample file (input `subsample`); the sweep sets it.
+    subsample_sha256: str = ""
     save_steps: int = 100
     save_total_limit: int = 2
     save: list[str] = field(default_factory=lambda: ["merged"])
@@ -141,7 +145,15 @@ def train(ctx: JobContext) -> JobResult:
     started = time.time()
 
     rows = read_manifest_rows(ctx.input("dataset"))
-    picked = balanced_subsample(rows, cfg.train_size, seed=cfg.subsample_seed)
+    if "subsample" not in ctx.inputs:
+        # Job configs from before the sweep chose the rows: the selection now has one implementation, the sweep's.
+        raise ConfigError(
+            "POLYGLOT_INPUTS.subsample: missing; the sweep computes the balanced subsample and passes its URI "
+            "(with subsampleSha256 in the config); resume the sweep with this version to train"
+        )
+    if len(cfg.subsample_sha256) != 64:
+        raise ConfigError("POLYGLOT_JOB_CONFIG.subsampleSha256: required with the subsample input: the 64-hex SHA-256 of its file")
+    picked = select_rows(rows, read_subsample_ids(ctx.input("subsample"), cfg.subsample_sha256), ctx.input("subsample"))
     if not picked:
         raise DataError(f"dataset {ctx.input('dataset')}: no usable rows (each needs messages or prompt+response)")
     per_strategy: dict[str, int] = {}
@@ -326,6 +338,7 @@ def train(ctx: JobContext) -> JobResult:
         "config": asdict(cfg),
         "student": cfg.student,
         "dataset": ctx.input("dataset"),
+        "subsample": ctx.input("subsample"),
         "examples": len(picked),
         "per_strategy": per_strategy,
         "subsample_ids": [r.get("id") for r in picked],

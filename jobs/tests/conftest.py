@@ -48,3 +48,20 @@ def write_dataset(root: Path, per_strategy: int = 6) -> str:
         manifest["perStrategy"][s] = {"shards": [str(path)]}
     (root / "manifest.json").write_text(json.dumps(manifest))
     return str(root / "manifest.json")
+
+
+def write_subsample(root: Path, manifest: str, per_strategy: int) -> tuple[str, str]:
+    """A subsample record as the sweep stores it (the first `per_strategy` ids of each strategy: the choice
+    itself is the sweep's, tested in TypeScript against pandas); returns its path and the SHA-256 of its bytes."""
+    import hashlib
+    import json
+
+    ids: list[str] = []
+    for info in json.loads(Path(manifest).read_text())["perStrategy"].values():
+        for shard in info["shards"]:
+            lines = [json.loads(x) for x in Path(shard).read_text().splitlines() if x.strip()]
+            ids.extend(r["id"] for r in lines[:per_strategy])
+    path = root / "subsample.json"
+    data = json.dumps({"ids": ids, "integrity": {"sha256": "0" * 64}}).encode("utf-8")
+    path.write_bytes(data)
+    return str(path), hashlib.sha256(data).hexdigest()

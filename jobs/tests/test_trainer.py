@@ -11,17 +11,22 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_dataset
+from conftest import write_dataset, write_subsample
 
 BASE = {"method": "lora", "trainSize": 12, "learningRate": 0.001, "perDeviceBatchSize": 2,
         "gradientAccumulation": 1, "maxSeqLength": 128, "warmupSteps": 0, "probeExamples": 4}
 
 
-def start(out: Path, dataset: str, config: dict) -> subprocess.Popen:
+def start(out: Path, dataset: str, config: dict, subsample: bool = True) -> subprocess.Popen:
+    """Run the trainer as the sweep does: with the dataset and the subsample the sweep chose (4 rows per strategy)."""
+    inputs = {"dataset": dataset}
+    if subsample:
+        inputs["subsample"], sha = write_subsample(Path(dataset).parent, dataset, 4)
+        config = {**config, "subsampleSha256": sha}
     env = {
         **os.environ,
         "POLYGLOT_OUTPUT_URI": str(out),
-        "POLYGLOT_INPUTS": json.dumps({"dataset": dataset}),
+        "POLYGLOT_INPUTS": json.dumps(inputs),
         "POLYGLOT_JOB_CONFIG": json.dumps(config),
     }
     return subprocess.Popen([sys.executable, "-m", "polyglot_jobs.trainer"], env=env,
@@ -85,6 +90,24 @@ def test_unknown_field_names_the_field(tmp_path):
     p = start(tmp_path / "out", write_dataset(tmp_path / "ds"), {"student": "x/y", "learningRat": 1})
     log, _ = p.communicate(timeout=120)
     assert p.returncode == 2 and "unknown field(s) learning_rat" in log
+
+
+def test_a_job_without_the_sweeps_subsample_is_refused(small_model, tmp_path):
+    """The rows are chosen once, by the sweep: a config without them names what is missing."""
+    p = start(tmp_path / "out", write_dataset(tmp_path / "ds"), {**BASE, "student": small_model}, subsample=False)
+    log, _ = p.communicate(timeout=300)
+    assert p.returncode == 2 and "POLYGLOT_INPUTS.subsample: missing" in log, log[-2000:]
+
+
+def test_a_changed_subsample_file_is_refused(small_model, tmp_path):
+    ds = write_dataset(tmp_path / "ds")
+    path, sha = write_subsample(tmp_path / "ds", ds, 4)
+    Path(path).write_text(Path(path).read_text().replace("generate-0", "generate-5"))
+    env = {**os.environ, "POLYGLOT_OUTPUT_URI": str(tmp_path / "out"),
+           "POLYGLOT_INPUTS": json.dumps({"dataset": ds, "subsample": path}),
+           "POLYGLOT_JOB_CONFIG": json.dumps({**BASE, "student": small_model, "subsampleSha256": sha})}
+    p = subprocess.run([sys.executable, "-m", "polyglot_jobs.trainer"], env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 3 and "expected" in p.stdout + p.stderr and "sha256" in p.stdout + p.stderr
 
 
 def test_empty_dataset_is_a_data_error(small_model, tmp_path):

@@ -8,9 +8,17 @@ import {
   type GenerationContext,
   type SyntheticRow,
 } from '../generation/requests';
-import type { ChatResult } from '../llm/client';
+import { LENGTH_LIMIT_REASON, type ChatResult } from '../llm/client';
 import type { LimiterRegistry } from '../llm/limiter';
-import { loadSeedPool, type SeedRow } from '../seeds/pool';
+import { decodeUtf8, loadSeedPool, type SeedRow } from '../seeds/pool';
+import {
+  TEMPLATE_PARTS,
+  storedTemplateDigest,
+  templateHashOf,
+  templateProblems,
+  type TemplateFiles,
+  type TemplatePart,
+} from '../spec/templates';
 import { GENERATION_CODE_VERSION } from '../spec/plan';
 import { seededShuffle } from '../spec/random';
 import { keys } from '../storage/layout';
@@ -19,6 +27,7 @@ import { clientFor } from './provider';
 import { parseS3Uri, type S3Store, type StoreRegistry } from '../storage/s3';
 import {
   checkShard,
+  sha256OfBytes,
   digestBytes,
   getSealed,
   getVerified,
@@ -156,11 +165,18 @@ function markersFromManifest(
   strategy: string,
 ): MarkerRewrite[] {
   if (!lost.length) return [];
-  const fields = ['requested', 'parseFailures', 'emptyResponses', 'promptTokens', 'completionTokens'] as const;
-  const rest = Object.fromEntries(fields.map((f) => [f, s[f] - intact.reduce((n, m) => n + m[f], 0)])) as Record<
-    (typeof fields)[number],
-    number
-  >;
+  const fields = [
+    'requested',
+    'parseFailures',
+    'emptyResponses',
+    'truncated',
+    'truncatedDropped',
+    'promptTokens',
+    'completionTokens',
+  ] as const;
+  const rest = Object.fromEntries(
+    fields.map((f) => [f, (s[f] ?? 0) - intact.reduce((n, m) => n + (m[f] ?? 0), 0)]),
+  ) as Record<(typeof fields)[number], number>;
   const restCost = s.costUsd - intact.reduce((n, m) => n + m.costUsd, 0);
   return lost.map((l, j) => {
     const last = j === lost.length - 1;
@@ -184,6 +200,8 @@ const emptyStats = (): ShardStats => ({
   produced: 0,
   parseFailures: 0,
   emptyResponses: 0,
+  truncated: 0,
+  truncatedDropped: 0,
   promptTokens: 0,
   completionTokens: 0,
   costUsd: 0,
@@ -194,6 +212,9 @@ function addStats(into: ShardStats, s: ShardStats): void {
   into.produced += s.produced;
   into.parseFailures += s.parseFailures;
   into.emptyResponses += s.emptyResponses;
+  // Records from before the length count have none: they add 0 (the count is then a lower bound).
+  into.truncated = (into.truncated ?? 0) + (s.truncated ?? 0);
+  into.truncatedDropped = (into.truncatedDropped ?? 0) + (s.truncatedDropped ?? 0);
   into.promptTokens += s.promptTokens;
   into.completionTokens += s.completionTokens;
   into.costUsd += s.costUsd;
@@ -249,6 +270,7 @@ export function createDatasetActivities(deps: DatasetDeps) {
         repaired,
         manifestUri: store.uri(keys.datasetManifest(ds)),
         examples: existing.produced,
+        ...(existing.truncated !== undefined ? { truncated: existing.truncated } : {}),
         strategies: Object.entries(existing.perStrategy).map(([strategy, s]) => ({
           strategy: strategy as PrepareDatasetResult['strategies'][number]['strategy'],
           selected: s.requested,
@@ -304,6 +326,38 @@ export function createDatasetActivities(deps: DatasetDeps) {
       out.push({ strategy, selected: ids.length, shards, shardsDone, selection });
     }
     return { strategies: out, repaired };
+  }
+
+  /**
+   * The spec's own prompt files: read by their content-addressed URIs, each checked against the SHA-256 its URI
+   * names and for the placeholders its part needs (a spec started without the CLI was never checked).
+   */
+  async function templateTexts(files: TemplateFiles | undefined): Promise<Partial<Record<TemplatePart, string>>> {
+    const out: Partial<Record<TemplatePart, string>> = {};
+    for (const part of TEMPLATE_PARTS) {
+      const uri = files?.[part];
+      if (!uri) continue;
+      const field = `templates.${part}`;
+      const want = storedTemplateDigest(uri);
+      if (!want) throw new PolyglotError(ErrorType.InvalidInput, `${field}: ${uri} is not a stored prompt file`);
+      const { bucket, key } = parseS3Uri(uri);
+      const bytes = await deps.stores.for(bucket).getBytes(key);
+      if (bytes === undefined)
+        throw new PolyglotError(
+          ErrorType.StorageError,
+          `${field}: ${uri} is missing; store it again with \`polyglot sweep start\` from the spec file`,
+        );
+      if (sha256OfBytes(bytes) !== want)
+        throw new PolyglotError(
+          ErrorType.CorruptArtifact,
+          `${field}: ${uri} does not match the SHA-256 in its name; store the file again with \`polyglot sweep start\``,
+        );
+      const text = decodeUtf8(bytes, uri);
+      const problems = templateProblems(part, text);
+      if (problems.length) throw new PolyglotError(ErrorType.InvalidInput, `${field}: ${uri}: ${problems.join('; ')}`);
+      out[part] = text;
+    }
+    return out;
   }
 
   async function generateShard(input: GenerateShardInput): Promise<GenerateShardResult> {
@@ -365,6 +419,12 @@ export function createDatasetActivities(deps: DatasetDeps) {
       language: input.language,
       teacher: input.teacher,
       templateVersion: input.templateVersion,
+      ...(input.templateFiles
+        ? {
+            customTemplates: await templateTexts(input.templateFiles),
+            templateHash: templateHashOf(input.templateVersion, input.templateFiles),
+          }
+        : {}),
       seed: input.seed,
       selection,
     };
@@ -408,6 +468,10 @@ export function createDatasetActivities(deps: DatasetDeps) {
       if (l.ok && l.row) rows.push(l.row);
       else if (l.reason === 'empty') stats.emptyResponses++;
       else stats.parseFailures++;
+      if (l.finishReason === LENGTH_LIMIT_REASON) {
+        stats.truncated!++;
+        if (!(l.ok && l.row)) stats.truncatedDropped!++;
+      }
     }
     stats.produced = rows.length;
     const price = input.provider.pricePerMTok;
@@ -479,6 +543,7 @@ export function createDatasetActivities(deps: DatasetDeps) {
       completionTokens: manifest.completionTokens,
       costUsd: manifest.costUsd,
       parseFailures: manifest.parseFailures,
+      truncated: manifest.truncated,
     };
   }
 

@@ -15,7 +15,7 @@ import {
 } from '../metrics/judge';
 import { conformance, duplicateRate } from '../metrics/language';
 import { meanIgnoringNaN, responsePerplexity } from '../metrics/perplexity';
-import { balancedSubsample } from '../metrics/subsample';
+import { balancedSubsample, SUBSAMPLE_METHOD } from '../metrics/subsample';
 import { digestOf } from '../spec/hash';
 import type { Provider } from '../spec/sweep';
 import { keys } from '../storage/layout';
@@ -90,6 +90,16 @@ interface Subsample {
   seed: number;
   ids: string[];
   perStrategy: Record<string, number>;
+  /** The sampling algorithm (absent in records written before it was named). */
+  method?: string;
+}
+
+export interface SubsampleResult {
+  uri: string;
+  n: number;
+  /** Size and SHA-256 of the stored record (absent from results of older histories). */
+  file?: Digest;
+  repaired?: Repair[];
 }
 
 export interface MetricsDeps {
@@ -124,7 +134,7 @@ async function readSubsample(store: S3Store, uri: string): Promise<Subsample | u
   );
 }
 
-const metricsPrefix = (storage: StorageRef, datasetKey: string) => `${storage.prefix}/metrics/${datasetKey}`;
+const metricsPrefix = (storage: StorageRef, datasetKey: string) => keys.metrics(storage.prefix, datasetKey);
 
 async function datasetRows(
   store: S3Store,
@@ -239,11 +249,15 @@ export function createMetricsActivities(deps: MetricsDeps) {
     return { rows, outcomes, repaired };
   }
 
-  async function subsampleDataset(input: SubsampleInput): Promise<{ uri: string; n: number; repaired?: Repair[] }> {
+  /**
+   * The balanced subsample's ids, stored once per dataset, size and seed; metrics and student training read the
+   * same record. `file` is the stored bytes' size and SHA-256: a job that reads the file verifies it.
+   */
+  async function subsampleDataset(input: SubsampleInput): Promise<SubsampleResult> {
     const store = deps.stores.for(input.storage.bucket);
-    const key = `${metricsPrefix(input.storage, input.datasetKey)}/subsample-${input.size}-${input.seed}.json`;
+    const key = keys.subsample(input.storage.prefix, input.datasetKey, SUBSAMPLE_METHOD, input.size, input.seed);
     const read = await getSealed<Subsample>(store, key, isSubsample);
-    if (read.state === 'ok') return { uri: store.uri(key), n: read.value.ids.length };
+    if (read.state === 'ok') return { uri: store.uri(key), n: read.value.ids.length, file: read.file };
     // The subsample is a pure function of the dataset, size and seed: a damaged one is recomputed as it was.
     const repaired: Repair[] =
       read.state === 'damaged' ? [{ key, reason: `subsample ${read.reason}; recomputed` }] : [];
@@ -268,9 +282,10 @@ export function createMetricsActivities(deps: MetricsDeps) {
       seed: input.seed,
       ids: order.flatMap((s) => chosen.get(s) ?? []),
       perStrategy: Object.fromEntries(order.map((s) => [s, chosen.get(s)?.length ?? 0])),
+      method: SUBSAMPLE_METHOD,
     };
-    await putSealed(store, key, sub);
-    return { uri: store.uri(key), n: sub.ids.length, repaired };
+    const file = await putSealed(store, key, sub);
+    return { uri: store.uri(key), n: sub.ids.length, file, repaired };
   }
 
   async function measureDiversity(input: MetricInput): Promise<MetricResult> {
@@ -440,6 +455,17 @@ export function createMetricsActivities(deps: MetricsDeps) {
     for (const m of input.metrics) Object.assign(values, m.values);
     const sub = await readSubsample(store, input.subsampleUri);
     values.subsample_size = sub?.ids.length ?? NaN;
+    // How many teacher answers the length limit cut (docs/method.md, "Generation strategies"): shown beside the
+    // metrics, since a cut answer is either dropped (JSON) or kept unfinished (respond), and both bias them.
+    const manifest = await getSealed<DatasetManifest>(
+      store,
+      keys.datasetManifest(keys.dataset(input.storage.prefix, input.datasetKey)),
+      (v) => typeof (v as DatasetManifest).perStrategy === 'object',
+    );
+    if (manifest.state === 'ok' && manifest.value.truncated !== undefined) {
+      values.generation_truncated = manifest.value.truncated;
+      values.generation_truncated_dropped = manifest.value.truncatedDropped ?? NaN;
+    }
     const key = `${metricsPrefix(input.storage, input.datasetKey)}/intrinsic-${digestOf(input.metrics.map((m) => m.uri)).slice(0, 16)}.json`;
     const read = await getSealed(store, key, (v) => typeof (v as { intrinsic?: unknown }).intrinsic === 'object');
     const repaired: Repair[] =

@@ -1,6 +1,6 @@
 import type { DatasetKeyManifest } from '../spec/plan';
 import type { Provider, Strategy, Teacher } from '../spec/sweep';
-import type { TemplateVersion } from '../spec/templates';
+import type { TemplateFiles, TemplateVersion } from '../spec/templates';
 import type { Digest, Repair } from '../storage/integrity';
 
 /** Inputs and outputs of activities: ids, URIs, digests and small numbers only (they go through history). */
@@ -26,6 +26,8 @@ export interface PrepareDatasetResult {
   /** Set when the dataset is already complete: nothing to generate. */
   manifestUri?: string;
   examples?: number;
+  /** With `manifestUri`: answers cut at the length limit, as the manifest counts them. */
+  truncated?: number;
   strategies: { strategy: Strategy; selected: number; shards: number; shardsDone: number; selection?: Digest }[];
   /** Artifacts that failed their integrity check and were discarded (absent in older histories). */
   repaired?: Repair[];
@@ -41,6 +43,8 @@ export interface GenerateShardInput {
   checkpointEvery: number;
   language: string;
   templateVersion: TemplateVersion;
+  /** The spec's own prompt files (stored URIs naming their SHA-256); absent with the built-in wording. */
+  templateFiles?: TemplateFiles;
   seed: number;
   teacher: Teacher;
   provider: Provider;
@@ -53,6 +57,14 @@ export interface ShardStats {
   produced: number;
   parseFailures: number;
   emptyResponses: number;
+  /**
+   * Answers the provider cut at the length limit (`finish_reason: length`), kept or not; absent in records
+   * written before it was counted. A cut answer is usually an unfinished JSON object: it is then also a
+   * parse failure, and `truncatedDropped` counts it.
+   */
+  truncated?: number;
+  /** Of the `truncated` answers, those that were dropped (did not parse, or were empty). */
+  truncatedDropped?: number;
   promptTokens: number;
   completionTokens: number;
   costUsd: number;
@@ -98,6 +110,8 @@ export interface FinalizeDatasetResult {
   completionTokens: number;
   costUsd: number;
   parseFailures: number;
+  /** Answers cut at the length limit (absent from manifests written before it was counted). */
+  truncated?: number;
   repaired?: Repair[];
 }
 

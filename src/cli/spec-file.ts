@@ -5,7 +5,10 @@ import { ErrorType, PolyglotError } from '../common/errors';
 import { canonicalSeedJsonl, decodeUtf8, importSeedPool, poolDigest, readSeedFile } from '../seeds/pool';
 import { SPEC_LIMITS, formatPath, parseSweepSpec, type SweepSpec } from '../spec/sweep';
 import { assetKey, digestLocalAsset, importAsset } from '../storage/assets';
-import type { StoreRegistry } from '../storage/s3';
+import { sha256OfBytes } from '../storage/integrity';
+import { keys } from '../storage/layout';
+import { parseS3Uri, type StoreRegistry } from '../storage/s3';
+import { STORED_TEMPLATE, TEMPLATE_PARTS, templateProblems } from '../spec/templates';
 
 /** Read a YAML or JSON spec file into a plain object (no validation yet). */
 export async function readSpecFile(file: string): Promise<Record<string, unknown>> {
@@ -131,7 +134,56 @@ export async function loadSpec(
     }
   }
   await importLocalAssets(file, doc, stores, opts.importSeeds);
+  await storeTemplateFiles(file, doc, stores, opts.importSeeds);
   return parseSweepSpec(doc);
+}
+
+/**
+ * The spec's own prompt files (`templates.<part>`): a local path (relative to the spec) or any s3:// object is read
+ * here, in the CLI — never on a worker —, checked for the placeholders its part needs, and stored content-addressed
+ * in the sweep's bucket; the spec then names the stored file, whose URI carries its SHA-256. Without `upload`
+ * (plan), only the URI is computed.
+ */
+async function storeTemplateFiles(
+  file: string,
+  doc: Record<string, unknown>,
+  stores: StoreRegistry,
+  upload: boolean,
+): Promise<void> {
+  const t = doc.templates;
+  if (!t || typeof t !== 'object' || Array.isArray(t)) return;
+  const storage = (doc.storage ?? {}) as { bucket?: unknown; prefix?: unknown };
+  const prefix = String(storage.prefix ?? 'polyglot');
+  const parts = t as Record<string, unknown>;
+  for (const part of TEMPLATE_PARTS) {
+    const ref = parts[part];
+    if (typeof ref !== 'string' || STORED_TEMPLATE.test(ref)) continue;
+    const field = `templates.${part}`;
+    let bytes: Uint8Array | undefined;
+    let origin: string;
+    if (ref.startsWith('s3://')) {
+      origin = ref;
+      const { bucket, key } = parseS3Uri(ref);
+      bytes = await stores.for(bucket).getBytes(key);
+      if (bytes === undefined)
+        throw new PolyglotError(ErrorType.InvalidInput, `${field}: ${ref} does not exist; give an existing object`);
+    } else {
+      origin = path.resolve(path.dirname(file), ref.replace(/^file:(\/\/)?/, ''));
+      bytes = await readFile(origin).catch(() => {
+        throw new PolyglotError(
+          ErrorType.InvalidInput,
+          `${field}: cannot read ${origin}; give an existing text file (relative to the spec) or an s3:// URI`,
+        );
+      });
+    }
+    const problems = templateProblems(part, decodeUtf8(bytes, origin));
+    if (problems.length)
+      throw new PolyglotError(ErrorType.InvalidInput, `${field}: ${origin}: ${problems.join('; ')}; edit the file`);
+    const key = keys.template(prefix, sha256OfBytes(bytes));
+    const store = stores.for(String(storage.bucket));
+    if (upload && !(await store.exists(key))) await store.putText(key, bytes, 'text/plain; charset=utf-8');
+    parts[part] = `s3://${String(storage.bucket)}/${key}`;
+  }
 }
 
 const isLocalPath = (v: unknown): v is string =>

@@ -10,6 +10,7 @@ import {
   type CellPlan,
   type DatasetKeyManifest,
   type SweepPlan,
+  fidelityWarnings,
 } from '../spec/plan';
 import { formatPath, parseSweepSpec, type SweepSpec } from '../spec/sweep';
 import { canonicalJson, digestOf } from '../spec/hash';
@@ -54,7 +55,8 @@ export async function explainPlan(
   const plan = planSweep(spec);
   const store = stores.for(spec.storage.bucket);
   const prefix = spec.storage.prefix;
-  const warnings: string[] = [];
+  // Budgets below the paper's first: they change what the sweep measures, not just what it costs.
+  const warnings: string[] = fidelityWarnings(spec);
   const poolKey = parseS3Uri(spec.seedPool).key;
   const poolThere = await store.exists(keys.seedManifest(poolKey));
   /** Seeds each strategy × language can have: the count, capped by the pool's eligible seeds when known. */
@@ -362,7 +364,9 @@ export function renderGrid(progress: SweepProgress): string {
   const cellText = (t: string, l: string) => {
     const c = progress.cells.find((x) => x.teacherId === t && x.language === l);
     if (!c) return '-';
-    return `${c.status} ${c.shardsDone}/${c.shardsTotal} (${c.examples} ex)`;
+    // Answers cut at the teacher's maxTokens: a sign the limit is too low for the wording (see `sweep plan`).
+    const cut = c.truncated ? `, ${c.truncated} cut` : '';
+    return `${c.status} ${c.shardsDone}/${c.shardsTotal} (${c.examples} ex${cut})`;
   };
   const w0 = Math.max(8, ...teachers.map((t) => t.length));
   const widths = langs.map((l) => Math.max(l.length, ...teachers.map((t) => cellText(t, l).length)));
@@ -373,6 +377,11 @@ export function renderGrid(progress: SweepProgress): string {
     '',
     `stage ${progress.stage}${progress.paused ? ` — PAUSED: ${progress.pauseReason ?? ''}` : ''}; ${tot.examples} examples, ${tot.tokens} tokens, $${tot.costUsd.toFixed(4)}`,
   );
+  const cut = progress.cells.reduce((n, c) => n + (c.truncated ?? 0), 0);
+  if (cut)
+    rows.push(
+      `${cut} teacher answers were cut at the length limit (finish_reason length); raise teachers[].sampling.maxTokens (the paper allowed 4096)`,
+    );
   for (const c of progress.cells) if (c.error) rows.push(`failed ${c.cellId}: ${c.error}`);
   for (const c of progress.cells)
     for (const r of c.repaired ?? []) rows.push(`repaired ${c.cellId}: ${r.key}: ${r.reason}`);

@@ -717,6 +717,8 @@ export interface SpecLike {
   training?: JobTemplateLike;
   evaluation?: JobTemplateLike & { dataUri: string };
   scoring?: { resultsUri?: string };
+  /** The spec's own prompt files (stored s3:// URIs) and its version name. */
+  templates?: Record<string, string | undefined>;
 }
 
 /** Every policy problem of a spec, each with its field; with `lookup`, host names are resolved and checked too. */
@@ -736,6 +738,8 @@ export async function checkSweepSpecPolicy(
   problems.push(...checkBucketUri(policy, `s3://${spec.storage.bucket}`, 'storage.bucket'));
   problems.push(...checkBucketUri(policy, spec.seedPool, 'seedPool'));
   problems.push(...checkBucketUri(policy, spec.scoring?.resultsUri, 'scoring.resultsUri'));
+  for (const [part, uri] of Object.entries(spec.templates ?? {}))
+    if (uri?.startsWith('s3://')) problems.push(...checkBucketUri(policy, uri, `templates.${part}`));
   (spec.students ?? []).forEach((s, i) => {
     problems.push(...checkModelRef(policy, s.model, `students[${i}].model`));
     if (s.anchors) {

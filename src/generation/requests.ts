@@ -5,7 +5,15 @@ import { sha256Hex } from '../spec/hash';
 import { languageName } from '../spec/languages';
 import { sampleIndices } from '../spec/random';
 import type { Strategy, Teacher } from '../spec/sweep';
-import { TEMPLATES, TEMPLATE_HASHES, sftExampleSchema, type TemplateVersion } from '../spec/templates';
+import {
+  TEMPLATES,
+  TEMPLATE_HASHES,
+  renderExamples,
+  renderTemplate,
+  sftExampleSchema,
+  type TemplatePart,
+  type TemplateVersion,
+} from '../spec/templates';
 
 /** What one generation call needs to know, beyond the seed row itself. */
 export interface GenerationContext {
@@ -14,6 +22,10 @@ export interface GenerationContext {
   language: string;
   teacher: Teacher;
   templateVersion: TemplateVersion;
+  /** The spec's own wording for some parts (file texts, already checked); the rest is the version's. */
+  customTemplates?: Partial<Record<TemplatePart, string>>;
+  /** Recorded on every row: the version's hash, or the hash over the spec's own files (`templateHashOf`). */
+  templateHash?: string;
   seed: number;
   /** The strategy's whole selection, for in-context examples (generate). */
   selection: SeedRow[];
@@ -62,25 +74,33 @@ export function inContextExamples(ctx: GenerationContext, row: SeedRow): SeedRow
 export function buildChatRequest(ctx: GenerationContext, row: SeedRow): { request: ChatRequest; synthPrompt: string } {
   const lang = languageName(ctx.language);
   const t = TEMPLATES[ctx.templateVersion];
+  const own = ctx.customTemplates ?? {};
+  const fill = (part: TemplatePart, values: Record<string, string>) =>
+    renderTemplate(own[part]!, { language: lang, ...values });
   let synthPrompt: string;
   let schema: Record<string, unknown> | undefined;
   switch (ctx.strategy) {
-    case 'generate':
-      synthPrompt = t.generate(lang, inContextExamples(ctx, row));
+    case 'generate': {
+      const examples = inContextExamples(ctx, row);
+      synthPrompt = own.generate
+        ? fill('generate', { examples: renderExamples(examples) })
+        : t.generate(lang, examples);
       schema = sftExampleSchema(lang, false);
       break;
+    }
     case 'translate':
-      synthPrompt = t.translate(lang, row.prompt);
+      synthPrompt = own.translate ? fill('translate', { prompt: row.prompt }) : t.translate(lang, row.prompt);
       schema = sftExampleSchema(lang, true);
       break;
     case 'respond':
-      synthPrompt = t.respond(lang, row.prompt);
+      synthPrompt = own.respond ? fill('respond', { prompt: row.prompt }) : t.respond(lang, row.prompt);
       break;
   }
+  const system = own.system ? fill('system', {}) : t.system(lang);
   const request: ChatRequest = {
     model: ctx.teacher.model,
     messages: [
-      { role: 'system', content: t.system(lang) },
+      { role: 'system', content: system },
       { role: 'user', content: synthPrompt },
     ],
     temperature: ctx.teacher.sampling.temperature,
@@ -138,7 +158,7 @@ export function interpretResult(
       prompt_input: row.prompt,
       response_input: row.response,
       template_version: ctx.templateVersion,
-      template_hash: TEMPLATE_HASHES[ctx.templateVersion],
+      template_hash: ctx.templateHash ?? TEMPLATE_HASHES[ctx.templateVersion],
       finish_reason: result.finishReason,
     },
   };

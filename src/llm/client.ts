@@ -23,6 +23,9 @@ export interface ChatRequest {
   };
 }
 
+/** The `finish_reason` of an answer cut at `max_tokens` (OpenAI-compatible servers, vLLM included). */
+export const LENGTH_LIMIT_REASON = 'length';
+
 export interface ChatResult {
   content: string;
   finishReason: string;

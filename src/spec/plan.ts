@@ -1,6 +1,14 @@
 import { digestOf } from './hash';
-import { STRATEGIES, type Strategy, type SweepSpec, type Teacher } from './sweep';
-import { TEMPLATE_HASHES } from './templates';
+import { PAPER_JUDGE_MAX_TOKENS } from '../metrics/judge';
+import {
+  PAPER_TEACHER_MAX_TOKENS,
+  STRATEGIES,
+  templatesOf,
+  type Strategy,
+  type SweepSpec,
+  type Teacher,
+} from './sweep';
+import { templateHashOf, type TemplateFiles } from './templates';
 
 /**
  * Planning: expand a validated spec into cells and shards, and derive every id and cache key.
@@ -26,6 +34,8 @@ export interface DatasetKeyManifest {
   strategies: Record<string, number>;
   templateVersion: string;
   templateHash: string;
+  /** The spec's own prompt files (stored URIs, each naming its SHA-256); absent with the built-in wording. */
+  templateFiles?: TemplateFiles;
   seedPool: string;
   seed: number;
   shardSize: number;
@@ -83,6 +93,7 @@ export function datasetKeyManifest(spec: SweepSpec, teacher: Teacher, language: 
     const count = spec.strategies[s]?.count ?? 0;
     if (count > 0) strategies[s] = count;
   }
+  const templates = templatesOf(spec);
   return {
     kind: 'dataset',
     teacher: {
@@ -95,8 +106,10 @@ export function datasetKeyManifest(spec: SweepSpec, teacher: Teacher, language: 
     },
     language,
     strategies,
-    templateVersion: spec.templateVersion,
-    templateHash: TEMPLATE_HASHES[spec.templateVersion],
+    templateVersion: templates.version,
+    templateHash: templateHashOf(templates.version, templates.files),
+    // Only with files of its own: the key of a spec with the built-in wording stays what it was.
+    ...(templates.files ? { templateFiles: templates.files } : {}),
     seedPool: seedPoolDigest(spec.seedPool),
     seed: spec.seed,
     shardSize: spec.shardSize,
@@ -143,4 +156,24 @@ export function diffManifests(before: unknown, after: unknown, path = ''): strin
     return keys.flatMap((k) => diffManifests(before[k], after[k], path ? `${path}.${k}` : k));
   }
   return [`${path}: ${JSON.stringify(before)} → ${JSON.stringify(after)}`];
+}
+
+/**
+ * Where a spec's answer budgets are below the paper's: a warning each (never an error: a cheap pilot may want
+ * short answers), naming the field and the paper's value. Cut answers are counted in every dataset manifest.
+ */
+export function fidelityWarnings(spec: SweepSpec): string[] {
+  const out: string[] = [];
+  spec.teachers.forEach((t, i) => {
+    if (t.sampling.maxTokens < PAPER_TEACHER_MAX_TOKENS)
+      out.push(
+        `teachers[${i}].sampling.maxTokens: ${t.sampling.maxTokens} is below the paper's ${PAPER_TEACHER_MAX_TOKENS} (teacher ${t.id}); long answers will be cut (finish_reason length), and a cut JSON answer is dropped`,
+      );
+  });
+  const judge = spec.metrics?.judge;
+  if (judge && judge.maxTokens < PAPER_JUDGE_MAX_TOKENS)
+    out.push(
+      `metrics.judge.maxTokens: ${judge.maxTokens} is below the paper's ${PAPER_JUDGE_MAX_TOKENS}; a long feedback is cut before its score`,
+    );
+  return out;
 }

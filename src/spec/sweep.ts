@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { EnvMapSchema, SecretEnvSchema } from '../jobs/spec';
 import { LANGUAGES, suggestLanguage } from './languages';
 import { DEFAULT_JUDGE_TEMPLATE, JUDGE_TEMPLATES, LEGACY_JUDGE, PAPER_JUDGE_MAX_TOKENS } from '../metrics/judge';
+import { STORED_TEMPLATE, TEMPLATE_PARTS, type TemplateFiles, type TemplateVersion } from './templates';
 
 /**
  * The sweep spec: one document that defines every work item of a sweep. It is parsed from YAML or
@@ -87,11 +88,18 @@ export const ProviderSchema = z.strictObject({
 });
 export type Provider = z.infer<typeof ProviderSchema>;
 
+/**
+ * The paper's teacher answer budget: it set no limit, so its inference library's default of 4,096 new tokens
+ * applied. A lower limit cuts long JSON answers, which then fail to parse and are dropped (docs/method.md,
+ * "Generation strategies"); `sweep plan` warns about a spec that sets less.
+ */
+export const PAPER_TEACHER_MAX_TOKENS = 4096;
+
 export const SamplingSchema = z.strictObject({
   temperature: z.number().min(0).max(2).default(0.8),
   topP: z.number().gt(0).max(1).default(0.9),
-  /** Max new tokens per request. Default 512. */
-  maxTokens: z.int().min(1).max(65_536).default(512),
+  /** Max new tokens per request. Default: the paper's 4,096. A server may refuse more than its context allows. */
+  maxTokens: z.int().min(1).max(65_536).default(PAPER_TEACHER_MAX_TOKENS),
 });
 
 export const TeacherSchema = z.strictObject({
@@ -102,7 +110,7 @@ export const TeacherSchema = z.strictObject({
   model: z.string().min(1).max(256),
   /** Model revision or snapshot; part of the cache key so a new snapshot recomputes. */
   revision: z.string().max(128).optional(),
-  sampling: SamplingSchema.default({ temperature: 0.8, topP: 0.9, maxTokens: 512 }),
+  sampling: SamplingSchema.default({ temperature: 0.8, topP: 0.9, maxTokens: PAPER_TEACHER_MAX_TOKENS }),
 });
 export type Teacher = z.infer<typeof TeacherSchema>;
 
@@ -141,7 +149,16 @@ export const StudentSchema = z.strictObject({
 export type StudentSpec = z.infer<typeof StudentSchema>;
 
 /** An OpenAI-compatible endpoint used by a metric: a provider id from `providers` and a model name. */
+const StoredTemplate = z.string().max(2048).regex(STORED_TEMPLATE, {
+  error:
+    'must be a stored prompt file (s3://<bucket>/<prefix>/templates/sha256-<64 hex>.txt); in a spec file give a local path or any s3:// object, and `polyglot sweep plan|start` checks and stores it',
+});
+
 const MetricModel = z.strictObject({ provider: z.string(), model: z.string().min(1).max(256) });
+
+/** The paper's balanced subsample: its seed (the remainder draws with seed + 1), and the student training size. */
+export const PAPER_SUBSAMPLE_SEED = 42;
+export const PAPER_TRAIN_SIZE = 10_500;
 
 export const MetricsSchema = z.strictObject({
   /** Rows per teacher × language in the balanced subsample all metrics use. Paper default 10,000. */
@@ -151,7 +168,7 @@ export const MetricsSchema = z.strictObject({
     .int()
     .min(0)
     .max(2 ** 31 - 1)
-    .default(42),
+    .default(PAPER_SUBSAMPLE_SEED),
   /** `/v1/embeddings` model for distinct-RI of prompts and responses. */
   embeddings: MetricModel.optional(),
   /**
@@ -248,7 +265,7 @@ export const TrainHyperSchema = z.strictObject({
     .min(0)
     .max(2 ** 31 - 1)
     .optional(),
-  /** Rows of the balanced subsample the student trains on. */
+  /** Rows of the balanced subsample the student trains on (default: the paper's 10,500). */
   trainSize: z.int().min(1).max(100_000_000).optional(),
   subsampleSeed: z
     .int()
@@ -339,6 +356,24 @@ export const SweepSpecSchema = z.strictObject({
   }),
   /** Prompt template version: `v1` (main grid) or `v2` (with the ten task categories). */
   templateVersion: z.enum(['v1', 'v2']).default('v1'),
+  /**
+   * The spec's own wording: a version name (as `templateVersion`), or `{version?, system?, generate?, translate?,
+   * respond?}` where each part names a prompt file with placeholders (`{{language}}`, `{{examples}}`, `{{prompt}}`).
+   * In a spec file a part may be a local path or any s3:// object: the CLI checks it and stores it content-addressed;
+   * the workflow sees only stored files (`s3://…/templates/sha256-<hex>.txt`), whose digests enter the dataset key.
+   */
+  templates: z
+    .preprocess(
+      (v) => (typeof v === 'string' ? { version: v } : v),
+      z.strictObject({
+        version: z.enum(['v1', 'v2']).optional(),
+        system: StoredTemplate.optional(),
+        generate: StoredTemplate.optional(),
+        translate: StoredTemplate.optional(),
+        respond: StoredTemplate.optional(),
+      }),
+    )
+    .optional(),
   /** Examples per generation activity. Default 50. */
   shardSize: z.int().min(1).max(10_000).default(50),
   /** Examples per part-file inside a shard: a crashed shard repeats at most this many calls. Default 10. */
@@ -561,4 +596,14 @@ export function parseSweepSpec(input: unknown): SweepSpec {
   problems.push(...crossFieldProblems(result.success ? (result.data as Loose) : (input as Loose)));
   if (problems.length || !result.success) throw new InvalidSpecError(problems);
   return result.data;
+}
+
+/** The wording a spec asks for: the built-in version its own files start from, and those files (stored URIs). */
+export function templatesOf(spec: Pick<SweepSpec, 'templateVersion' | 'templates'>): {
+  version: TemplateVersion;
+  files?: TemplateFiles;
+} {
+  const t = spec.templates;
+  const files = Object.fromEntries(TEMPLATE_PARTS.filter((p) => t?.[p]).map((p) => [p, t![p]!])) as TemplateFiles;
+  return { version: t?.version ?? spec.templateVersion, ...(Object.keys(files).length ? { files } : {}) };
 }

@@ -123,3 +123,66 @@ export const TEMPLATE_HASHES: Record<TemplateVersion, string> = (() => {
   };
   return { v1: hashOf('v1'), v2: hashOf('v2') };
 })();
+
+// ---- a spec's own prompt files --------------------------------------------------------------------
+
+/** The parts of the wording a spec may replace with its own file (`templates.<part>` in the spec). */
+export const TEMPLATE_PARTS = ['system', 'generate', 'translate', 'respond'] as const;
+export type TemplatePart = (typeof TEMPLATE_PARTS)[number];
+export type TemplateFiles = Partial<Record<TemplatePart, string>>;
+
+/**
+ * Placeholders a file may use, and those it must use: a generate file without `{{examples}}` would never show the
+ * teacher its in-context examples; a translate or respond file without `{{prompt}}` would never show the seed.
+ */
+const PLACEHOLDERS: Record<TemplatePart, { required: string[]; allowed: string[] }> = {
+  system: { required: [], allowed: ['language'] },
+  generate: { required: ['examples'], allowed: ['language', 'examples'] },
+  translate: { required: ['prompt'], allowed: ['language', 'prompt'] },
+  respond: { required: ['prompt'], allowed: ['language', 'prompt'] },
+};
+
+const PLACEHOLDER = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g;
+
+/** Why a file cannot serve as this part's template (empty when it can). */
+export function templateProblems(part: TemplatePart, text: string): string[] {
+  const { required, allowed } = PLACEHOLDERS[part];
+  const used = new Set([...text.matchAll(PLACEHOLDER)].map((m) => m[1]!));
+  const problems: string[] = [];
+  if (!text.trim()) problems.push('the file is empty');
+  const missing = required.filter((p) => !used.has(p));
+  if (missing.length)
+    problems.push(
+      `it lacks ${missing.map((p) => `{{${p}}}`).join(', ')}; a ${part} template must place ${missing.length > 1 ? 'them' : 'it'} where the ${part === 'generate' ? 'in-context examples' : 'seed prompt'} go`,
+    );
+  const unknown = [...used].filter((p) => !allowed.includes(p));
+  if (unknown.length)
+    problems.push(
+      `unknown placeholder(s) ${unknown.map((p) => `{{${p}}}`).join(', ')}; a ${part} template may use ${allowed.map((p) => `{{${p}}}`).join(', ')}`,
+    );
+  return problems;
+}
+
+/** Fill the placeholders in one pass: text put in (a seed prompt, examples) is never scanned for placeholders. */
+export function renderTemplate(text: string, values: Record<string, string>): string {
+  return text.replace(PLACEHOLDER, (whole, name: string) => values[name] ?? whole);
+}
+
+/** A stored template file: content-addressed, so its URI carries the SHA-256 of its bytes. */
+export const STORED_TEMPLATE = /^s3:\/\/[^/]+\/(?:.+\/)?templates\/sha256-([0-9a-f]{64})\.txt$/;
+
+export function storedTemplateDigest(uri: string): string | undefined {
+  return STORED_TEMPLATE.exec(uri)?.[1];
+}
+
+/**
+ * The template hash of a sweep: the built-in version's hash, or, with files of its own, a hash of that and each
+ * file's SHA-256 — so a change of wording changes every dataset key and is recorded on every row.
+ */
+export function templateHashOf(version: TemplateVersion, files: TemplateFiles | undefined): string {
+  const digests = Object.fromEntries(
+    TEMPLATE_PARTS.filter((p) => files?.[p]).map((p) => [p, storedTemplateDigest(files![p]!) ?? files![p]!]),
+  );
+  if (!Object.keys(digests).length) return TEMPLATE_HASHES[version];
+  return sha256Hex(JSON.stringify({ base: TEMPLATE_HASHES[version], files: digests })).slice(0, 16);
+}

@@ -9,6 +9,9 @@ export const keys = {
   seedRows: (poolKey: string) => `${poolKey}/seeds.jsonl`,
   seedManifest: (poolKey: string) => `${poolKey}/manifest.json`,
 
+  /** A spec's own prompt file, content-addressed (the URI carries the SHA-256 of its bytes). */
+  template: (prefix: string, sha256: string) => `${prefix}/templates/sha256-${sha256}.txt`,
+
   dataset: (prefix: string, datasetKey: string) => `${prefix}/datasets/${datasetKey}`,
   datasetKeyManifest: (ds: string) => `${ds}/key.json`,
   datasetManifest: (ds: string) => `${ds}/manifest.json`,
@@ -20,6 +23,15 @@ export const keys = {
   cellIndexPrefix: (prefix: string, teacherId: string, language: string) => `${prefix}/index/${teacherId}/${language}/`,
   cellIndexEntry: (prefix: string, teacherId: string, language: string, digest: string) =>
     `${prefix}/index/${teacherId}/${language}/${digest}.json`,
+
+  /** Everything measured on one dataset: its subsamples, metric results and intrinsic records. */
+  metrics: (prefix: string, datasetKey: string) => `${prefix}/metrics/${datasetKey}`,
+  /**
+   * A balanced subsample's ids (metrics and student training read the same record). `method` names the sampling
+   * algorithm, so ids chosen by an earlier algorithm are never taken for this one's.
+   */
+  subsample: (prefix: string, datasetKey: string, method: string, size: number, seed: number) =>
+    `${prefix}/metrics/${datasetKey}/subsample-${method}-${size}-${seed}.json`,
 
   sweep: (prefix: string, sweepId: string) => `${prefix}/sweeps/${sweepId}`,
   /**

@@ -13,6 +13,7 @@ import { NON_RETRYABLE } from '../common/errors';
 import { llmTaskQueue } from '../common/env';
 import type { CellPlan } from '../spec/plan';
 import type { Provider, SweepSpec, Teacher } from '../spec/sweep';
+import type { TemplateVersion } from '../spec/templates';
 import {
   StageKey,
   cellPauseSignal,
@@ -47,6 +48,8 @@ export interface DatasetWorkflowResult {
   tokens: number;
   costUsd: number;
   parseFailures: number;
+  /** Answers cut at the length limit (absent when the manifest predates the count). */
+  truncated?: number;
   cached: boolean;
 }
 
@@ -138,6 +141,7 @@ export async function datasetWorkflow(input: DatasetWorkflowInput): Promise<Data
     progress.status = 'cached';
     progress.shardsDone = progress.shardsTotal;
     progress.examples = prepared.examples ?? 0;
+    if (prepared.truncated !== undefined) progress.truncated = prepared.truncated;
     progress.manifestUri = prepared.manifestUri;
     await report(true);
     setStage('done');
@@ -148,6 +152,7 @@ export async function datasetWorkflow(input: DatasetWorkflowInput): Promise<Data
       tokens: 0,
       costUsd: 0,
       parseFailures: 0,
+      ...(prepared.truncated !== undefined ? { truncated: prepared.truncated } : {}),
       cached: true,
     };
   }
@@ -173,7 +178,9 @@ export async function datasetWorkflow(input: DatasetWorkflowInput): Promise<Data
         shardSize: spec.shardSize,
         checkpointEvery: spec.checkpointEvery,
         language: cell.language,
-        templateVersion: spec.templateVersion,
+        // The key manifest's wording: the version and the spec's own files (URIs naming their SHA-256).
+        templateVersion: cell.keyManifest.templateVersion as TemplateVersion,
+        ...(cell.keyManifest.templateFiles ? { templateFiles: cell.keyManifest.templateFiles } : {}),
         seed: spec.seed,
         teacher: input.teacher,
         provider: input.provider,
@@ -182,6 +189,8 @@ export async function datasetWorkflow(input: DatasetWorkflowInput): Promise<Data
       const repairedNow = noteRepairs(progress, r.repaired);
       progress.shardsDone++;
       progress.examples += r.produced;
+      // Counted for cached shards too: it describes the data, not this run's calls.
+      if (r.truncated !== undefined) progress.truncated = (progress.truncated ?? 0) + r.truncated;
       if (!r.cached) {
         progress.tokens += r.promptTokens + r.completionTokens;
         progress.costUsd += r.costUsd;
@@ -212,6 +221,7 @@ export async function datasetWorkflow(input: DatasetWorkflowInput): Promise<Data
   progress.status = 'done';
   progress.manifestUri = fin.manifestUri;
   progress.examples = fin.examples;
+  if (fin.truncated !== undefined) progress.truncated = fin.truncated;
   await report(true);
   setStage('done');
   return {
@@ -221,6 +231,7 @@ export async function datasetWorkflow(input: DatasetWorkflowInput): Promise<Data
     tokens: progress.tokens,
     costUsd: progress.costUsd,
     parseFailures: fin.parseFailures,
+    ...(fin.truncated !== undefined ? { truncated: fin.truncated } : {}),
     cached: false,
   };
 }

@@ -21,6 +21,8 @@ export interface CellProgress {
   shardsDone: number;
   shardsTotal: number;
   examples: number;
+  /** Teacher answers cut at the length limit so far (kept or dropped); absent before it was counted. */
+  truncated?: number;
   tokens: number;
   costUsd: number;
   manifestUri?: string;

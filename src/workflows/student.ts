@@ -1,11 +1,21 @@
 import type { SearchAttributePair } from '@temporalio/common';
-import { executeChild } from '@temporalio/workflow';
+import { executeChild, patched, proxyActivities } from '@temporalio/workflow';
+import type { Activities } from '../activities';
 import type { StorageRef } from '../activities/types';
 import type { JobSpecInput } from '../jobs/spec';
 import { sha256Hex } from '../spec/hash';
-import type { EvaluationSpec, StudentSpec, TrainingSpec } from '../spec/sweep';
+import {
+  PAPER_SUBSAMPLE_SEED,
+  PAPER_TRAIN_SIZE,
+  type EvaluationSpec,
+  type StudentSpec,
+  type TrainingSpec,
+} from '../spec/sweep';
 import type { Repair } from '../storage/repairs';
 import { jobWorkflow } from './job';
+import { keptAlive } from './shared';
+
+const { subsampleDataset } = proxyActivities<Activities>(keptAlive('30 minutes', '60s'));
 
 /** Versions of the job contracts: bumping one recomputes every output keyed by it. */
 export const TRAIN_CODE_VERSION = 'train-1';
@@ -163,8 +173,22 @@ export async function studentWorkflow(input: StudentWorkflowInput): Promise<Stud
   const { student, training: t, evaluation: e, storage } = input;
   const family = student.family ?? student.id;
   const base = input.cellId.replace(/\/dataset$/, `/s=${student.id}`);
+  const trainInputs: Record<string, string> = { dataset: input.manifestUri };
+  let chosen: Record<string, unknown> = {};
+  // The training rows are chosen here, by the same code as the metrics' subsample (src/metrics/subsample.ts), and
+  // stored; the trainer reads them and checks the file against its digest. patched(): runs that started the
+  // train job before this read no ids and replay as they ran.
+  if (patched('training-subsample-ids')) {
+    const trainSize = t.hyper.trainSize ?? PAPER_TRAIN_SIZE;
+    const subsampleSeed = t.hyper.subsampleSeed ?? PAPER_SUBSAMPLE_SEED;
+    const sub = await subsampleDataset({ storage, datasetKey: input.datasetKey, size: trainSize, seed: subsampleSeed });
+    if (!sub.file) throw new Error(`subsample ${sub.uri} came back without its digest; resume the sweep`);
+    trainInputs.subsample = sub.uri;
+    chosen = { trainSize, subsampleSeed, subsampleSha256: sub.file.sha256 };
+  }
   const trainConfig = {
     ...t.hyper,
+    ...chosen,
     student: student.model,
     ...(student.chatTemplate ? { chatTemplate: student.chatTemplate } : {}),
   };
@@ -177,13 +201,7 @@ export async function studentWorkflow(input: StudentWorkflowInput): Promise<Stud
         runner: t.runner,
         heartbeatSeconds: t.heartbeatSeconds,
         maxJobAttempts: t.maxJobAttempts,
-        spec: jobSpecFrom(
-          t,
-          { cellId: `${base}/train`, sweepId: input.sweepId },
-          trainConfig,
-          { dataset: input.manifestUri },
-          trainOut,
-        ),
+        spec: jobSpecFrom(t, { cellId: `${base}/train`, sweepId: input.sweepId }, trainConfig, trainInputs, trainOut),
       },
     ],
     typedSearchAttributes: input.searchAttributes,

@@ -308,6 +308,7 @@ export async function sweepWorkflow(input: unknown): Promise<SweepResult> {
           status: r.cached ? 'cached' : 'done',
           manifestUri: r.manifestUri,
           examples: r.examples,
+          ...(r.truncated !== undefined ? { truncated: r.truncated } : {}),
           shardsDone: progress.shardsTotal,
         });
         if (spec.training && spec.evaluation) {

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { WorkflowFailedError } from '@temporalio/client';
 import { FakeLlmServer, type FakeFault } from '../../src/llm/fake-server';
+import { sha256Hex } from '../../src/spec/hash';
 import { planSweep } from '../../src/spec/plan';
+import { templateHashOf } from '../../src/spec/templates';
 import { parseSweepSpec, type SweepSpecInput } from '../../src/spec/sweep';
 import { keys } from '../../src/storage/layout';
 import { sweepWorkflow } from '../../src/workflows';
@@ -15,6 +17,9 @@ interface Manifest {
   produced: number;
   parseFailures: number;
   emptyResponses: number;
+  truncated?: number;
+  truncatedDropped?: number;
+  perStrategy: Record<string, { truncated?: number; truncatedDropped?: number; produced: number }>;
 }
 
 describe('LLM server failures, budget, pause and cancel', function () {
@@ -110,10 +115,39 @@ describe('LLM server failures, budget, pause and cancel', function () {
         produced: manifest?.produced,
         parse: manifest?.parseFailures,
         empty: manifest?.emptyResponses,
+        truncated: manifest?.truncated,
+        truncatedDropped: manifest?.truncatedDropped,
       },
-      { requested: 4, produced: 2, parse: 1, empty: 1 },
+      // The cut JSON answer is a parse failure and, apart, a truncation: the manifest says why it failed.
+      { requested: 4, produced: 2, parse: 1, empty: 1, truncated: 1, truncatedDropped: 1 },
+    );
+    assert.deepEqual(
+      {
+        truncated: manifest?.perStrategy.generate?.truncated,
+        dropped: manifest?.perStrategy.generate?.truncatedDropped,
+      },
+      { truncated: 1, dropped: 1 },
     );
     assert.equal(llm.stats().chatCompletions, 4, 'no retries for bad model output');
+  });
+
+  it('counts a cut free-text answer as truncated but keeps it (respond), per strategy', async () => {
+    llm.injectFaults([{ kind: 'truncated' }]);
+    const spec = tinySpec(0, uniqueName('p'), { strategies: { respond: { count: 3 } }, checkpointEvery: 1 });
+    const { result, manifest } = await runSweep(spec);
+    assert.ok(result.ok);
+    assert.deepEqual(
+      {
+        produced: manifest?.produced,
+        parse: manifest?.parseFailures,
+        truncated: manifest?.truncated,
+        truncatedDropped: manifest?.truncatedDropped,
+        respond: manifest?.perStrategy.respond?.truncated,
+      },
+      { produced: 3, parse: 0, truncated: 1, truncatedDropped: 0, respond: 1 },
+    );
+    const progress = (result.ok ? result.r : undefined) as { cells?: { truncated?: number }[] } | undefined;
+    assert.equal(progress?.cells?.[0]?.truncated, 1, 'the sweep result carries the count to status and report');
   });
 
   for (const kind of ['401', '400'] as const) {
@@ -210,6 +244,40 @@ describe('LLM server failures, budget, pause and cancel', function () {
     } finally {
       await workers.stop();
     }
+  });
+  it("sends a spec's own prompt file, records its hash on every row, and refuses a stored file without its placeholder", async () => {
+    const store = storeFor(bucket);
+    const text = 'EIGENE VORLAGE ({{language}}): {{prompt}}';
+    const key = keys.template('polyglot', sha256Hex(text));
+    await store.putText(key, text);
+    const spec = tinySpec(2, uniqueName('p'), { templates: { respond: `s3://${bucket}/${key}` } });
+    const { result, manifest, plan } = await runSweep(spec);
+    assert.ok(result.ok, String(!result.ok && result.e));
+    assert.equal(manifest?.produced, 2);
+    const shard = await store.getText(
+      keys.shardData(keys.dataset('polyglot', plan.cells[0]!.datasetKey), 'respond', 0),
+    );
+    const rows = shard!
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { synth_prompt: string; template_hash: string });
+    const hash = templateHashOf('v1', { respond: `s3://${bucket}/${key}` });
+    assert.equal(plan.cells[0]!.keyManifest.templateHash, hash);
+    for (const r of rows) {
+      assert.match(r.synth_prompt, /^EIGENE VORLAGE \(German\): /);
+      assert.equal(r.template_hash, hash);
+    }
+
+    // Started without the CLI, a stored file that lacks {{prompt}} fails the cell at once, naming the field.
+    const bad = 'Antworte auf {{language}}.';
+    const badKey = keys.template('polyglot', sha256Hex(bad));
+    await store.putText(badKey, bad);
+    const failed = await runSweep(tinySpec(1, uniqueName('p'), { templates: { respond: `s3://${bucket}/${badKey}` } }));
+    assert.ok(!failed.result.ok);
+    assert.match(
+      String((failed.result.e as WorkflowFailedError).cause?.message ?? failed.result.e),
+      /templates\.respond: .*lacks \{\{prompt\}\}/,
+    );
   });
 });
 

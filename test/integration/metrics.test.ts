@@ -162,13 +162,13 @@ describe('metrics stage against real embedding and LLM servers', function () {
       assert.deepEqual(summary.intrinsic.map((c) => c.language).sort(), ['de', 'es']);
 
       // Per cell: the subsample's rows, and what the metrics recorded for them.
-      const cells: { language: string; doc: IntrinsicDoc; rows: SyntheticRow[] }[] = [];
+      const cells: { language: string; doc: IntrinsicDoc; rows: SyntheticRow[]; truncated?: number }[] = [];
       for (const cell of plan.cells) {
         const entry = summary.intrinsic.find((c) => c.language === cell.language)!;
         const doc = await getJson<IntrinsicDoc>(store, entry.intrinsicUri);
         const sub = await getJson<{ ids: string[]; perStrategy: Record<string, number> }>(store, doc.subsample);
         assert.deepEqual(sub.perStrategy, { generate: 2, respond: 2 });
-        const manifest = await store.getJson<{ perStrategy: Record<string, { shards: string[] }> }>(
+        const manifest = await store.getJson<{ truncated?: number; perStrategy: Record<string, { shards: string[] }> }>(
           keys.datasetManifest(keys.dataset('polyglot', cell.datasetKey)),
         );
         const byId = new Map<string, SyntheticRow>();
@@ -180,10 +180,15 @@ describe('metrics stage against real embedding and LLM servers', function () {
             }
           }
         }
-        cells.push({ language: cell.language, doc, rows: sub.ids.map((id) => byId.get(id)!) });
+        cells.push({
+          language: cell.language,
+          doc,
+          rows: sub.ids.map((id) => byId.get(id)!),
+          truncated: manifest!.truncated,
+        });
       }
 
-      for (const { language, doc, rows } of cells) {
+      for (const { language, doc, rows, truncated } of cells) {
         const v = doc.intrinsic;
         const expectedKeys = [
           'prompts_distinct_ri',
@@ -201,6 +206,8 @@ describe('metrics stage against real embedding and LLM servers', function () {
           'responses_language_conformance',
           'duplicate_rate',
           'subsample_size',
+          'generation_truncated',
+          'generation_truncated_dropped',
         ];
         for (const k of expectedKeys) {
           // The mean over parsed judgements alone has no value when none parsed (then null in JSON).
@@ -209,6 +216,8 @@ describe('metrics stage against real embedding and LLM servers', function () {
         }
         for (const [k, x] of Object.entries(v)) assert.ok(x === null || Number.isFinite(x), `${language}: ${k}`);
         assert.equal(v.subsample_size, 4);
+        // The dataset's count of answers cut at the length limit travels into the record the report reads.
+        assert.equal(v.generation_truncated, truncated);
         assert.equal(rows.length, 4);
         assert.ok(v.average_perplexity! >= 1, `${language}: perplexity ${v.average_perplexity}`);
         assert.equal(v.perplexity_items, 4);
@@ -232,12 +241,12 @@ describe('metrics stage against real embedding and LLM servers', function () {
           if (d.score !== null) assert.ok(d.score >= 1 && d.score <= 5);
         }
         const failures = judge.detail.filter((d) => d.score === null).length;
-        const truncated = judge.detail.filter((d) => d.outcome === 'truncated').length;
+        const judgeCut = judge.detail.filter((d) => d.outcome === 'truncated').length;
         assert.equal(v.rubric_parse_failures, failures);
-        assert.equal(v.rubric_truncated, truncated);
-        assert.equal(v.rubric_unparsed, failures - truncated);
+        assert.equal(v.rubric_truncated, judgeCut);
+        assert.equal(v.rubric_unparsed, failures - judgeCut);
         // 48 tokens cannot hold SmolLM2's feedback: the budget cuts at least one answer, and it shows.
-        assert.ok(truncated >= 1, `${language}: no judge answer was cut at 48 tokens`);
+        assert.ok(judgeCut >= 1, `${language}: no judge answer was cut at 48 tokens`);
         assert.equal(v.average_rubric_score, judge.detail.reduce((a, d) => a + (d.score ?? 1), 0) / 4);
         assert.ok(v.average_rubric_score! >= 1 && v.average_rubric_score! <= 5);
       }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { SUBSAMPLE_METHOD } from '../../src/metrics/subsample';
 import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -180,6 +181,14 @@ describe('whole pipeline: data, metrics, anchors, students, score', function () 
       const train = JobResultSchema.parse(await store.getJson(st.resultUri.replace(`s3://${bucket}/`, '')));
       assert.equal(train.metrics.global_step, 2, 'the trainer ran its 2 steps');
       assert.ok(train.outputs.model && train.outputs.summary, 'merged model and training summary written');
+      // The rows were chosen by the sweep (the metrics' subsample code) and the trainer read that very record.
+      const trained = (await store.getJson(train.outputs.summary.replace(`s3://${bucket}/`, ''))) as {
+        subsample?: string;
+        examples: number;
+      };
+      assert.match(trained.subsample ?? '', new RegExp(`/metrics/.*/subsample-${SUBSAMPLE_METHOD}-\\d+-\\d+\\.json$`));
+      const ids = (await store.getJson(trained.subsample!.replace(`s3://${bucket}/`, ''))) as { ids: string[] };
+      assert.equal(trained.examples, ids.ids.length);
     }
     assert.ok(r.report, 'scored and reported');
     const { scores } = (await store.getJson(`${r.report.reportPrefix.replace(`s3://${bucket}/`, '')}/scores.json`)) as {

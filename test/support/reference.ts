@@ -37,3 +37,21 @@ export function numpyDistinct(sets: number[][][]): number[] {
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/** The Python jobs' venv: numpy and pandas at the versions the jobs pin (jobs/requirements.lock). */
+export const ML_PYTHON = path.join(ROOT, '.tools/ml-venv/bin/python');
+
+/** Run a Python script with one JSON argument file in the jobs' venv; its stdout parsed as JSON. */
+export function runMlPython<T>(script: string, input: unknown): T {
+  if (!existsSync(ML_PYTHON)) throw new Error(`reference interpreter missing: ${ML_PYTHON} (run scripts/setup-ml.sh)`);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'ml-ref-'));
+  try {
+    const file = path.join(dir, 'input.json');
+    writeFileSync(file, JSON.stringify(input));
+    const r = spawnSync(ML_PYTHON, ['-c', script, file], { encoding: 'utf8', maxBuffer: 256 << 20 });
+    if (r.status !== 0) throw new Error(`reference script failed (${r.status}): ${r.stderr}`);
+    return JSON.parse(r.stdout) as T;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

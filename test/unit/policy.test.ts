@@ -374,6 +374,11 @@ describe('trust policy: jobs and buckets', () => {
       ],
       students: [{ model: 's3://polyglot-models/m/', anchors: { base: 'file:///srv/base', reference: 'org/ref' } }],
       scoring: { resultsUri: 's3://elsewhere/r.json' },
+      templates: {
+        version: 'v1',
+        system: `s3://polyglot-ok/p/templates/sha256-${'1'.repeat(64)}.txt`,
+        respond: `s3://elsewhere/p/templates/sha256-${'2'.repeat(64)}.txt`,
+      },
     });
     const fields = problems.map((x) => x.split(':')[0]);
     assert.deepEqual(fields, [
@@ -382,6 +387,7 @@ describe('trust policy: jobs and buckets', () => {
       'storage.bucket',
       'seedPool',
       'scoring.resultsUri',
+      'templates.respond',
       'students[0].anchors.base',
     ]);
   });

@@ -3,9 +3,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { duplicateJsonKeys, readSpecFile } from '../../src/cli/spec-file';
-import { cliMessage } from '../../src/cli/sweep';
+import { cliMessage, renderGrid } from '../../src/cli/sweep';
 import { InvalidSpecError, SPEC_LIMITS, parseSweepSpec, type SweepSpecInput } from '../../src/spec/sweep';
-import { deriveSweepId, planSweep, diffManifests } from '../../src/spec/plan';
+import { deriveSweepId, planSweep, diffManifests, fidelityWarnings } from '../../src/spec/plan';
 
 const POOL = `s3://polyglot-test/polyglot/seeds/sha256-${'a'.repeat(64)}`;
 
@@ -422,5 +422,47 @@ describe('CLI error messages', () => {
       cliMessage(failed),
       'Failed to start Workflow: Blob data size exceeds limit (refused by Temporal as invalid).',
     );
+  });
+});
+
+describe('answer budgets: the paper’s by default, a warning below it', () => {
+  it('defaults a teacher to 4,096 new tokens, and warns (never refuses) for less, naming the field', () => {
+    const spec = parseSweepSpec(valid());
+    assert.equal(spec.teachers[0]!.sampling.maxTokens, 4096);
+    assert.deepEqual(fidelityWarnings(spec), []);
+    const low = structuredClone(valid());
+    low.teachers[0]!.sampling = { maxTokens: 512 };
+    low.metrics = { judge: { provider: 'local', model: 'judge', maxTokens: 512 } };
+    const warnings = fidelityWarnings(parseSweepSpec(low));
+    assert.equal(warnings.length, 2, warnings.join('\n'));
+    assert.match(warnings[0]!, /^teachers\[0\]\.sampling\.maxTokens: 512 is below the paper's 4096 \(teacher smol\)/);
+    assert.match(warnings[1]!, /^metrics\.judge\.maxTokens: 512 is below the paper's 2048/);
+    // The key changes with the budget: a dataset made with 512 is never reused for 4,096.
+    assert.notEqual(planSweep(parseSweepSpec(low)).cells[0]!.datasetKey, planSweep(spec).cells[0]!.datasetKey);
+  });
+
+  it('`sweep status` shows answers cut at the length limit per cell and in total', () => {
+    const cell = (teacherId: string, truncated?: number) => ({
+      cellId: `sweep/x/t=${teacherId}/l=de/dataset`,
+      teacherId,
+      language: 'de',
+      status: 'done' as const,
+      shardsDone: 1,
+      shardsTotal: 1,
+      examples: 9,
+      tokens: 0,
+      costUsd: 0,
+      ...(truncated !== undefined ? { truncated } : {}),
+    });
+    const grid = renderGrid({
+      sweepId: 'x',
+      stage: 'done',
+      paused: false,
+      cells: [cell('a', 3), cell('b')],
+      totals: { tokens: 0, costUsd: 0, examples: 18 },
+    });
+    assert.match(grid, /done 1\/1 \(9 ex, 3 cut\)/);
+    assert.match(grid, /done 1\/1 \(9 ex\)/);
+    assert.match(grid, /^3 teacher answers were cut at the length limit/m);
   });
 });
