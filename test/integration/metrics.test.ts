@@ -210,6 +210,9 @@ describe('metrics stage against real embedding and LLM servers', function () {
         assert.equal(rows.length, 4);
         assert.ok(v.average_perplexity! >= 1, `${language}: perplexity ${v.average_perplexity}`);
         assert.equal(v.perplexity_items, 4);
+        // The default mode is per-item, and the record says so beside the value that feeds the score.
+        assert.equal(v.perplexity_paper_mode, 0);
+        assert.equal(v.average_perplexity_per_item, v.average_perplexity);
         assert.equal(v.duplicate_rate, 0);
 
         // Rubric: every score in 1..5, failures counted and scored 1, each recorded judgement re-parses the same.
