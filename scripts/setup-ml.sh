@@ -35,4 +35,11 @@ if [ ! -f "$MODEL/config.json" ]; then
   rm -rf "$MODEL.tmp"
   HF_HUB_OFFLINE=1 .tools/ml-venv/bin/polyglot-convert-model .tools/models/SmolLM2-135M-Instruct.Q4_1.gguf "$MODEL" --dtype bfloat16 2>&1 | grep -v 'it/s' >&2
 fi
+# The perplexity parity test's scoring model: the same GGUF de-quantized to float32 (540 MB), because llama.cpp
+# on Q4_1 weights also quantizes activations and misses transformers' float32 numbers by up to ~8%.
+F32=.tools/models/SmolLM2-135M-Instruct.F32.gguf
+if [ ! -f "$F32" ]; then
+  say "de-quantize SmolLM2-135M-Instruct to an F32 GGUF (perplexity parity)"
+  .tools/ml-venv/bin/python tools/local-llm/dequantize_gguf.py .tools/models/SmolLM2-135M-Instruct.Q4_1.gguf "$F32"
+fi
 say "jobs ready"

@@ -1,5 +1,5 @@
 import { Context } from '@temporalio/activity';
-import { ErrorType, PolyglotError } from '../common/errors';
+import { ErrorType, isPolyglotError, PolyglotError } from '../common/errors';
 import type { SyntheticRow } from '../generation/requests';
 import type { LimiterRegistry } from '../llm/limiter';
 import { DistinctAccumulator } from '../metrics/diversity';
@@ -14,7 +14,15 @@ import {
   type JudgeTemplate,
 } from '../metrics/judge';
 import { conformance, duplicateRate } from '../metrics/language';
-import { meanIgnoringNaN, responsePerplexity } from '../metrics/perplexity';
+import {
+  inBatches,
+  meanIgnoringNaN,
+  paperBatchPerplexity,
+  scoreItem,
+  type PadSide,
+  type ScoredItem,
+  type ScoringEndpoint,
+} from '../metrics/perplexity';
 import { balancedSubsample, SUBSAMPLE_METHOD } from '../metrics/subsample';
 import { digestOf } from '../spec/hash';
 import type { Provider } from '../spec/sweep';
@@ -61,7 +69,15 @@ export interface MetricInput {
    * were selectable: those keep the template they began with.
    */
   judgeTemplate?: JudgeTemplate;
+  /** Perplexity's options (absent from inputs of earlier versions: per-item). */
+  perplexity?: PerplexityOptions;
   checkpointEvery: number;
+}
+
+export interface PerplexityOptions {
+  mode: 'per-item' | 'paper';
+  batchSize: number;
+  padSide: PadSide;
 }
 
 export interface MetricResult {
@@ -368,40 +384,82 @@ export function createMetricsActivities(deps: MetricsDeps) {
   }
 
   async function measurePerplexity(input: MetricInput): Promise<MetricResult> {
-    return cached(
-      input,
-      'perplexity',
-      { model: input.model, provider: input.provider?.id, mode: 'corrected-per-item' },
-      async (parts) => {
-        const { client, limiter, model } = endpoint(input);
-        const signal = () => Context.current().cancellationSignal;
-        const { rows, outcomes, repaired } = await perSubsampleItem(
-          input,
-          parts,
-          async (r): Promise<{ ppl: number | null }> => {
-            const promptTokens = await limiter.run(
-              () => client.countTokens(model, r.prompt, signal()),
+    const opts: PerplexityOptions = input.perplexity ?? { mode: 'per-item', batchSize: 8, padSide: 'left' };
+    const paper = opts.mode === 'paper';
+    // The boundary now comes from the echo's own length (a leading BOS is detected, not assumed absent), so the
+    // config says so: results of the earlier prompt-count boundary keep their own keys.
+    const config = {
+      model: input.model,
+      provider: input.provider?.id,
+      mode: opts.mode,
+      boundary: 'echo-minus-tokenize',
+      ...(paper ? { batchSize: opts.batchSize, padSide: opts.padSide } : {}),
+    };
+    return cached(input, 'perplexity', config, async (parts) => {
+      const { client, limiter, model } = endpoint(input);
+      const signal = () => Context.current().cancellationSignal;
+      const server: ScoringEndpoint = {
+        countTokens: (text) =>
+          limiter.run(
+            () => client.countTokens(model, text, signal()),
+            () => 0,
+          ),
+        promptLogprobs: async (text) =>
+          (
+            await limiter.run(
+              () => client.promptLogprobs(model, text, signal()),
               () => 0,
-            );
-            const { logprobs } = await limiter.run(
-              () => client.promptLogprobs(model, r.prompt + r.response, signal()),
-              () => 0,
-            );
-            const ppl = responsePerplexity(logprobs, promptTokens);
-            return { ppl: Number.isFinite(ppl) ? ppl : null };
-          },
-        );
-        const values = rows.map((r) => outcomes.get(r.id)!.ppl ?? NaN);
-        return {
-          values: {
-            average_perplexity: meanIgnoringNaN(values),
-            perplexity_items: values.filter(Number.isFinite).length,
-          },
-          detail: rows.map((r, i) => ({ id: r.id, ppl: values[i] })),
-          repaired,
-        };
-      },
-    );
+            )
+          ).logprobs,
+      };
+      const { rows, outcomes, repaired } = await perSubsampleItem(
+        input,
+        parts,
+        async (r): Promise<{ ppl: number | null; boundary?: number; logprobs?: (number | null)[] }> => {
+          let item: ScoredItem;
+          try {
+            item = await scoreItem(server, r.prompt, r.response);
+          } catch (e) {
+            if (isPolyglotError(e)) throw e;
+            throw new PolyglotError(ErrorType.LlmBadResponse, `perplexity of item ${r.id}: ${(e as Error).message}`);
+          }
+          const { ppl, boundary, logprobs } = item;
+          // Paper mode needs every echoed logprob later (left padding can expose prompt tokens to the loss).
+          return { ppl: Number.isFinite(ppl) ? ppl : null, ...(paper ? { boundary, logprobs } : {}) };
+        },
+      );
+      const perItem = rows.map((r) => outcomes.get(r.id)!.ppl ?? NaN);
+      const values: Record<string, number> = {
+        average_perplexity: meanIgnoringNaN(perItem),
+        average_perplexity_per_item: meanIgnoringNaN(perItem),
+        perplexity_items: perItem.filter(Number.isFinite).length,
+        perplexity_paper_mode: paper ? 1 : 0,
+      };
+      let paperValues: number[] | undefined;
+      if (paper) {
+        paperValues = [];
+        let unscored = 0;
+        for (const batch of inBatches(rows, opts.batchSize)) {
+          const items = batch.map((r) => {
+            const o = outcomes.get(r.id)!;
+            if (!o.logprobs || o.boundary === undefined)
+              throw new PolyglotError(ErrorType.CorruptArtifact, `perplexity part-file for ${r.id} lacks its logprobs`);
+            return { logprobs: o.logprobs, boundary: o.boundary };
+          });
+          const b = paperBatchPerplexity(items, opts.padSide);
+          unscored += b.unscored;
+          paperValues.push(...batch.map(() => b.perplexity));
+        }
+        values.average_perplexity_paper = meanIgnoringNaN(paperValues);
+        values.perplexity_paper_unscored_labels = unscored;
+        values.average_perplexity = values.average_perplexity_paper;
+      }
+      return {
+        values,
+        detail: rows.map((r, i) => ({ id: r.id, ppl: perItem[i], ...(paperValues ? { paper: paperValues[i] } : {}) })),
+        repaired,
+      };
+    });
   }
 
   async function measureLengths(input: MetricInput): Promise<MetricResult> {

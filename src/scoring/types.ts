@@ -9,7 +9,7 @@ export interface IntrinsicRecord {
   responses_distinct_ri: number;
   /** Mean judge score 1–5 with unparseable judgements scored 1 (faithful). */
   average_rubric_score: number;
-  /** Mean per-item perplexity of responses given prompts (Polyglot's corrected per-item mode). */
+  /** Mean perplexity of responses given prompts, in the metric's mode (per-item by default, or the paper's batch mode). */
   average_perplexity: number;
   prompts_average_length: number;
   responses_average_length: number;

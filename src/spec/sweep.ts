@@ -180,8 +180,17 @@ export const MetricsSchema = z.strictObject({
     template: z.enum(JUDGE_TEMPLATES).default(DEFAULT_JUDGE_TEMPLATE),
     maxTokens: z.int().min(16).max(8192).default(PAPER_JUDGE_MAX_TOKENS),
   }).optional(),
-  /** Scoring LM for perplexity (`/v1/completions` with echo + logprobs). */
-  perplexity: MetricModel.optional(),
+  /**
+   * Scoring LM for perplexity (`/v1/completions` with echo + logprobs, `/tokenize`). `mode`: `per-item` (default,
+   * each item's own response NLL) or `paper` (the reference's batch-level loss over `batchSize` rows in subsample
+   * order, padded on `padSide`; docs/method.md, "Perplexity"). `padSide` is the scoring tokenizer's: the paper's
+   * Gemma tokenizer pads left.
+   */
+  perplexity: MetricModel.extend({
+    mode: z.enum(['per-item', 'paper']).default('per-item'),
+    batchSize: z.int().min(1).max(1024).default(8),
+    padSide: z.enum(['left', 'right']).default('left'),
+  }).optional(),
   /** Tokenizer (`/tokenize`) for prompt and response lengths. */
   tokenizer: MetricModel.optional(),
   /** fastText language-ID conformance and duplicate rate (local, no endpoint). Default true. */

@@ -82,7 +82,8 @@ export async function metricsWorkflow(input: MetricsWorkflowInput): Promise<Metr
   }
   if (m.perplexity) {
     const e = onEndpoint(m.perplexity);
-    jobs.push(e.queue.measurePerplexity(e.input));
+    const { mode, batchSize, padSide } = m.perplexity;
+    jobs.push(e.queue.measurePerplexity({ ...e.input, perplexity: { mode, batchSize, padSide } }));
   }
   if (m.tokenizer) {
     const e = onEndpoint(m.tokenizer);

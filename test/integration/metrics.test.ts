@@ -221,6 +221,9 @@ describe('metrics stage against real embedding and LLM servers', function () {
         assert.equal(rows.length, 4);
         assert.ok(v.average_perplexity! >= 1, `${language}: perplexity ${v.average_perplexity}`);
         assert.equal(v.perplexity_items, 4);
+        // The default mode is per-item, and the record says so beside the value that feeds the score.
+        assert.equal(v.perplexity_paper_mode, 0);
+        assert.equal(v.average_perplexity_per_item, v.average_perplexity);
         assert.equal(v.duplicate_rate, 0);
 
         // Rubric (the default template, Prometheus absolute grading): every score in 1..5, each recorded answer

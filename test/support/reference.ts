@@ -55,3 +55,30 @@ export function runMlPython<T>(script: string, input: unknown): T {
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * Per-item response perplexity computed directly by transformers (test/support/perplexity_reference.py) on the
+ * model in `.tools/models/<gguf>`, loaded by transformers itself in float32. `bos`: put the BOS token in front.
+ */
+export function transformersPerplexity(
+  gguf: string,
+  items: { prompt: string; response: string }[],
+  bos: boolean,
+): number[] {
+  if (!existsSync(ML_PYTHON)) throw new Error(`reference interpreter missing: ${ML_PYTHON} (run scripts/setup-ml.sh)`);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'ppl-ref-'));
+  try {
+    const file = path.join(dir, 'spec.json');
+    writeFileSync(file, JSON.stringify({ model: path.join(ROOT, '.tools/models'), gguf_file: gguf, bos, items }));
+    const script = path.join(ROOT, 'test/support/perplexity_reference.py');
+    const r = spawnSync(ML_PYTHON, [script, file], {
+      encoding: 'utf8',
+      maxBuffer: 64 << 20,
+      env: { ...process.env, HF_HUB_OFFLINE: '1', TQDM_DISABLE: '1' },
+    });
+    if (r.status !== 0) throw new Error(`perplexity reference failed (${r.status}): ${r.stderr}`);
+    return JSON.parse(r.stdout) as number[];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

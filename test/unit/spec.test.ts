@@ -466,3 +466,30 @@ describe('answer budgets: the paper’s by default, a warning below it', () => {
     assert.match(grid, /^3 teacher answers were cut at the length limit/m);
   });
 });
+
+describe('metrics.perplexity options', () => {
+  it('default to per-item, and paper mode takes the reference batch of 8 padded on the left', () => {
+    const spec = parseSweepSpec({ ...valid(), metrics: { perplexity: { provider: 'local', model: 'm' } } });
+    assert.deepEqual(spec.metrics?.perplexity, {
+      provider: 'local',
+      model: 'm',
+      mode: 'per-item',
+      batchSize: 8,
+      padSide: 'left',
+    });
+    const paper = parseSweepSpec({
+      ...valid(),
+      metrics: { perplexity: { provider: 'local', model: 'm', mode: 'paper', padSide: 'right' } },
+    });
+    assert.equal(paper.metrics?.perplexity?.mode, 'paper');
+    assert.equal(paper.metrics?.perplexity?.padSide, 'right');
+  });
+
+  it('names the field of a bad mode', () => {
+    const problems = problemsOf((s) => (s.metrics = { perplexity: { provider: 'local', model: 'm', mode: 'batch' } }));
+    assert.ok(
+      problems.some((p) => p.startsWith('metrics.perplexity.mode')),
+      problems.join('\n'),
+    );
+  });
+});

@@ -4,7 +4,7 @@
 // used as the embedded default model and by tests. Background: docs/local-stack.md, "Local LLM".
 //
 //   node tools/local-llm/server.mjs --model .tools/models/SmolLM2-135M-Instruct.Q4_1.gguf \
-//     [--host 127.0.0.1] [--port 8000] [--model-id smollm2-135m] [--context 2048] [--threads 1]
+//     [--host 127.0.0.1] [--port 8000] [--model-id smollm2-135m] [--context 2048] [--threads 1] [--kv-cache f16]
 //
 // Prints exactly one line to stdout once ready: `local-llm listening on http://HOST:PORT model=ID`.
 // Everything else (llama.cpp logs, errors) goes to stderr, so callers can simply wait for that line.
@@ -33,13 +33,16 @@ function die(msg) {
 }
 
 // ---- command line -------------------------------------------------------------------------------------------
-const USAGE = 'usage: server.mjs --model <path.gguf> [--host H] [--port N] [--model-id ID] [--context N] [--threads N]';
-const defaults = { host: '127.0.0.1', port: '8000', 'model-id': 'smollm2-135m', context: '2048', threads: '1' };
+const USAGE =
+  'usage: server.mjs --model <path.gguf> [--host H] [--port N] [--model-id ID] [--context N] [--threads N] [--kv-cache f16|f32]';
+const defaults = {
+  host: '127.0.0.1', port: '8000', 'model-id': 'smollm2-135m', context: '2048', threads: '1', 'kv-cache': 'f16',
+};
 const str = /** @type {const} */ ({ type: 'string' });
 /** @type {typeof defaults & {model?: string}} */
 let args = defaults;
 try {
-  const options = { model: str, host: str, port: str, 'model-id': str, context: str, threads: str };
+  const options = { model: str, host: str, port: str, 'model-id': str, context: str, threads: str, 'kv-cache': str };
   args = { ...defaults, ...parseArgs({ options, strict: true }).values };
 } catch (e) {
   die(`${/** @type {Error} */ (e).message}\n${USAGE}`);
@@ -50,6 +53,10 @@ if (!modelPath) die(`--model is required\n${USAGE}`);
 if (!Number.isInteger(port) || port < 0 || port > 65535) die(`--port must be an integer 0-65535, got ${args.port}`);
 if (!Number.isInteger(contextSize) || contextSize < 64) die(`--context must be an integer >= 64, got ${args.context}`);
 if (!Number.isInteger(threads) || threads < 1) die(`--threads must be an integer >= 1, got ${args.threads}`);
+// The KV cache is float16 by default (llama.cpp's choice, half the memory). Scoring against a float32 reference
+// (the perplexity parity test, with an F32 GGUF) needs float32 attention too; see where the context is made.
+const kvCache = args['kv-cache'];
+if (kvCache !== 'f16' && kvCache !== 'f32') die(`--kv-cache must be f16 or f32, got ${kvCache}`);
 if (!existsSync(modelPath))
   die(`model file not found: ${modelPath}\n  fix: run scripts/setup.sh (it puts the GGUF in .tools/models/)`);
 
@@ -384,7 +391,12 @@ llama = await getLlama({
   logger: (level, message) => process.stderr.write(`[llama.cpp ${level}] ${message}\n`),
 });
 model = await llama.loadModel({ modelPath });
-sequence = (await model.createContext({ contextSize, sequences: 1, threads })).getSequence();
+// float32 keys and values, and no flash attention (llama.cpp's CPU kernel for it rounds to f16 on the way):
+// measured on SmolLM2 F32, that takes perplexities from ~1.6e-3 to ~1.7e-4 relative off transformers' float32.
+const precision = kvCache === 'f32'
+  ? { experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32', flashAttention: false }
+  : {};
+sequence = (await model.createContext({ contextSize, sequences: 1, threads, ...precision })).getSequence();
 chatWrapper = resolveChatWrapper(model); // from the GGUF's chat template; resolved once
 isReady = true;
 markReady();
