@@ -1,5 +1,6 @@
-"""The evaluator: runs an evaluation suite (suites.py) on one model with lm-evaluation-harness, for the
-languages asked, and writes per-sample outputs, scores with standard errors and `result.json`.
+"""The evaluator: runs an evaluation suite (suites.py) on one model with the suite's harness — lighteval
+for the default `lighteval-v1` (lighteval_suite.py), lm-evaluation-harness for `pg-v1` — for the languages
+asked, and writes per-sample outputs, scores with standard errors and `result.json`.
 
 Inputs: `model` (optional: the trained model's folder URI) and `data` (optional: the benchmark data
 root). Config: `EvalConfig` below (camelCase or snake_case). The result's metrics are
@@ -19,10 +20,13 @@ from typing import Any
 
 from .contract import ConfigError, DataError, JobContext, JobResult, parse_config, run_job
 from .storage import join, store_for
+from . import lighteval_suite
 from .suites import (
+    DEFAULT_SUITE,
     MRB_SUBSETS,
     TaskDef,
     extractive_match,
+    get_suite,
     gmmlu_target,
     gmmlu_text,
     mgsm_target,
@@ -39,14 +43,14 @@ from .suites import (
 @dataclass
 class EvalConfig:
     model: str = ""
-    suite: str = "pg-v1"
+    suite: str = DEFAULT_SUITE
     languages: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
     data_uri: str = ""
     limit: int | None = None
     batch_size: int = 8
     max_length: int = 8192
-    max_new_tokens: int = 50
+    max_new_tokens: int = 50  # MGSM's answer budget (the paper's generation size)
     temperature: float = 0.6
     top_p: float = 0.95
     seed: int = 1234
@@ -158,6 +162,8 @@ def evaluate(lm: Any, cfg: EvalConfig, data_root: str) -> dict[str, Any]:
     from lm_eval import simple_evaluate
 
     cfg.validate()
+    if get_suite(cfg.suite).harness != "lm-eval":
+        raise ConfigError(f"POLYGLOT_JOB_CONFIG.suite: {cfg.suite} runs on lighteval; use evaluate_lighteval")
     pairs = suite_tasks(cfg.suite, cfg.languages, cfg.tasks or None)
     tasks = [build_task(t, lang, data_root, cfg) for t, lang in pairs]
     out = simple_evaluate(
@@ -172,8 +178,7 @@ def evaluate(lm: Any, cfg: EvalConfig, data_root: str) -> dict[str, Any]:
         verbosity="WARNING",
     )
     assert out is not None
-    scores: dict[str, dict[str, Any]] = {}
-    samples: dict[str, list[dict[str, Any]]] = {}
+    per_task: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
     for t, lang in pairs:
         name = f"{t.name}:{lang}"
         res = out["results"][name]
@@ -191,13 +196,30 @@ def evaluate(lm: Any, cfg: EvalConfig, data_root: str) -> dict[str, Any]:
                 row["subset"] = mrb_subset(s["doc"])
                 row["chosen_is"] = "B" if mrb_target(s["doc"], cfg.seed) == 1 else "A"
             rows.append(row)
+        m = "acc" if t.name != "mgsm_custom" else "extractive_match"
+        per_task[name] = (rows, {"metric": m, "value": res.get(f"{m},none"), "stderr": res.get(f"{m}_stderr,none")})
+    return summarize(pairs, per_task, cfg, "acc")
+
+
+def summarize(
+    pairs: list[tuple[TaskDef, str]],
+    per_task: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]],
+    cfg: EvalConfig,
+    mrb_metric: str,
+) -> dict[str, Any]:
+    """Scores per (task, language) from per-sample rows and the harness's aggregates; M-RewardBench's
+    weighted accuracy from the per-item correctness (`mrb_metric`) and each item's subset."""
+    scores: dict[str, dict[str, Any]] = {}
+    samples: dict[str, list[dict[str, Any]]] = {}
+    for t, lang in pairs:
+        name = f"{t.name}:{lang}"
+        rows, agg = per_task[name]
         samples[name] = rows
         if t.name == "mrewardbench_mcf":
-            value, stderr, per_cat = weighted_accuracy([(r["subset"], float(r["metrics"]["acc"])) for r in rows])
+            value, stderr, per_cat = weighted_accuracy([(r["subset"], float(r["metrics"][mrb_metric])) for r in rows])
             entry = {"metric": "weighted_acc", "value": value, "stderr": stderr, "n": len(rows), "categories": per_cat}
         else:
-            m = "acc" if t.name == "global_mmlu_lite" else "extractive_match"
-            entry = {"metric": m, "value": res[f"{m},none"], "stderr": res.get(f"{m}_stderr,none"), "n": len(rows)}
+            entry = {**agg, "n": len(rows)}
         scores[name] = {"task": t.name, "language": lang, **entry}
     per_language: dict[str, dict[str, Any]] = {}
     for lang in cfg.languages:
@@ -208,6 +230,54 @@ def evaluate(lm: Any, cfg: EvalConfig, data_root: str) -> dict[str, Any]:
                 "tasks": sorted(s["task"] for s in scores.values() if s["language"] == lang),
             }
     return {"scores": scores, "per_language": per_language, "samples": samples}
+
+
+def evaluate_lighteval(model: Any, model_config: Any, cfg: EvalConfig, data_root: str) -> dict[str, Any]:
+    """Run a lighteval suite: lighteval formats every request, runs the model (its TransformersModel, or
+    the `model` given, e.g. a test double implementing lighteval's model API) and scores each item."""
+    cfg.validate()
+    if get_suite(cfg.suite).harness != "lighteval":
+        raise ConfigError(f"POLYGLOT_JOB_CONFIG.suite: {cfg.suite} runs on lm-eval; use evaluate")
+    pairs = suite_tasks(cfg.suite, cfg.languages, cfg.tasks or None)
+    data: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for t, lang in pairs:
+        test = _load_rows(data_root, t.benchmark, lang, "test")
+        if cfg.limit is not None:
+            test = test[: cfg.limit]  # the first rows, as pg-v1 does (lighteval's own limit samples at random)
+        splits = {"test": test}
+        if t.name == "global_mmlu_lite":
+            for d in test:
+                lighteval_suite.gmmlu_input(d)  # validate every answer before the model runs
+        if t.name == "mrewardbench_mcf":
+            for d in test:
+                mrb_subset(d)
+        if t.shots > 0:
+            train = _load_rows(data_root, t.benchmark, lang, "train")
+            if len(train) < t.shots:
+                raise DataError(f"{t.benchmark}/{lang}/train.jsonl: {len(train)} rows, the {t.shots}-shot prompt needs {t.shots}")
+            splits["train"] = train
+        data[lighteval_suite.task_name(t, lang)] = splits
+    pipeline = lighteval_suite.build_pipeline(
+        pairs, data, model, model_config, cfg.seed, generation_size=cfg.max_new_tokens
+    )
+    lighteval_suite.run(pipeline)
+    results = pipeline.get_results()["results"]
+    per_task: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
+    for t, lang in pairs:
+        name = lighteval_suite.task_name(t, lang)
+        test = data[name]["test"]
+        m = lighteval_suite.PRIMARY_METRIC[t.name]
+        rows = []
+        for item in lighteval_suite.per_item_results(pipeline, t, lang):
+            doc = test[item["doc_id"]]
+            row = {"id": doc.get("id", doc.get("sample_id")), **item}
+            if t.name == "mrewardbench_mcf":
+                row["subset"] = mrb_subset(doc)
+                row["chosen_is"] = "B" if item["gold_index"] in (1, [1]) else "A"
+            rows.append(row)
+        res = results.get(f"{name}|{t.shots}") or results.get(f"{name}:{t.shots}") or {}
+        per_task[name] = (rows, {"metric": m, "value": float(res[m]), "stderr": float(res.get(f"{m}_stderr", math.nan))})
+    return summarize(pairs, per_task, cfg, lighteval_suite.PRIMARY_METRIC["mrewardbench_mcf"])
 
 
 def _dtype(name: str) -> Any:
@@ -224,7 +294,7 @@ def run(ctx: JobContext) -> JobResult:
     import torch
     from lm_eval.models.huggingface import HFLM
 
-    from .models import load_model, load_tokenizer
+    from .models import load_model, load_tokenizer, materialize, parse_model_ref
 
     cfg = parse_config(EvalConfig, ctx.config)
     model_ref = ctx.inputs.get("model") or cfg.model
@@ -233,13 +303,29 @@ def run(ctx: JobContext) -> JobResult:
     data_root = ctx.inputs.get("data") or cfg.data_uri
     if not data_root:
         raise ConfigError("POLYGLOT_JOB_CONFIG.dataUri: give the benchmark data root (or the job input 'data')")
+    cfg.validate()
     started = time.time()
-    tok = load_tokenizer(model_ref)
-    model = load_model(model_ref, dtype=_dtype(cfg.dtype))
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = model.to(device).eval()
-    lm = HFLM(pretrained=model, tokenizer=tok, batch_size=cfg.batch_size, max_length=cfg.max_length, device=device)
-    ev = evaluate(lm, cfg, data_root)
+    model = load_model(model_ref, dtype=_dtype(cfg.dtype)).to(device).eval()
+    if get_suite(cfg.suite).harness == "lighteval":
+        from lighteval.models.model_input import GenerationParameters
+        from lighteval.models.transformers.transformers_model import TransformersModelConfig
+
+        where, _ = materialize(parse_model_ref(model_ref))
+        # The tokenizer and chat template come from the model folder; lighteval applies the chat template
+        # when the tokenizer has one (its default, as in the paper's runs).
+        model_config = TransformersModelConfig(
+            model_name=where,
+            batch_size=cfg.batch_size,
+            max_length=cfg.max_length,
+            device=device,
+            generation_parameters=GenerationParameters(temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed),
+        )
+        ev = evaluate_lighteval(model, model_config, cfg, data_root)
+    else:
+        tok = load_tokenizer(model_ref)
+        lm = HFLM(pretrained=model, tokenizer=tok, batch_size=cfg.batch_size, max_length=cfg.max_length, device=device)
+        ev = evaluate(lm, cfg, data_root)
 
     store = ctx.store
     outputs: dict[str, str] = {}
@@ -250,7 +336,8 @@ def run(ctx: JobContext) -> JobResult:
     report = {
         "model": model_ref,
         "suite": cfg.suite,
-        "suite_digest": suite_digest(),
+        "suite_digest": suite_digest(cfg.suite),
+        "harness": get_suite(cfg.suite).harness,
         "config": asdict(cfg),
         "data": data_root,
         "scores": ev["scores"],

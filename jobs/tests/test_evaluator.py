@@ -70,7 +70,7 @@ class ScriptedLM(LM):
 
 def test_scores_equal_hand_computed_values(bench):
     lm = ScriptedLM(bench)
-    ev = evaluate(lm, EvalConfig(languages=["de"], temperature=0.0), bench)
+    ev = evaluate(lm, EvalConfig(suite="pg-v1", languages=["de"], temperature=0.0), bench)
     s = ev["scores"]
     assert s["global_mmlu_lite:de"]["value"] == pytest.approx(4 / 6)
     assert s["global_mmlu_lite:de"]["n"] == 6
@@ -95,12 +95,12 @@ def test_scores_equal_hand_computed_values(bench):
 
 
 def test_limit_and_missing_language_data(bench):
-    ev = evaluate(ScriptedLM(bench), EvalConfig(languages=["de"], tasks=["global_mmlu_lite"], limit=2), bench)
+    ev = evaluate(ScriptedLM(bench), EvalConfig(suite="pg-v1", languages=["de"], tasks=["global_mmlu_lite"], limit=2), bench)
     assert ev["scores"]["global_mmlu_lite:de"]["n"] == 2
     from polyglot_jobs.contract import DataError
 
     with pytest.raises(DataError, match="ar/test.jsonl: not found"):
-        evaluate(ScriptedLM(bench), EvalConfig(languages=["ar"]), bench)
+        evaluate(ScriptedLM(bench), EvalConfig(suite="pg-v1", languages=["ar"]), bench)
 
 
 def run_job(module: str, out: str, inputs: dict, config: dict) -> subprocess.CompletedProcess:
@@ -135,7 +135,12 @@ def test_real_model_run_writes_samples_scores_and_result(small_model, bench, tmp
     samples = open(os.path.join(out, "samples", "mgsm_custom_de.jsonl")).read().splitlines()
     assert len(samples) == 3 and "response" in json.loads(samples[0])
     scores = json.loads(open(os.path.join(out, "scores.json")).read())
-    assert scores["suite"] == "pg-v1" and len(scores["suite_digest"]) == 16
+    # The default suite ran on lighteval: its per-item records carry lighteval's request and metric.
+    assert scores["suite"] == "lighteval-v1" and scores["harness"] == "lighteval" and len(scores["suite_digest"]) == 16
+    mgsm = [json.loads(x) for x in samples]
+    assert all(r["query"].endswith("Antworte nur mit der Zahl.\nAnswer:") and "extractive_match" in r["metrics"] for r in mgsm)
+    mrb = [json.loads(x) for x in open(os.path.join(out, "samples", "mrewardbench_mcf_es.jsonl"))]
+    assert all(r["choices"] == [" A", " B"] and len(r["logprobs"]) == 2 and r["subset"] for r in mrb)
 
 
 def test_bad_config_exits_2_with_reason(tmp_path, bench):
