@@ -14,6 +14,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -256,6 +257,10 @@ def evaluate_lighteval(model: Any, model_config: Any, cfg: EvalConfig, data_root
             if len(train) < t.shots:
                 raise DataError(f"{t.benchmark}/{lang}/train.jsonl: {len(train)} rows, the {t.shots}-shot prompt needs {t.shots}")
             splits["train"] = train
+        if t.name == "mgsm_custom":
+            # The gold is the text of the row's own number (the paper's str(answer_number)). Kept as text here:
+            # a table with both 5 and 2.5 would otherwise turn every gold into a float ("5.0").
+            splits = {k: [{**r, "answer_number": str(r["answer_number"])} for r in v] for k, v in splits.items()}
         data[lighteval_suite.task_name(t, lang)] = splits
     pipeline = lighteval_suite.build_pipeline(
         pairs, data, model, model_config, cfg.seed, generation_size=cfg.max_new_tokens
@@ -320,6 +325,8 @@ def run(ctx: JobContext) -> JobResult:
             max_length=cfg.max_length,
             device=device,
             generation_parameters=GenerationParameters(temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed),
+            # A fresh cache per run: lighteval caches outputs by model path and config, and a path may be reused.
+            cache_dir=tempfile.mkdtemp(prefix="lighteval-cache-"),
         )
         ev = evaluate_lighteval(model, model_config, cfg, data_root)
     else:
