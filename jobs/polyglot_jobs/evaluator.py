@@ -316,11 +316,18 @@ def run(ctx: JobContext) -> JobResult:
         from lighteval.models.model_input import GenerationParameters
         from lighteval.models.transformers.transformers_model import TransformersModelConfig
 
-        where, _ = materialize(parse_model_ref(model_ref))
+        where, extra = materialize(parse_model_ref(model_ref))
+        if "gguf_file" in extra:
+            # lighteval loads the tokenizer from the folder by name; a bare GGUF file has none to offer.
+            raise ConfigError(
+                f"POLYGLOT_JOB_CONFIG.model: {model_ref} is a GGUF file; suite {cfg.suite} needs a transformers "
+                "folder (convert it with polyglot-convert-model) or use suite pg-v1"
+            )
         # The tokenizer and chat template come from the model folder; lighteval applies the chat template
         # when the tokenizer has one (its default, as in the paper's runs).
         model_config = TransformersModelConfig(
             model_name=where,
+            revision=extra.get("revision", "main"),
             batch_size=cfg.batch_size,
             max_length=cfg.max_length,
             device=device,
