@@ -152,3 +152,57 @@ def test_bad_config_exits_2_with_reason(tmp_path, bench):
     assert not os.path.exists(os.path.join(out, "result.json"))
     failure = json.loads(open(os.path.join(out, "failures", "attempt-0.json")).read())
     assert "unknown suite" in failure["reason"]
+
+
+class ScriptedLightevalModel:
+    """A lighteval model (DummyModel's plumbing) whose answers the test decides, for the default suite:
+    right on the known items, wrong on every other one."""
+
+    def __new__(cls, tmp_path, small_model):
+        from lighteval.models.dummy.dummy_model import DummyModel, DummyModelConfig
+        from lighteval.models.model_output import ModelResponse
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(small_model)
+
+        class Model(DummyModel):
+            @property
+            def tokenizer(self):
+                return tok
+
+            def loglikelihood(self, docs):
+                out = []
+                for d in docs:
+                    gold = d.gold_index[0] if isinstance(d.gold_index, list) else d.gold_index
+                    known = any(q in d.query for q in KNOWN_GMMLU) or any(f"user question: {p}" in d.query for p in KNOWN_MRB)
+                    pick = gold if known else (gold + 1) % len(d.choices)
+                    out.append(ModelResponse(logprobs=[0.0 if i == pick else -5.0 for i in range(len(d.choices))],
+                                             argmax_logits_eq_gold=[i == pick for i in range(len(d.choices))],
+                                             output_tokens=[[0] for _ in d.choices]))  # one token per letter
+                return out
+
+            def greedy_until(self, docs):
+                return [ModelResponse(text=[MGSM_REPLIES[d.query.split("\n\n")[-2]]]) for d in docs]
+
+        return Model(DummyModelConfig(model_name="scripted", cache_dir=str(tmp_path / "cache")))
+
+
+def test_default_suite_scores_equal_hand_computed_values(bench, small_model, tmp_path):
+    from polyglot_jobs.evaluator import evaluate_lighteval
+
+    ev = evaluate_lighteval(ScriptedLightevalModel(tmp_path, small_model), None, EvalConfig(languages=["de"], temperature=0.0), bench)
+    s = ev["scores"]
+    assert s["global_mmlu_lite:de"]["value"] == pytest.approx(4 / 6) and s["global_mmlu_lite:de"]["n"] == 6
+    chat, chat_hard = 155 / 193, 76 / 200  # as in the pg-v1 test: same items right, same weights
+    assert s["mrewardbench_mcf:de"]["categories"] == pytest.approx(
+        {"chat": chat, "chat_hard": chat_hard, "reasoning": 1.0, "safety": 0.0}
+    )
+    assert s["mrewardbench_mcf:de"]["value"] == pytest.approx((chat + chat_hard + 1.0 + 0.0) / 4)
+    # lighteval's extractive_match: "36 Bücher.", "Es bleiben 15.", "5,0 Euro" right; "26" (gold 27) wrong.
+    assert s["mgsm_custom:de"]["value"] == pytest.approx(3 / 4)
+    assert ev["per_language"]["de"]["score"] == pytest.approx((4 / 6 + (chat + chat_hard + 1) / 4 + 3 / 4) / 3)
+    mrb = ev["samples"]["mrewardbench_mcf:de"]
+    assert {r["subset"] for r in mrb} >= {"math-prm", "refusals-dangerous"} and {r["chosen_is"] for r in mrb} == {"A", "B"}
+    # MGSM prompts carry 5 train examples, in file order, each with the instruction.
+    mgsm = ev["samples"]["mgsm_custom:de"]
+    assert all(r["query"].endswith("\n\nAntworte nur mit der Zahl.\nAnswer:") for r in mgsm)
