@@ -335,6 +335,10 @@ def run(ctx: JobContext) -> JobResult:
             # A fresh cache per run: lighteval caches outputs by model path and config, and a path may be reused.
             cache_dir=tempfile.mkdtemp(prefix="lighteval-cache-"),
         )
+        # lighteval's transformers back end passes temperature/top-p to generate() but sets do_sample only to
+        # turn it off at temperature 0, and seeds nothing: sample as the paper's vLLM runs did, from a seed.
+        model.generation_config.do_sample = cfg.temperature > 0
+        torch.manual_seed(cfg.seed)
         ev = evaluate_lighteval(model, model_config, cfg, data_root)
     else:
         tok = load_tokenizer(model_ref)
