@@ -6,7 +6,7 @@
 2. trains with `polyglot_jobs.trainer.train` (LoRA, precision 'auto' = bf16 where supported,
    --steps steps, batch 8, max length 512, lr 2e-4, no warm-up, no intermediate checkpoint);
 3. evaluates the merged model with `polyglot_jobs.evaluator.run` on the benchmark fixtures
-   (jobs/tests/fixtures/bench, suite pg-v1, languages de and es, temperature 0);
+   (jobs/tests/fixtures/bench, the default suite lighteval-v1, languages de and es, temperature 0);
 4. prints one block of figures and, with --out DIR, writes them to DIR/gpu-student.json (with the
    trainer's training_summary.json and the evaluator's scores.json beside it).
 

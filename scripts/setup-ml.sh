@@ -19,6 +19,16 @@ if ! stamp_ok .tools/ml-venv/.stamp "$h"; then
   echo "$h" > .tools/ml-venv/.stamp
 fi
 
+# lighteval, the default evaluation suite's harness, on top of the lock with --no-deps: it does not resolve
+# together with the lock (jobs/requirements-lighteval.txt says why); its own stamp, so a change to that
+# file installs it again without reinstalling torch.
+h=$(cat jobs/requirements.lock jobs/requirements-lighteval.txt | sha256sum | cut -d' ' -f1)
+if ! stamp_ok .tools/ml-venv/.lighteval-stamp "$h"; then
+  say "lighteval (evaluation harness)"
+  .tools/ml-venv/bin/pip install -q --disable-pip-version-check --no-deps -r jobs/requirements-lighteval.txt
+  echo "$h" > .tools/ml-venv/.lighteval-stamp
+fi
+
 # The package itself (editable: source edits need no re-install; only its entry points are generated).
 h=$(cat jobs/pyproject.toml | sha256sum | cut -d' ' -f1)
 if ! stamp_ok .tools/ml-venv/.jobs-stamp "$h"; then

@@ -1,5 +1,5 @@
-# Polyglot evaluator image: the in-pod evaluator `polyglot-eval` (jobs/polyglot_jobs/evaluator.py,
-# lm-evaluation-harness, suite pg-v1). Build from the repo root: docker build -f deploy/images/evaluator.Dockerfile .
+# Polyglot evaluator image: the in-pod evaluator `polyglot-eval` (jobs/polyglot_jobs/evaluator.py; default
+# suite lighteval-v1 on lighteval, suite pg-v1 on lm-evaluation-harness). Build from the repo root: docker build -f deploy/images/evaluator.Dockerfile .
 # The same recipe as trainer.Dockerfile, line for line except the entry point, so a build after the trainer's
 # reuses every layer but the last, and both images score and train with the very same libraries.
 #
@@ -25,12 +25,21 @@ RUN python3 -m venv /opt/venv
 # extra (bitsandbytes) is read from pyproject.toml, its one source; the evaluator needs it too, to load models
 # that were saved bnb-quantized. pip freeze leaves setuptools out of the lock; pip resolves it for torch.
 # rouge-score, sqlitedict and word2number (lm-eval's) exist only as pure-Python sdists and are built here.
-COPY jobs/requirements.lock jobs/pyproject.toml /src/jobs/
+COPY jobs/requirements.lock jobs/requirements-lighteval.txt jobs/pyproject.toml /src/jobs/
 RUN gpu="$(python3 -c "import tomllib; print(' '.join(tomllib.load(open('/src/jobs/pyproject.toml', 'rb'))['project']['optional-dependencies']['gpu']))")" \
  && /opt/venv/bin/pip install -r /src/jobs/requirements.lock $gpu
+# lighteval (the default suite's harness) on top, --no-deps: it does not resolve together with the lock
+# (jobs/requirements-lighteval.txt says why and pins the rest of its dependencies).
+RUN /opt/venv/bin/pip install --no-deps -r /src/jobs/requirements-lighteval.txt
 # The package itself (not its tests or fixtures), without deps: everything it needs is pinned above.
 COPY jobs/polyglot_jobs /src/jobs/polyglot_jobs
-RUN /opt/venv/bin/pip install --no-deps /src/jobs && /opt/venv/bin/pip check
+# pip check, except the requirements of lighteval and inspect-ai that the lock overrides
+# or leaves out on purpose (nltk, fsspec; aiobotocore, s3fs, openai; see jobs/requirements-lighteval.txt):
+# any other conflict fails the build.
+RUN /opt/venv/bin/pip install --no-deps /src/jobs \
+ && { /opt/venv/bin/pip check || true; } \
+    | grep -v -E '^(lighteval 0\.13\.0 (has requirement nltk==3\.9\.1|requires openai)|inspect-ai 0\.3\.285 (has requirement fsspec|requires (aiobotocore|s3fs)))' \
+    | grep -v '^No broken requirements' | { ! grep .; }
 
 FROM base
 COPY --from=build /opt/venv /opt/venv

@@ -1,5 +1,6 @@
-"""The evaluator: runs an evaluation suite (suites.py) on one model with lm-evaluation-harness, for the
-languages asked, and writes per-sample outputs, scores with standard errors and `result.json`.
+"""The evaluator: runs an evaluation suite (suites.py) on one model with the suite's harness — lighteval
+for the default `lighteval-v1` (lighteval_suite.py), lm-evaluation-harness for `pg-v1` — for the languages
+asked, and writes per-sample outputs, scores with standard errors and `result.json`.
 
 Inputs: `model` (optional: the trained model's folder URI) and `data` (optional: the benchmark data
 root). Config: `EvalConfig` below (camelCase or snake_case). The result's metrics are
@@ -13,16 +14,20 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .contract import ConfigError, DataError, JobContext, JobResult, parse_config, run_job
 from .storage import join, store_for
+from . import lighteval_suite
 from .suites import (
+    DEFAULT_SUITE,
     MRB_SUBSETS,
     TaskDef,
     extractive_match,
+    get_suite,
     gmmlu_target,
     gmmlu_text,
     mgsm_target,
@@ -39,14 +44,14 @@ from .suites import (
 @dataclass
 class EvalConfig:
     model: str = ""
-    suite: str = "pg-v1"
+    suite: str = DEFAULT_SUITE
     languages: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
     data_uri: str = ""
     limit: int | None = None
     batch_size: int = 8
     max_length: int = 8192
-    max_new_tokens: int = 50
+    max_new_tokens: int = 50  # MGSM's answer budget (the paper's generation size)
     temperature: float = 0.6
     top_p: float = 0.95
     seed: int = 1234
@@ -158,6 +163,8 @@ def evaluate(lm: Any, cfg: EvalConfig, data_root: str) -> dict[str, Any]:
     from lm_eval import simple_evaluate
 
     cfg.validate()
+    if get_suite(cfg.suite).harness != "lm-eval":
+        raise ConfigError(f"POLYGLOT_JOB_CONFIG.suite: {cfg.suite} runs on lighteval; use evaluate_lighteval")
     pairs = suite_tasks(cfg.suite, cfg.languages, cfg.tasks or None)
     tasks = [build_task(t, lang, data_root, cfg) for t, lang in pairs]
     out = simple_evaluate(
@@ -172,8 +179,7 @@ def evaluate(lm: Any, cfg: EvalConfig, data_root: str) -> dict[str, Any]:
         verbosity="WARNING",
     )
     assert out is not None
-    scores: dict[str, dict[str, Any]] = {}
-    samples: dict[str, list[dict[str, Any]]] = {}
+    per_task: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
     for t, lang in pairs:
         name = f"{t.name}:{lang}"
         res = out["results"][name]
@@ -191,13 +197,30 @@ def evaluate(lm: Any, cfg: EvalConfig, data_root: str) -> dict[str, Any]:
                 row["subset"] = mrb_subset(s["doc"])
                 row["chosen_is"] = "B" if mrb_target(s["doc"], cfg.seed) == 1 else "A"
             rows.append(row)
+        m = "acc" if t.name != "mgsm_custom" else "extractive_match"
+        per_task[name] = (rows, {"metric": m, "value": res.get(f"{m},none"), "stderr": res.get(f"{m}_stderr,none")})
+    return summarize(pairs, per_task, cfg, "acc")
+
+
+def summarize(
+    pairs: list[tuple[TaskDef, str]],
+    per_task: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]],
+    cfg: EvalConfig,
+    mrb_metric: str,
+) -> dict[str, Any]:
+    """Scores per (task, language) from per-sample rows and the harness's aggregates; M-RewardBench's
+    weighted accuracy from the per-item correctness (`mrb_metric`) and each item's subset."""
+    scores: dict[str, dict[str, Any]] = {}
+    samples: dict[str, list[dict[str, Any]]] = {}
+    for t, lang in pairs:
+        name = f"{t.name}:{lang}"
+        rows, agg = per_task[name]
         samples[name] = rows
         if t.name == "mrewardbench_mcf":
-            value, stderr, per_cat = weighted_accuracy([(r["subset"], float(r["metrics"]["acc"])) for r in rows])
+            value, stderr, per_cat = weighted_accuracy([(r["subset"], float(r["metrics"][mrb_metric])) for r in rows])
             entry = {"metric": "weighted_acc", "value": value, "stderr": stderr, "n": len(rows), "categories": per_cat}
         else:
-            m = "acc" if t.name == "global_mmlu_lite" else "extractive_match"
-            entry = {"metric": m, "value": res[f"{m},none"], "stderr": res.get(f"{m}_stderr,none"), "n": len(rows)}
+            entry = {**agg, "n": len(rows)}
         scores[name] = {"task": t.name, "language": lang, **entry}
     per_language: dict[str, dict[str, Any]] = {}
     for lang in cfg.languages:
@@ -208,6 +231,58 @@ def evaluate(lm: Any, cfg: EvalConfig, data_root: str) -> dict[str, Any]:
                 "tasks": sorted(s["task"] for s in scores.values() if s["language"] == lang),
             }
     return {"scores": scores, "per_language": per_language, "samples": samples}
+
+
+def evaluate_lighteval(model: Any, model_config: Any, cfg: EvalConfig, data_root: str) -> dict[str, Any]:
+    """Run a lighteval suite: lighteval formats every request, runs the model (its TransformersModel, or
+    the `model` given, e.g. a test double implementing lighteval's model API) and scores each item."""
+    cfg.validate()
+    if get_suite(cfg.suite).harness != "lighteval":
+        raise ConfigError(f"POLYGLOT_JOB_CONFIG.suite: {cfg.suite} runs on lm-eval; use evaluate")
+    pairs = suite_tasks(cfg.suite, cfg.languages, cfg.tasks or None)
+    data: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for t, lang in pairs:
+        test = _load_rows(data_root, t.benchmark, lang, "test")
+        if cfg.limit is not None:
+            test = test[: cfg.limit]  # the first rows, as pg-v1 does (lighteval's own limit samples at random)
+        splits = {"test": test}
+        if t.name == "global_mmlu_lite":
+            for d in test:
+                lighteval_suite.gmmlu_input(d)  # validate every answer before the model runs
+        if t.name == "mrewardbench_mcf":
+            for d in test:
+                mrb_subset(d)
+        if t.shots > 0:
+            train = _load_rows(data_root, t.benchmark, lang, "train")
+            if len(train) < t.shots:
+                raise DataError(f"{t.benchmark}/{lang}/train.jsonl: {len(train)} rows, the {t.shots}-shot prompt needs {t.shots}")
+            splits["train"] = train
+        if t.name == "mgsm_custom":
+            # The gold is the text of the row's own number (the paper's str(answer_number)). Kept as text here:
+            # a table with both 5 and 2.5 would otherwise turn every gold into a float ("5.0").
+            splits = {k: [{**r, "answer_number": str(r["answer_number"])} for r in v] for k, v in splits.items()}
+        data[lighteval_suite.task_name(t, lang)] = splits
+    pipeline = lighteval_suite.build_pipeline(
+        pairs, data, model, model_config, cfg.seed, generation_size=cfg.max_new_tokens
+    )
+    lighteval_suite.run(pipeline)
+    results = pipeline.get_results()["results"]
+    per_task: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
+    for t, lang in pairs:
+        name = lighteval_suite.task_name(t, lang)
+        test = data[name]["test"]
+        m = lighteval_suite.PRIMARY_METRIC[t.name]
+        rows = []
+        for item in lighteval_suite.per_item_results(pipeline, t, lang):
+            doc = test[item["doc_id"]]
+            row = {"id": doc.get("id", doc.get("sample_id")), **item}
+            if t.name == "mrewardbench_mcf":
+                row["subset"] = mrb_subset(doc)
+                row["chosen_is"] = "B" if item["gold_index"] in (1, [1]) else "A"
+            rows.append(row)
+        res = results.get(f"{name}|{t.shots}") or results.get(f"{name}:{t.shots}") or {}
+        per_task[name] = (rows, {"metric": m, "value": float(res[m]), "stderr": float(res.get(f"{m}_stderr", math.nan))})
+    return summarize(pairs, per_task, cfg, lighteval_suite.PRIMARY_METRIC["mrewardbench_mcf"])
 
 
 def _dtype(name: str) -> Any:
@@ -224,7 +299,7 @@ def run(ctx: JobContext) -> JobResult:
     import torch
     from lm_eval.models.huggingface import HFLM
 
-    from .models import load_model, load_tokenizer
+    from .models import load_model, load_tokenizer, materialize, parse_model_ref
 
     cfg = parse_config(EvalConfig, ctx.config)
     model_ref = ctx.inputs.get("model") or cfg.model
@@ -233,13 +308,42 @@ def run(ctx: JobContext) -> JobResult:
     data_root = ctx.inputs.get("data") or cfg.data_uri
     if not data_root:
         raise ConfigError("POLYGLOT_JOB_CONFIG.dataUri: give the benchmark data root (or the job input 'data')")
+    cfg.validate()
     started = time.time()
-    tok = load_tokenizer(model_ref)
-    model = load_model(model_ref, dtype=_dtype(cfg.dtype))
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = model.to(device).eval()
-    lm = HFLM(pretrained=model, tokenizer=tok, batch_size=cfg.batch_size, max_length=cfg.max_length, device=device)
-    ev = evaluate(lm, cfg, data_root)
+    model = load_model(model_ref, dtype=_dtype(cfg.dtype)).to(device).eval()
+    if get_suite(cfg.suite).harness == "lighteval":
+        from lighteval.models.model_input import GenerationParameters
+        from lighteval.models.transformers.transformers_model import TransformersModelConfig
+
+        where, extra = materialize(parse_model_ref(model_ref))
+        if "gguf_file" in extra:
+            # lighteval loads the tokenizer from the folder by name; a bare GGUF file has none to offer.
+            raise ConfigError(
+                f"POLYGLOT_JOB_CONFIG.model: {model_ref} is a GGUF file; suite {cfg.suite} needs a transformers "
+                "folder (convert it with polyglot-convert-model) or use suite pg-v1"
+            )
+        # The tokenizer and chat template come from the model folder; lighteval applies the chat template
+        # when the tokenizer has one (its default, as in the paper's runs).
+        model_config = TransformersModelConfig(
+            model_name=where,
+            revision=extra.get("revision", "main"),
+            batch_size=cfg.batch_size,
+            max_length=cfg.max_length,
+            device=device,
+            generation_parameters=GenerationParameters(temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed),
+            # A fresh cache per run: lighteval caches outputs by model path and config, and a path may be reused.
+            cache_dir=tempfile.mkdtemp(prefix="lighteval-cache-"),
+        )
+        # lighteval's transformers back end passes temperature/top-p to generate() but sets do_sample only to
+        # turn it off at temperature 0, and seeds nothing: sample as the paper's vLLM runs did, from a seed.
+        model.generation_config.do_sample = cfg.temperature > 0
+        torch.manual_seed(cfg.seed)
+        ev = evaluate_lighteval(model, model_config, cfg, data_root)
+    else:
+        tok = load_tokenizer(model_ref)
+        lm = HFLM(pretrained=model, tokenizer=tok, batch_size=cfg.batch_size, max_length=cfg.max_length, device=device)
+        ev = evaluate(lm, cfg, data_root)
 
     store = ctx.store
     outputs: dict[str, str] = {}
@@ -250,7 +354,8 @@ def run(ctx: JobContext) -> JobResult:
     report = {
         "model": model_ref,
         "suite": cfg.suite,
-        "suite_digest": suite_digest(),
+        "suite_digest": suite_digest(cfg.suite),
+        "harness": get_suite(cfg.suite).harness,
         "config": asdict(cfg),
         "data": data_root,
         "scores": ev["scores"],

@@ -1,7 +1,10 @@
-"""Evaluation suites: named, versioned task sets (docs/method.md, "Evaluation suite").
-`pg-v1` is the paper's final suite:
-Global-MMLU-Lite (0-shot, letter options, log-likelihood), M-RewardBench MCF (0-shot, pairwise judge
-with seeded A/B order, weighted accuracy) and MGSM (5-shot, native instruction, first number).
+"""Evaluation suites: named, versioned task sets run by a harness (docs/method.md, "Evaluation").
+The registry `SUITES` below is the one list: a new suite is one entry.
+- `lighteval-v1` (default): the paper's requests, built and scored by lighteval (lighteval_suite.py):
+  Global-MMLU-Lite (0-shot, letter options, log-likelihood, `acc`), M-RewardBench MCF (0-shot, the pairwise
+  judge prompt with seeded A/B order, `weighted_acc`) and MGSM (5-shot, native instruction, `extractive_match`).
+- `pg-v1`: the same tasks and metrics with the project's own reworded prompts, run by lm-evaluation-harness
+  (the prompt helpers below); kept so that earlier results stay reproducible.
 
 Benchmark data is read from a data root (an s3:// prefix or a local folder) laid out as
 `<root>/<benchmark>/<lang>/<split>.jsonl`, in each upstream dataset's own schema:
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -33,18 +37,41 @@ class TaskDef:
     kind: str  # 'mc' | 'generate'
 
 
-PG_V1 = (
+# The paper's task mix per language (its evaluation grid); both suites measure these tasks.
+PAPER_TASKS = (
     TaskDef("global_mmlu_lite", "global_mmlu_lite", ("ar", "de", "es", "id", "ja"), "acc", 0, "mc"),
     TaskDef("mrewardbench_mcf", "mrewardbench", ("ar", "cs", "de", "es", "id", "ja"), "weighted_acc", 0, "mc"),
     TaskDef("mgsm_custom", "mgsm", ("de", "es", "ja"), "extractive_match", 5, "generate"),
 )
-SUITES: dict[str, tuple[TaskDef, ...]] = {"pg-v1": PG_V1}
+PG_V1 = PAPER_TASKS  # older name, kept for imports
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    harness: str  # 'lighteval' | 'lm-eval': which runner in evaluator.py executes it
+    tasks: tuple[TaskDef, ...]
+    definition_files: tuple[str, ...]  # files whose bytes define the prompts and metrics (the suite digest)
+
+
+SUITES: dict[str, Suite] = {
+    s.name: s
+    for s in (
+        Suite("lighteval-v1", "lighteval", PAPER_TASKS, ("suites.py", "lighteval_suite.py")),
+        Suite("pg-v1", "lm-eval", PAPER_TASKS, ("suites.py",)),
+    )
+}
+DEFAULT_SUITE = "lighteval-v1"
+
+
+def get_suite(name: str) -> Suite:
+    if name not in SUITES:
+        raise ConfigError(f"POLYGLOT_JOB_CONFIG.suite: unknown suite '{name}'; known: {', '.join(SUITES)}")
+    return SUITES[name]
 
 
 def suite_tasks(suite: str, languages: list[str], only: list[str] | None = None) -> list[tuple[TaskDef, str]]:
-    if suite not in SUITES:
-        raise ConfigError(f"POLYGLOT_JOB_CONFIG.suite: unknown suite '{suite}'; known: {', '.join(SUITES)}")
-    defs = SUITES[suite]
+    defs = get_suite(suite).tasks
     if only:
         names = {t.name for t in defs}
         bad = [t for t in only if t not in names]
@@ -54,13 +81,22 @@ def suite_tasks(suite: str, languages: list[str], only: list[str] | None = None)
     return [(t, lang) for lang in languages for t in defs if lang in t.languages]
 
 
-def suite_digest() -> str:
-    """Changes whenever a prompt or metric definition in this file changes: part of every eval's key."""
-    with open(__file__, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()[:16]
+def suite_digest(suite: str = DEFAULT_SUITE) -> str:
+    """Changes whenever a prompt or metric definition of the suite changes (its files, and for lighteval
+    the installed version, whose templates and metrics are part of the definition)."""
+    s = get_suite(suite)
+    h = hashlib.sha256(s.name.encode())
+    for name in s.definition_files:
+        with open(os.path.join(os.path.dirname(__file__), name), "rb") as f:
+            h.update(f.read())
+    if s.harness == "lighteval":
+        from importlib.metadata import version
+
+        h.update(f"lighteval=={version('lighteval')}".encode())
+    return h.hexdigest()[:16]
 
 
-# --- prompts (the project's own wording; the answer cues are native) ---------------------------------
+# --- pg-v1 prompts (the project's own wording; the answer cues are native) ---------------------------------
 
 ANSWER_CUE = {"ar": "الإجابة:", "cs": "Odpověď:", "de": "Antwort:", "es": "Respuesta:", "id": "Jawaban:", "ja": "答え:"}
 MGSM_INSTRUCTION = {

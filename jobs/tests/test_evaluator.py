@@ -70,7 +70,7 @@ class ScriptedLM(LM):
 
 def test_scores_equal_hand_computed_values(bench):
     lm = ScriptedLM(bench)
-    ev = evaluate(lm, EvalConfig(languages=["de"], temperature=0.0), bench)
+    ev = evaluate(lm, EvalConfig(suite="pg-v1", languages=["de"], temperature=0.0), bench)
     s = ev["scores"]
     assert s["global_mmlu_lite:de"]["value"] == pytest.approx(4 / 6)
     assert s["global_mmlu_lite:de"]["n"] == 6
@@ -94,13 +94,14 @@ def test_scores_equal_hand_computed_values(bench):
     assert {r["chosen_is"] for r in mrb} <= {"A", "B"}
 
 
-def test_limit_and_missing_language_data(bench):
-    ev = evaluate(ScriptedLM(bench), EvalConfig(languages=["de"], tasks=["global_mmlu_lite"], limit=2), bench)
+def test_limit_and_missing_language_data(bench, tmp_path):
+    ev = evaluate(ScriptedLM(bench), EvalConfig(suite="pg-v1", languages=["de"], tasks=["global_mmlu_lite"], limit=2), bench)
     assert ev["scores"]["global_mmlu_lite:de"]["n"] == 2
     from polyglot_jobs.contract import DataError
 
     with pytest.raises(DataError, match="ar/test.jsonl: not found"):
-        evaluate(ScriptedLM(bench), EvalConfig(languages=["ar"]), bench)
+        # A data root without the language's files (the fixtures now hold every suite language).
+        evaluate(ScriptedLM(bench), EvalConfig(suite="pg-v1", languages=["ar"]), str(tmp_path))
 
 
 def run_job(module: str, out: str, inputs: dict, config: dict) -> subprocess.CompletedProcess:
@@ -135,7 +136,12 @@ def test_real_model_run_writes_samples_scores_and_result(small_model, bench, tmp
     samples = open(os.path.join(out, "samples", "mgsm_custom_de.jsonl")).read().splitlines()
     assert len(samples) == 3 and "response" in json.loads(samples[0])
     scores = json.loads(open(os.path.join(out, "scores.json")).read())
-    assert scores["suite"] == "pg-v1" and len(scores["suite_digest"]) == 16
+    # The default suite ran on lighteval: its per-item records carry lighteval's request and metric.
+    assert scores["suite"] == "lighteval-v1" and scores["harness"] == "lighteval" and len(scores["suite_digest"]) == 16
+    mgsm = [json.loads(x) for x in samples]
+    assert all(r["query"].endswith("Antworte nur mit der Zahl.\nAnswer:") and "extractive_match" in r["metrics"] for r in mgsm)
+    mrb = [json.loads(x) for x in open(os.path.join(out, "samples", "mrewardbench_mcf_es.jsonl"))]
+    assert all(r["choices"] == [" A", " B"] and len(r["logprobs"]) == 2 and r["subset"] for r in mrb)
 
 
 def test_bad_config_exits_2_with_reason(tmp_path, bench):
@@ -146,3 +152,57 @@ def test_bad_config_exits_2_with_reason(tmp_path, bench):
     assert not os.path.exists(os.path.join(out, "result.json"))
     failure = json.loads(open(os.path.join(out, "failures", "attempt-0.json")).read())
     assert "unknown suite" in failure["reason"]
+
+
+class ScriptedLightevalModel:
+    """A lighteval model (DummyModel's plumbing) whose answers the test decides, for the default suite:
+    right on the known items, wrong on every other one."""
+
+    def __new__(cls, tmp_path, small_model):
+        from lighteval.models.dummy.dummy_model import DummyModel, DummyModelConfig
+        from lighteval.models.model_output import ModelResponse
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(small_model)
+
+        class Model(DummyModel):
+            @property
+            def tokenizer(self):
+                return tok
+
+            def loglikelihood(self, docs):
+                out = []
+                for d in docs:
+                    gold = d.gold_index[0] if isinstance(d.gold_index, list) else d.gold_index
+                    known = any(q in d.query for q in KNOWN_GMMLU) or any(f"user question: {p}" in d.query for p in KNOWN_MRB)
+                    pick = gold if known else (gold + 1) % len(d.choices)
+                    out.append(ModelResponse(logprobs=[0.0 if i == pick else -5.0 for i in range(len(d.choices))],
+                                             argmax_logits_eq_gold=[i == pick for i in range(len(d.choices))],
+                                             output_tokens=[[0] for _ in d.choices]))  # one token per letter
+                return out
+
+            def greedy_until(self, docs):
+                return [ModelResponse(text=[MGSM_REPLIES[d.query.split("\n\n")[-2]]]) for d in docs]
+
+        return Model(DummyModelConfig(model_name="scripted", cache_dir=str(tmp_path / "cache")))
+
+
+def test_default_suite_scores_equal_hand_computed_values(bench, small_model, tmp_path):
+    from polyglot_jobs.evaluator import evaluate_lighteval
+
+    ev = evaluate_lighteval(ScriptedLightevalModel(tmp_path, small_model), None, EvalConfig(languages=["de"], temperature=0.0), bench)
+    s = ev["scores"]
+    assert s["global_mmlu_lite:de"]["value"] == pytest.approx(4 / 6) and s["global_mmlu_lite:de"]["n"] == 6
+    chat, chat_hard = 155 / 193, 76 / 200  # as in the pg-v1 test: same items right, same weights
+    assert s["mrewardbench_mcf:de"]["categories"] == pytest.approx(
+        {"chat": chat, "chat_hard": chat_hard, "reasoning": 1.0, "safety": 0.0}
+    )
+    assert s["mrewardbench_mcf:de"]["value"] == pytest.approx((chat + chat_hard + 1.0 + 0.0) / 4)
+    # lighteval's extractive_match: "36 Bücher.", "Es bleiben 15.", "5,0 Euro" right; "26" (gold 27) wrong.
+    assert s["mgsm_custom:de"]["value"] == pytest.approx(3 / 4)
+    assert ev["per_language"]["de"]["score"] == pytest.approx((4 / 6 + (chat + chat_hard + 1) / 4 + 3 / 4) / 3)
+    mrb = ev["samples"]["mrewardbench_mcf:de"]
+    assert {r["subset"] for r in mrb} >= {"math-prm", "refusals-dangerous"} and {r["chosen_is"] for r in mrb} == {"A", "B"}
+    # MGSM prompts carry 5 train examples, in file order, each with the instruction.
+    mgsm = ev["samples"]["mgsm_custom:de"]
+    assert all(r["query"].endswith("\n\nAntworte nur mit der Zahl.\nAnswer:") for r in mgsm)

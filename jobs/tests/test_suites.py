@@ -59,9 +59,21 @@ def test_order_is_seeded():
 
 
 def test_paper_task_mix_per_language():
-    names = lambda lang: sorted(t.name for t, _ in suite_tasks("pg-v1", [lang]))  # noqa: E731
+    names = lambda lang: sorted(t.name for t, _ in suite_tasks("lighteval-v1", [lang]))  # noqa: E731
     assert names("cs") == ["mrewardbench_mcf"]
     assert names("de") == ["global_mmlu_lite", "mgsm_custom", "mrewardbench_mcf"]
     assert names("ar") == ["global_mmlu_lite", "mrewardbench_mcf"]
     with pytest.raises(ConfigError, match="unknown suite"):
         suite_tasks("pg-v9", ["de"])
+
+
+def test_registry_default_and_named_suites():
+    from polyglot_jobs.suites import DEFAULT_SUITE, SUITES, get_suite, suite_digest
+
+    assert DEFAULT_SUITE == "lighteval-v1" and get_suite(DEFAULT_SUITE).harness == "lighteval"
+    assert get_suite("pg-v1").harness == "lm-eval"
+    # Both suites measure the paper's task mix; their digests differ (different definitions).
+    assert [t.name for t in SUITES["pg-v1"].tasks] == [t.name for t in SUITES["lighteval-v1"].tasks]
+    assert suite_digest("pg-v1") != suite_digest("lighteval-v1") and len(suite_digest()) == 16
+    with pytest.raises(ConfigError, match="unknown suite 'nope'; known: lighteval-v1, pg-v1"):
+        get_suite("nope")

@@ -307,8 +307,12 @@ export type TrainingSpec = z.infer<typeof TrainingSchema>;
  */
 export const EvaluationSchema = z.strictObject({
   ...JobTemplate,
-  /** Versioned task set; `pg-v1` = Global-MMLU-Lite, M-RewardBench MCF, MGSM (paper §9). */
-  suite: z.enum(['pg-v1']).default('pg-v1'),
+  /**
+   * Versioned task set (jobs/polyglot_jobs/suites.py): Global-MMLU-Lite, M-RewardBench MCF, MGSM (paper §9).
+   * `lighteval-v1` (default) = the paper's requests and metrics, run by lighteval; `pg-v1` = the same tasks
+   * with reworded prompts on lm-evaluation-harness, kept so that earlier results stay reproducible.
+   */
+  suite: z.enum(['lighteval-v1', 'pg-v1']).default('lighteval-v1'),
   /** s3:// prefix of the benchmark data (`<benchmark>/<lang>/<split>.jsonl`); a local folder in a spec file. */
   dataUri: z.string().min(1).max(1024),
   /** Items per task and language (smoke runs); omit for every item. */

@@ -207,7 +207,7 @@ describe('sweep spec validation', () => {
     withStudents(doc, () => undefined);
     const spec = parseSweepSpec(doc);
     assert.deepEqual(spec.training!.hyper, {});
-    assert.equal(spec.evaluation!.suite, 'pg-v1');
+    assert.equal(spec.evaluation!.suite, 'lighteval-v1');
     assert.equal(spec.evaluation!.temperature, 0.6);
     assert.equal(spec.evaluation!.maxNewTokens, 50);
   });
