@@ -1,6 +1,7 @@
 # Polyglot trainer image: the in-pod student trainer `polyglot-train` (jobs/polyglot_jobs/trainer.py, TRL SFT,
 # LoRA / QLoRA / full). Build from the repo root: docker build -f deploy/images/trainer.Dockerfile .
-# evaluator.Dockerfile is the same recipe with another entry point: the two share every layer but the last.
+# evaluator.Dockerfile is the same recipe with another entry point: the two share every layer up to the chat
+# templates, which only the trainer needs.
 #
 # CUDA: torch==2.15.0 in jobs/requirements.lock is PyPI's CUDA 13 build, and the lock pins its CUDA 13.2
 # user-space libraries as wheels (cuda-toolkit 13.2.2, nvidia-cublas, nvidia-cudnn-cu13, nvidia-nccl-cu13, ...).
@@ -31,8 +32,21 @@ RUN gpu="$(python3 -c "import tomllib; print(' '.join(tomllib.load(open('/src/jo
 COPY jobs/polyglot_jobs /src/jobs/polyglot_jobs
 RUN /opt/venv/bin/pip install --no-deps /src/jobs && /opt/venv/bin/pip check
 
+# The chat templates the paper's trainer applied (unsloth's llama-3.1, gemma-3, chatml), rendered from the package
+# pinned in tools/protocol-requirements.txt, the same step scripts/setup.sh runs locally. The packages are
+# installed without dependencies (only their files are read) and stay in this stage; the image gets the texts.
+FROM base AS protocols
+COPY tools/protocol-requirements.txt /src/tools/protocol-requirements.txt
+COPY tools/protocols /src/tools/protocols
+RUN python3 -m venv /opt/protocol-venv \
+ && /opt/protocol-venv/bin/pip install --no-deps -r /src/tools/protocol-requirements.txt \
+ && /opt/protocol-venv/bin/python /src/tools/protocols/render.py /opt/polyglot/generated
+
 FROM base
 COPY --from=build /opt/venv /opt/venv
+# POLYGLOT_PROTOCOLS_DIR: where jobs/polyglot_jobs/chat_templates.py reads the rendered templates.
+COPY --from=protocols /opt/polyglot/generated /opt/polyglot/generated
+ENV POLYGLOT_PROTOCOLS_DIR=/opt/polyglot/generated
 # Caches under /cache, one place to mount a volume (emptyDir or a node-local disk) so hub downloads and S3 model
 # copies survive retries of a pod on that node: HF_HOME for students given as HF ids (datasets' cache is under
 # it), POLYGLOT_MODEL_CACHE for s3:// model folders (jobs/polyglot_jobs/models.py). Without a mount they land in

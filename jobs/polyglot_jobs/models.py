@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import chat_templates
 from .contract import ConfigError
 from .storage import store_for
-
-TEMPLATES = Path(__file__).parent / "templates"
 
 
 @dataclass
@@ -135,14 +134,11 @@ def load_model(ref: str | ModelRef, dtype: Any = None, quantization: Any = None,
 
 
 def resolve_chat_template(name: str) -> str:
-    """A named template (`llama-3.1`, `gemma-3`, `chatml`) from templates/, or a Jinja string as given."""
+    """A named template (`llama-3.1`, `gemma-3`, `chatml`: unsloth's, rendered at setup; see
+    chat_templates.py), or a Jinja string as given."""
     if "{%" in name or "{{" in name:
         return name
-    f = TEMPLATES / f"{name}.jinja"
-    if not f.exists():
-        known = ", ".join(sorted(p.stem for p in TEMPLATES.glob("*.jinja")))
-        raise ConfigError(f"chatTemplate '{name}': unknown; use one of {known}, 'model' or a Jinja string")
-    return f.read_text(encoding="utf-8")
+    return chat_templates.chat_template(name)
 
 
 def convert_main() -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .contract import ConfigError, DataError, JobContext, JobResult, parse_config, run_job
+from . import chat_templates
 from .data import read_manifest_rows, read_subsample_ids, select_rows, to_text
 from .models import load_model, load_tokenizer, parse_model_ref
 
@@ -112,6 +113,14 @@ def _optimizer(cfg: TrainConfig, notes: list[str]) -> str:
         notes.append(f"optimizer {cfg.optimizer} needs bitsandbytes on a CUDA GPU; used adamw_torch")
         return "adamw_torch"
     return cfg.optimizer
+
+
+def _template_provenance(name: str) -> dict[str, Any]:
+    if name == "model":
+        return {"name": "model"}
+    if "{%" in name or "{{" in name:
+        return {"name": "inline"}
+    return {"name": name, **chat_templates.provenance()}
 
 
 def _probe_loss(model: Any, tokenizer: Any, texts: list[str], max_len: int) -> float:
@@ -354,6 +363,8 @@ def train(ctx: JobContext) -> JobResult:
         "precision": precision,
         "optimizer": args.optim if isinstance(args.optim, str) else str(args.optim),
         "notes": notes,
+        # Which text the student learned: a named template's source package (unsloth, pinned) or the tokenizer's own.
+        "chat_template": _template_provenance(cfg.chat_template),
         "peak_gpu_memory_bytes": torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None,
         "versions": {
             "python": platform.python_version(),

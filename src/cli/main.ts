@@ -12,7 +12,7 @@ import { pauseSignal, resumeSignal } from '../workflows/shared';
 import { DEV_ENV_FILE, devDown, devPorts, devRestart, devStatus, devUp, loadDevEnv } from './devstack';
 import { enforceSpecPolicy } from './policy';
 import { verifySweepReport, writeSweepReport } from './report';
-import { renderScoreTable, scoreFromFile } from './score';
+import { SCORE_HELP, renderScoreTable, scoreFromFile } from './score';
 import { loadSpec } from './spec-file';
 import {
   cliMessage,
@@ -53,8 +53,10 @@ usage:
                                            and write the leaderboard + HTML report
   polyglot report <sweepId> --verify [--run <version>]
                                            check the stored report against its integrity.json
-  polyglot score --from <results.json|csv> [--anchors <anchors.csv>] [--alpha 0.5] [--out <dir>]
-                                           PG-Score of a results table (e.g. the paper's)
+  polyglot score --from <results.json|csv> [--anchors <anchors.csv>] [--alpha 0.5]
+                [--small-gap-threshold 0.02] [--primary-family F] [--out <dir>]
+                                           PG-Score of a results table (e.g. the paper's);
+                                           \`polyglot score --help\` lists its columns
   polyglot codec keygen                    a new payload-encryption key (for POLYGLOT_CODEC_KEY)
   polyglot codec serve [--port 8888] [--cors-origin <Web UI origin>]… [--namespace N]…
                                            the Web UI's codec endpoint: decrypts payloads for display
@@ -71,12 +73,26 @@ function flag(args: string[], name: string): string | undefined {
   args.splice(i, 2);
   return v;
 }
+function numberFlag(args: string[], name: string): number | undefined {
+  const v = flag(args, name);
+  if (v === undefined) return undefined;
+  if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(v)) throw new UsageError(`${name} needs a number, got "${v}"`);
+  return Number(v);
+}
 function bool(args: string[], name: string): boolean {
   const i = args.indexOf(name);
   if (i >= 0) args.splice(i, 1);
   return i >= 0;
 }
-class UsageError extends Error {}
+class UsageError extends Error {
+  /** The help printed after the message: the command's own when it has one. */
+  constructor(
+    message: string,
+    readonly help: string = USAGE,
+  ) {
+    super(message);
+  }
+}
 
 function stores(): StoreRegistry {
   const env = readEnv();
@@ -187,14 +203,22 @@ async function run(argv: string[]): Promise<number> {
   }
   if (group === 'score') {
     const rest = [cmd ?? '', ...args].filter(Boolean);
+    if (rest.includes('--help') || rest.includes('-h')) {
+      console.log(SCORE_HELP);
+      return 0;
+    }
     const from = need(flag(rest, '--from'), '--from <results file>');
-    const alpha = flag(rest, '--alpha');
-    const cohort = await scoreFromFile(from, {
+    const opts = {
       anchorsFile: flag(rest, '--anchors'),
-      alpha: alpha === undefined ? undefined : Number(alpha),
+      alpha: numberFlag(rest, '--alpha'),
+      smallGapThreshold: numberFlag(rest, '--small-gap-threshold'),
+      primaryFamily: flag(rest, '--primary-family'),
       out: flag(rest, '--out'),
-    });
-    console.log(renderScoreTable(cohort));
+    };
+    if (rest.length) {
+      throw new UsageError(`polyglot score: unknown argument(s) ${rest.map((a) => `"${a}"`).join(' ')}`, SCORE_HELP);
+    }
+    console.log(renderScoreTable(await scoreFromFile(from, opts)));
     return 0;
   }
   if (group === 'report') {
@@ -334,7 +358,7 @@ async function run(argv: string[]): Promise<number> {
 run(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e: unknown) => {
-    if (e instanceof UsageError) console.error(`error: ${e.message}\n\n${USAGE}`);
+    if (e instanceof UsageError) console.error(`error: ${e.message}\n\n${e.help}`);
     else if (e instanceof InvalidSpecError) console.error(e.message);
     else if (isPolyglotError(e)) console.error(`error: ${e.message}`);
     else console.error(`error: ${cliMessage(e)}`);

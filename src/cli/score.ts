@@ -16,6 +16,51 @@ import {
   type IntrinsicRecord,
 } from '../scoring/types';
 
+const EXTRA_INTRINSIC = [
+  'rubric_parse_failures',
+  'rubric_truncated',
+  'rubric_unparsed',
+  'rubric_mean_parsed_only',
+  'prompts_language_conformance',
+  'responses_language_conformance',
+  'duplicate_rate',
+  'subsample_size',
+] as const;
+
+/** `polyglot score --help`: the flags and the columns a results table and an anchors table may have. */
+export const SCORE_HELP = `usage: polyglot score --from <results.csv|json> [--anchors <anchors.csv>] [--alpha 0.5]
+                      [--small-gap-threshold 0.02] [--primary-family <family>] [--out <dir>]
+
+PG-Score of a results table outside any sweep, e.g. the paper's published table (docs/method.md, "PG-Score").
+
+flags:
+  --from <file>                  results table: CSV (header row) or JSON {"cells": [...], "anchors": [...]}
+  --anchors <file>               anchors CSV; required when rows carry a result S (JSON may inline "anchors")
+  --alpha <0..1>                 weight of z in PG(α) = α·z + (1 − α)·PGR                    (default 0.5)
+  --small-gap-threshold <x ≥ 0>  flag cells whose anchors differ by less than this, |R − B|  (default 0.02)
+  --primary-family <family>      family whose results drive the analyses        (default: most scored cells)
+  --out <dir>                    also write scores.json (the whole cohort) and scores.txt (these tables)
+
+results columns (one row per teacher × language × student family; empty field = not given):
+  teacher                        required; the teacher's name
+  language | lang                required; ISO 639-1 code (the paper's table says "lang")
+  family                         the student family the row's result belongs to, as named in the anchors;
+                                 required on every row that gives result or pgr
+  result                         S: the student's mean primary metric over the language's tasks
+  pgr                            a published PGR: used when result or the family's anchors are missing
+                                 (as for ja in the paper); otherwise computed and only compared
+  z_score                        a precomputed intrinsic z (used when the intrinsic columns are absent)
+  ${CORE_INTRINSIC.join(',\n  ')}
+                                 intrinsic metrics: all on a row or none; z is then computed over the cohort
+  ${EXTRA_INTRINSIC.join(',\n  ')}
+                                 optional extras, reported only
+  any other column (e.g. pg_score) is ignored with a warning
+
+anchors columns:
+  family, language | lang, base (B), reference (R)   all required; one row per family and language
+
+examples/score-results.csv and examples/score-anchors.csv: a small table of this shape (illustrative values).`;
+
 export interface ScoreFileOptions {
   /** Weight of z in PG(α); default 0.5. */
   alpha?: number;
@@ -34,12 +79,13 @@ export interface ScoreFileOptions {
  *
  * - JSON: `{ "cells": CellInput[], "anchors": AnchorScores[] }` (`anchors` may be omitted when
  *   `anchorsFile` is given; a `null` number counts as absent, as pandas writes NaN).
- * - CSV (any other extension): a header row with `teacher,language` and any of `family`, `result`,
- *   `z_score` and the intrinsic columns (`prompts_distinct_ri`, `responses_distinct_ri`,
- *   `average_rubric_score`, `average_perplexity`, `prompts_average_length`,
- *   `responses_average_length`, plus the optional extras of `IntrinsicRecord`). Empty fields are
- *   absent; the six core intrinsic fields are all given on a row or none. Other columns (e.g. a
- *   table's own `pgr`, `pg_score`) are ignored with a warning. Anchors come from `anchorsFile`.
+ * - CSV (any other extension): a header row with `teacher,language` (or `lang`, as the paper's table
+ *   names it) and any of `family`, `result`, `pgr`, `z_score` and the intrinsic columns
+ *   (`prompts_distinct_ri`, `responses_distinct_ri`, `average_rubric_score`, `average_perplexity`,
+ *   `prompts_average_length`, `responses_average_length`, plus the optional extras of
+ *   `IntrinsicRecord`). Empty fields are absent; the six core intrinsic fields are all given on a row or
+ *   none; a row with `result` or `pgr` needs its `family`. Other columns (e.g. a table's own
+ *   `pg_score`) are ignored with a warning. Anchors come from `anchorsFile`. `SCORE_HELP` lists it all.
  *
  * Problems throw `PolyglotError(InvalidInput)` naming the file, row (and line) and column.
  */
@@ -51,10 +97,11 @@ export async function scoreFromFile(file: string, opts: ScoreFileOptions = {}): 
   if (/\.json$/i.test(file)) ({ cells, anchors } = parseResultsJson(text, file));
   else cells = parseResultsCsv(text, file, warnings);
   if (opts.anchorsFile) anchors = anchors.concat(parseAnchorsCsv(await readText(opts.anchorsFile), opts.anchorsFile));
-  if (anchors.length === 0 && cells.some((c) => c.family !== undefined)) {
+  if (anchors.length === 0 && cells.some((c) => c.result !== undefined)) {
     throw new PolyglotError(
       ErrorType.InvalidInput,
-      `${file}: no anchors given; pass an anchors CSV (family,language,base,reference) or an "anchors" array`,
+      `${file}: rows give a result but no anchors are given; pass --anchors <anchors.csv> ` +
+        '(family,language,base,reference) or an "anchors" array in JSON',
     );
   }
   let cohort: CohortScores;
@@ -84,18 +131,10 @@ async function readText(file: string): Promise<string> {
   }
 }
 
-const EXTRA_INTRINSIC = [
-  'rubric_parse_failures',
-  'rubric_truncated',
-  'rubric_unparsed',
-  'rubric_mean_parsed_only',
-  'prompts_language_conformance',
-  'responses_language_conformance',
-  'duplicate_rate',
-  'subsample_size',
-] as const;
-
 // ---- JSON ------------------------------------------------------------------------------------------
+
+const FAMILY_NEEDED =
+  'required when "result" or "pgr" is given: add the student family the result belongs to (e.g. olmo-3-7b), named as in the anchors';
 
 /** JSON null (pandas' NaN) is read as "absent". */
 const optNumber = z.preprocess((v) => (v === null ? undefined : v), z.number().optional());
@@ -108,22 +147,39 @@ const IntrinsicSchema = z.object({
   ...Object.fromEntries(CORE_INTRINSIC.map((f) => [f, z.number()])),
   ...Object.fromEntries(EXTRA_INTRINSIC.map((f) => [f, optNumber])),
 });
-const CellSchema = z.object({
+/** The paper's tables say `lang`; a row with `lang` and no `language` is read as that language. */
+const withLanguage = (v: unknown): unknown => {
+  if (v && typeof v === 'object' && !Array.isArray(v) && 'lang' in v && !('language' in v)) {
+    const { lang, ...rest } = v as Record<string, unknown>;
+    return { ...rest, language: lang };
+  }
+  return v;
+};
+const CellObject = z.object({
   teacher: z.string().min(1),
   language: z.string().min(1),
   family: z.preprocess((v) => (v === null ? undefined : v), z.string().min(1).optional()),
   result: optNumber,
+  pgr: optNumber,
   z_score: optNumber,
   intrinsic: z.preprocess((v) => (v === null ? undefined : v), IntrinsicSchema.optional()),
   provenance: z.object({ intrinsic: ProvenanceSchema.optional(), result: ProvenanceSchema.optional() }).optional(),
 });
-const AnchorSchema = z.object({
+const CellSchema = z.preprocess(
+  withLanguage,
+  CellObject.refine((c) => c.family !== undefined || (c.result === undefined && c.pgr === undefined), {
+    message: FAMILY_NEEDED,
+    path: ['family'],
+  }),
+);
+const AnchorObject = z.object({
   family: z.string().min(1),
   language: z.string().min(1),
   base: z.number(),
   reference: z.number(),
   provenance: ProvenanceSchema.optional(),
 });
+const AnchorSchema = z.preprocess(withLanguage, AnchorObject);
 const ResultsFileSchema = z.object({ cells: z.array(CellSchema).min(1), anchors: z.array(AnchorSchema).default([]) });
 
 /** Parse and validate a JSON results file; errors name the row (array index + 1) and field. */
@@ -217,12 +273,24 @@ const csvText = z
   .transform((s) => (s === '' ? undefined : s));
 const csvRequired = z.string().trim().min(1, 'required, got an empty field');
 
-const RESULT_COLUMNS = ['teacher', 'language', 'family', 'result', 'z_score', ...CORE_INTRINSIC, ...EXTRA_INTRINSIC];
+const RESULT_COLUMNS = [
+  'teacher',
+  'language',
+  'family',
+  'result',
+  'pgr',
+  'z_score',
+  ...CORE_INTRINSIC,
+  ...EXTRA_INTRINSIC,
+];
+/** Other names a table may give a column (the paper's tables say `lang`). */
+const COLUMN_ALIASES: Readonly<Record<string, string>> = { lang: 'language' };
 const ResultRowSchema = z.object({
   teacher: csvRequired,
   language: csvRequired,
   family: csvText.optional(),
   result: csvNumber.optional(),
+  pgr: csvNumber.optional(),
   z_score: csvNumber.optional(),
   ...Object.fromEntries([...CORE_INTRINSIC, ...EXTRA_INTRINSIC].map((f) => [f, csvNumber.optional()])),
 });
@@ -240,7 +308,7 @@ function csvObjects(
   required: readonly string[],
   known: readonly string[],
   warnings: string[],
-): { line: number; row: Record<string, string> }[] {
+): { names: string[]; rows: { line: number; row: Record<string, string> }[] } {
   let records: CsvRecord[];
   try {
     records = parseCsv(text);
@@ -249,7 +317,13 @@ function csvObjects(
   }
   const [header, ...body] = records;
   if (!header) throw invalid(file, ['the file is empty; it needs a header row']);
-  const names = header.fields.map((h) => h.trim());
+  const given = header.fields.map((h) => h.trim());
+  for (const [alias, name] of Object.entries(COLUMN_ALIASES)) {
+    if (given.includes(alias) && given.includes(name)) {
+      throw invalid(file, [`header: columns "${alias}" and "${name}" are the same column; keep one`]);
+    }
+  }
+  const names = given.map((n) => COLUMN_ALIASES[n] ?? n);
   const missing = required.filter((c) => !names.includes(c));
   if (missing.length) throw invalid(file, [`header: missing column(s) ${missing.map((c) => `"${c}"`).join(', ')}`]);
   const dup = names.find((n, i) => names.indexOf(n) !== i);
@@ -264,7 +338,7 @@ function csvObjects(
     return { line: rec.line, row: Object.fromEntries(names.map((n, j) => [n, rec.fields[j] ?? ''])) };
   });
   if (problems.length) throw invalid(file, problems);
-  return rows;
+  return { names, rows };
 }
 
 function rowProblems(error: z.ZodError, i: number, line: number): string[] {
@@ -273,7 +347,16 @@ function rowProblems(error: z.ZodError, i: number, line: number): string[] {
 
 /** Parse and validate a results CSV (see `scoreFromFile`); `warnings` receives ignored columns. */
 export function parseResultsCsv(text: string, file: string, warnings: string[] = []): CellInput[] {
-  const rows = csvObjects(text, file, ['teacher', 'language'], RESULT_COLUMNS, warnings);
+  const { names, rows } = csvObjects(text, file, ['teacher', 'language'], RESULT_COLUMNS, warnings);
+  const results = names.filter((n) => n === 'result' || n === 'pgr');
+  if (results.length > 0 && !names.includes('family')) {
+    // Without it every result would be read as a family-less data cell and silently left out of PGR.
+    throw invalid(file, [
+      `header: no "family" column, but the table has ${results.map((n) => `"${n}"`).join(' and ')}: add a ` +
+        '"family" column naming, on each row, the student family the result belongs to (e.g. olmo-3-7b), ' +
+        'as the anchors file names it',
+    ]);
+  }
   const problems: string[] = [];
   const cells: CellInput[] = [];
   rows.forEach(({ line, row }, i) => {
@@ -283,6 +366,10 @@ export function parseResultsCsv(text: string, file: string, warnings: string[] =
     const cell: CellInput = { teacher: d.teacher as string, language: d.language as string };
     if (d.family !== undefined) cell.family = d.family as string;
     if (d.result !== undefined) cell.result = d.result as number;
+    if (d.pgr !== undefined) cell.pgr = d.pgr as number;
+    if (cell.family === undefined && (cell.result !== undefined || cell.pgr !== undefined)) {
+      return void problems.push(`row ${i + 1} (line ${line}), column "family": ${FAMILY_NEEDED}`);
+    }
     if (d.z_score !== undefined) cell.z_score = d.z_score as number;
     const given = CORE_INTRINSIC.filter((f) => d[f] !== undefined);
     if (given.length > 0 && given.length < CORE_INTRINSIC.length) {
@@ -306,7 +393,7 @@ export function parseResultsCsv(text: string, file: string, warnings: string[] =
 /** Parse and validate an anchors CSV with columns `family,language,base,reference`. */
 export function parseAnchorsCsv(text: string, file: string): AnchorScores[] {
   const cols = ['family', 'language', 'base', 'reference'];
-  const rows = csvObjects(text, file, cols, cols, []);
+  const { rows } = csvObjects(text, file, cols, cols, []);
   const problems: string[] = [];
   const anchors: AnchorScores[] = [];
   rows.forEach(({ line, row }, i) => {

@@ -223,6 +223,8 @@ export function scoreCohort(
     if (!entry.teachers.includes(teacher)) entry.teachers.push(teacher);
     flagged.set(k, entry);
   };
+  const givenPgr: string[] = [];
+  const differingPgr: string[] = [];
   for (const c of cells) {
     const dk = key(c.teacher, c.language);
     if (c.family === undefined && dataCells.get(dk)!.hasFamilyRows) continue;
@@ -235,15 +237,25 @@ export function scoreCohort(
     if (c.family !== undefined) {
       out.family = c.family;
       if (c.result !== undefined) out.result = c.result;
-      else flags.add('missing-result');
+      else if (c.pgr === undefined) flags.add('missing-result');
       const anchor = anchorIndex.get(key(c.family, c.language));
-      if (!anchor) flags.add('missing-anchor');
-      else {
+      if (!anchor) {
+        if (c.pgr === undefined) flags.add('missing-anchor');
+      } else {
         const gap = anchor.reference - anchor.base;
         if (gap <= 0) flags.add('sign-inversion');
         if (Math.abs(gap) < opts.smallGapThreshold) flags.add('small-anchor-gap');
         if (c.result !== undefined && gap !== 0)
           out.pgr = performanceGainRecovered(c.result, anchor.base, anchor.reference);
+      }
+      if (c.pgr !== undefined) {
+        checkFinite(c.pgr, `cell ${c.teacher}/${c.language}/${c.family} pgr`);
+        if (out.pgr === undefined) {
+          out.pgr = c.pgr;
+          givenPgr.push(`${c.teacher}/${c.language}/${c.family}`);
+        } else if (Math.abs(out.pgr - c.pgr) > 1e-6 * Math.max(1, Math.abs(c.pgr))) {
+          differingPgr.push(`${c.teacher}/${c.language}/${c.family}`);
+        }
       }
       if (out.pgr !== undefined && zc !== undefined) out.pg_score = pgAlpha(zc, out.pgr, opts.alpha);
       const gap = anchor ? anchor.reference - anchor.base : undefined;
@@ -258,11 +270,23 @@ export function scoreCohort(
     scored.push(out);
   }
   for (const [k, entry] of flagged) warnings.push(flagWarning(k, entry));
+  if (givenPgr.length) {
+    warnings.push(`used the given pgr of ${givenPgr.length} cells without S or anchors: ${listSome(givenPgr)}`);
+  }
+  if (differingPgr.length) {
+    warnings.push(
+      `the given pgr of ${differingPgr.length} cells differs from (S − B)/(R − B); used the computed value: ${listSome(differingPgr)}`,
+    );
+  }
 
   const teachers = rankTeachers(scored, warnings);
   const partial: CohortScores = { options: opts, cells: scored, teachers, analyses: { families: [] }, warnings };
   partial.analyses = analyze(partial, cells);
   return partial;
+}
+
+function listSome(items: string[]): string {
+  return items.slice(0, 10).join(', ') + (items.length > 10 ? `, … and ${items.length - 10} more` : '');
 }
 
 function checkCellInvariant(c: ScoredCell, alpha: number): void {

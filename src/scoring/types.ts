@@ -57,6 +57,11 @@ export interface CellInput {
   intrinsic?: IntrinsicRecord;
   /** … or a precomputed intrinsic z (as in the paper's published table). */
   z_score?: number;
+  /**
+   * A published PGR, used when S or the family's anchors are not given (the paper's table gives no S for
+   * some cells, e.g. ja). When S and anchors are both given, PGR is computed and this is only compared.
+   */
+  pgr?: number;
   provenance?: { intrinsic?: Provenance; result?: Provenance };
 }
 

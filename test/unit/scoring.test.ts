@@ -502,4 +502,121 @@ describe('score CLI (scoreFromFile, renderScoreTable)', () => {
     const json = write('bad.json', JSON.stringify({ cells: [{ teacher: 'a', language: 'ar', result: 'x' }] }));
     await assert.rejects(scoreFromFile(json, {}), /cells row 1, column "result"/);
   });
+
+  // The paper's published table: `lang`, a `pgr` column (alone for some cells), maybe no `family`.
+  describe("the paper's table as published", () => {
+    const anchorsCsv = 'family,language,base,reference\nolmo,ar,0.4,0.6\nolmo,de,0.5,0.54\n';
+
+    it('reads `lang` as `language`, in results and anchors, CSV and JSON alike', async () => {
+      const rows = ['a,ar,olmo,0.55,0.4', 'b,ar,olmo,0.42,-0.4', 'a,de,olmo,0.53,0.1', 'b,de,olmo,0.51,-0.1'];
+      const byLanguage = await scoreFromFile(
+        write('language.csv', ['teacher,language,family,result,z_score', ...rows].join('\n')),
+        { anchorsFile: write('anchors.csv', anchorsCsv) },
+      );
+      const byLang = await scoreFromFile(
+        write('lang.csv', ['teacher,lang,family,result,z_score', ...rows].join('\n')),
+        {
+          anchorsFile: write('anchors-lang.csv', anchorsCsv.replace('family,language', 'family,lang')),
+        },
+      );
+      assert.deepEqual(byLang.cells, byLanguage.cells);
+      assert.ok(!byLang.warnings.some((w) => /ignored column/.test(w)), byLang.warnings.join('; '));
+      const json = write(
+        'lang.json',
+        JSON.stringify({
+          cells: rows.map((r) => {
+            const [teacher, lang, family, result, z] = r.split(',');
+            return { teacher, lang, family, result: Number(result), z_score: Number(z) };
+          }),
+          anchors: [
+            { family: 'olmo', lang: 'ar', base: 0.4, reference: 0.6 },
+            { family: 'olmo', lang: 'de', base: 0.5, reference: 0.54 },
+          ],
+        }),
+      );
+      assert.deepEqual((await scoreFromFile(json)).cells, byLanguage.cells);
+    });
+
+    it('refuses `lang` and `language` together', async () => {
+      const f = write('both.csv', 'teacher,lang,language,z_score\na,ar,ar,0.1\nb,ar,ar,-0.1\n');
+      await assert.rejects(scoreFromFile(f), /header: columns "lang" and "language" are the same column; keep one/);
+    });
+
+    it('refuses results without a family column, saying what to add (it used to drop every row)', async () => {
+      const f = write('nofamily.csv', 'teacher,lang,result,z_score\na,ar,0.55,0.4\nb,ar,0.42,-0.4\n');
+      await assert.rejects(
+        scoreFromFile(f, { anchorsFile: write('anchors.csv', anchorsCsv) }),
+        /header: no "family" column, but the table has "result": add a "family" column naming, on each row, the student family/,
+      );
+      const pgrOnly = write('nofamily-pgr.csv', 'teacher,lang,pgr,z_score\na,ja,0.9,0.4\nb,ja,0.1,-0.4\n');
+      await assert.rejects(scoreFromFile(pgrOnly), /no "family" column, but the table has "pgr"/);
+      const emptyField = write(
+        'emptyfamily.csv',
+        'teacher,lang,family,result,z_score\na,ar,olmo,0.55,0.4\nb,ar,,0.42,-0.4\n',
+      );
+      await assert.rejects(
+        scoreFromFile(emptyField, { anchorsFile: write('anchors.csv', anchorsCsv) }),
+        /row 2 \(line 3\), column "family": required when "result" or "pgr" is given: add the student family/,
+      );
+      const json = write('nofamily.json', JSON.stringify({ cells: [{ teacher: 'a', lang: 'ar', result: 0.5 }] }));
+      await assert.rejects(
+        scoreFromFile(json),
+        /cells row 1, column "family": required when "result" or "pgr" is given/,
+      );
+      // A z-only table (no results) still needs no family: teachers are ranked by z.
+      const zOnly = await scoreFromFile(write('z.csv', 'teacher,lang,z_score\na,ar,0.4\nb,ar,-0.4\n'));
+      assert.deepEqual(
+        zOnly.cells.map((c) => [c.teacher, c.z_score]),
+        [
+          ['a', 0.4],
+          ['b', -0.4],
+        ],
+      );
+    });
+
+    it('takes a given pgr where S or the anchors are missing, and only compares it otherwise', async () => {
+      const f = write(
+        'pgr.csv',
+        [
+          'teacher,lang,family,result,pgr,z_score',
+          'a,ar,olmo,0.55,0.75,0.4', // (0.55 − 0.4)/0.2 = 0.75: agrees
+          'b,ar,olmo,0.42,0.5,-0.4', // computed 0.1 ≠ 0.5: the computed value wins, with a warning
+          'a,ja,olmo,,0.9,0.6', // no S (and no ja anchors): the given pgr stands in
+          'b,ja,olmo,,-0.2,-0.6',
+        ].join('\n'),
+      );
+      const c = await scoreFromFile(f, { anchorsFile: write('anchors.csv', anchorsCsv) });
+      const cell = (t: string, l: string) => c.cells.find((x) => x.teacher === t && x.language === l)!;
+      close(cell('a', 'ar').pgr, 0.75, 1e-12, 'a/ar pgr');
+      close(cell('b', 'ar').pgr, 0.1, 1e-12, 'b/ar pgr');
+      assert.equal(cell('a', 'ja').pgr, 0.9);
+      assert.equal(cell('a', 'ja').pg_score, (0.9 + 0.6) / 2);
+      assert.deepEqual(cell('a', 'ja').flags, []);
+      assert.equal(cell('b', 'ja').pg_score, (-0.2 - 0.6) / 2);
+      assert.ok(
+        c.warnings.some((w) => /used the given pgr of 2 cells without S or anchors: a\/ja\/olmo, b\/ja\/olmo/.test(w)),
+      );
+      assert.ok(c.warnings.some((w) => /the given pgr of 1 cells differs .* computed value: b\/ar\/olmo$/.test(w)));
+      // Only pgr, no result anywhere: no anchors file is needed.
+      const only = await scoreFromFile(
+        write('only.csv', 'teacher,lang,family,pgr,z_score\na,ja,olmo,0.9,0.6\nb,ja,olmo,-0.2,-0.6\n'),
+      );
+      assert.deepEqual(
+        only.teachers.map((t) => [t.teacher, t.rank, t.pg_score]),
+        [
+          ['a', 1, 0.75],
+          ['b', 2, -0.4],
+        ],
+      );
+    });
+
+    it('flags small anchor gaps at the threshold given', async () => {
+      const f = write('gap.csv', 'teacher,lang,family,result,z_score\na,de,olmo,0.53,0.1\nb,de,olmo,0.51,-0.1\n');
+      const anchorsFile = write('anchors.csv', anchorsCsv); // de: R − B = 0.04
+      assert.deepEqual((await scoreFromFile(f, { anchorsFile })).cells[0]!.flags, []);
+      const strict = await scoreFromFile(f, { anchorsFile, smallGapThreshold: 0.05 });
+      assert.deepEqual(strict.cells[0]!.flags, ['small-anchor-gap']);
+      assert.equal(strict.options.smallGapThreshold, 0.05);
+    });
+  });
 });
