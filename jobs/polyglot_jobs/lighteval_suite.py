@@ -1,6 +1,6 @@
 """The `lighteval-v1` suite: the paper's evaluation requests, produced and scored by lighteval itself.
 
-What lighteval does here (docs/method.md, "Evaluation"):
+What lighteval does here (docs/method.md, "Evaluation suite"):
 - Global-MMLU-Lite: lighteval's multilingual multiple-choice template (`get_mcq_prompt_function`, letter
   options, the language's own "question"/"answer" words), 0-shot, log-likelihood over the letters, `acc`
   (lighteval's formulation rule picks unnormalised accuracy for letter options).

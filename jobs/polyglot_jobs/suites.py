@@ -1,4 +1,4 @@
-"""Evaluation suites: named, versioned task sets run by a harness (docs/method.md, "Evaluation").
+"""Evaluation suites: named, versioned task sets run by a harness (docs/method.md, "Evaluation suite").
 The registry `SUITES` below is the one list: a new suite is one entry.
 - `lighteval-v1` (default): the paper's requests, built and scored by lighteval (lighteval_suite.py):
   Global-MMLU-Lite (0-shot, letter options, log-likelihood, `acc`), M-RewardBench MCF (0-shot, the pairwise
