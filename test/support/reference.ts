@@ -24,18 +24,32 @@ for vecs in json.load(open(sys.argv[1])):
 print(json.dumps(out))
 `;
 
-export function numpyDistinct(sets: number[][][]): number[] {
-  if (!existsSync(PYTHON)) throw new Error(`reference interpreter missing: ${PYTHON} (run scripts/setup.sh)`);
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'distinct-ref-'));
+/**
+ * Run a reference Python (`args`: `-c <script>` or a script path) with `input` written as JSON to a temporary file
+ * passed as its last argument; its stdout is parsed as JSON. `setup` names the script that installs `python`.
+ */
+export function pythonJson<T>(
+  python: string,
+  args: string[],
+  input: unknown,
+  setup: string,
+  env?: NodeJS.ProcessEnv,
+): T {
+  if (!existsSync(python)) throw new Error(`reference interpreter missing: ${python} (run ${setup})`);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'py-ref-'));
   try {
-    const file = path.join(dir, 'sets.json');
-    writeFileSync(file, JSON.stringify(sets));
-    const r = spawnSync(PYTHON, ['-c', DISTINCT_PY, file], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    const file = path.join(dir, 'input.json');
+    writeFileSync(file, JSON.stringify(input));
+    const r = spawnSync(python, [...args, file], { encoding: 'utf8', maxBuffer: 256 << 20, env: env ?? process.env });
     if (r.status !== 0) throw new Error(`reference script failed (${r.status}): ${r.stderr}`);
-    return JSON.parse(r.stdout) as number[];
+    return JSON.parse(r.stdout) as T;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+export function numpyDistinct(sets: number[][][]): number[] {
+  return pythonJson<number[]>(PYTHON, ['-c', DISTINCT_PY], sets, 'scripts/setup.sh');
 }
 
 /** The Python jobs' venv: numpy and pandas at the versions the jobs pin (jobs/requirements.lock). */
@@ -43,17 +57,7 @@ export const ML_PYTHON = path.join(ROOT, '.tools/ml-venv/bin/python');
 
 /** Run a Python script with one JSON argument file in the jobs' venv; its stdout parsed as JSON. */
 export function runMlPython<T>(script: string, input: unknown): T {
-  if (!existsSync(ML_PYTHON)) throw new Error(`reference interpreter missing: ${ML_PYTHON} (run scripts/setup-ml.sh)`);
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'ml-ref-'));
-  try {
-    const file = path.join(dir, 'input.json');
-    writeFileSync(file, JSON.stringify(input));
-    const r = spawnSync(ML_PYTHON, ['-c', script, file], { encoding: 'utf8', maxBuffer: 256 << 20 });
-    if (r.status !== 0) throw new Error(`reference script failed (${r.status}): ${r.stderr}`);
-    return JSON.parse(r.stdout) as T;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  return pythonJson<T>(ML_PYTHON, ['-c', script], input, 'scripts/setup-ml.sh');
 }
 
 /**
@@ -65,20 +69,11 @@ export function transformersPerplexity(
   items: { prompt: string; response: string }[],
   bos: boolean,
 ): number[] {
-  if (!existsSync(ML_PYTHON)) throw new Error(`reference interpreter missing: ${ML_PYTHON} (run scripts/setup-ml.sh)`);
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'ppl-ref-'));
-  try {
-    const file = path.join(dir, 'spec.json');
-    writeFileSync(file, JSON.stringify({ model: path.join(ROOT, '.tools/models'), gguf_file: gguf, bos, items }));
-    const script = path.join(ROOT, 'test/support/perplexity_reference.py');
-    const r = spawnSync(ML_PYTHON, [script, file], {
-      encoding: 'utf8',
-      maxBuffer: 64 << 20,
-      env: { ...process.env, HF_HUB_OFFLINE: '1', TQDM_DISABLE: '1' },
-    });
-    if (r.status !== 0) throw new Error(`perplexity reference failed (${r.status}): ${r.stderr}`);
-    return JSON.parse(r.stdout) as number[];
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  return pythonJson<number[]>(
+    ML_PYTHON,
+    [path.join(ROOT, 'test/support/perplexity_reference.py')],
+    { model: path.join(ROOT, '.tools/models'), gguf_file: gguf, bos, items },
+    'scripts/setup-ml.sh',
+    { ...process.env, HF_HUB_OFFLINE: '1', TQDM_DISABLE: '1' },
+  );
 }

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { renderScoreTable, scoreFromFile } from '../../src/cli/score';
@@ -22,9 +21,8 @@ import {
   type CohortScores,
 } from '../../src/scoring';
 import { rng } from '../../src/spec/random';
+import { PYTHON, pythonJson } from '../support/reference';
 
-const ROOT = path.resolve(__dirname, '../../..');
-const PYTHON = path.join(ROOT, '.tools/venv/bin/python');
 const TOL = 1e-9;
 
 const TEACHERS = ['gemma-27b', 'aya-32b', 'gemma-12b', 'command-a', 'gemma-4b'];
@@ -178,17 +176,7 @@ print(json.dumps(out))
 type Reference = any;
 
 function runReference(fx: Record<string, unknown>): Reference {
-  if (!existsSync(PYTHON)) throw new Error(`reference interpreter missing: ${PYTHON} (run scripts/setup.sh)`);
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'scoring-ref-'));
-  try {
-    const file = path.join(dir, 'fixture.json');
-    writeFileSync(file, JSON.stringify(fx));
-    const r = spawnSync(PYTHON, ['-c', REFERENCE_PY, file], { encoding: 'utf8', maxBuffer: 64 << 20 });
-    if (r.status !== 0) throw new Error(`reference script failed (${r.status}): ${r.stderr}`);
-    return JSON.parse(r.stdout);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  return pythonJson<Reference>(PYTHON, ['-c', REFERENCE_PY], fx, 'scripts/setup.sh');
 }
 
 function close(actual: number | undefined, expected: number, tol: number, label: string): void {
