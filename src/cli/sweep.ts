@@ -12,7 +12,7 @@ import {
   type SweepPlan,
   fidelityWarnings,
 } from '../spec/plan';
-import { formatPath, parseSweepSpec, type SweepSpec } from '../spec/sweep';
+import { formatPath, PAPER_TEACHER_MAX_TOKENS, parseSweepSpec, type SweepSpec } from '../spec/sweep';
 import { canonicalJson, digestOf } from '../spec/hash';
 import { ErrorType, PolyglotError } from '../common/errors';
 import { dataConverterFromEnv } from '../common/codec';
@@ -380,7 +380,7 @@ export function renderGrid(progress: SweepProgress): string {
   const cut = progress.cells.reduce((n, c) => n + (c.truncated ?? 0), 0);
   if (cut)
     rows.push(
-      `${cut} teacher answers were cut at the length limit (finish_reason length); raise teachers[].sampling.maxTokens (the paper allowed 4096)`,
+      `${cut} teacher answers were cut at the length limit (finish_reason length); raise teachers[].sampling.maxTokens (the paper allowed ${PAPER_TEACHER_MAX_TOKENS})`,
     );
   for (const c of progress.cells) if (c.error) rows.push(`failed ${c.cellId}: ${c.error}`);
   for (const c of progress.cells)
