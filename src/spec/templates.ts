@@ -34,18 +34,18 @@ const CATEGORIES = [
   'a cultural or pragmatic judgement',
 ];
 
+/** Both generate templates end alike: the seed examples, then the cue for the new one. */
+function examplesBlock(examples: Example[]): string[] {
+  return ['', 'Examples:', '', renderExamples(examples), '', 'New example:'];
+}
+
 function generateV1(lang: string, examples: Example[]): string {
   return [
     `You generate multilingual training data. Create ONE new prompt/response pair for a dataset that shows how an AI assistant carries out general instructions in ${lang}.`,
     `The prompt must state a task that is very hard but solvable. The response must carry out the task correctly and completely — if it does not, you have failed — and must not add detail the task does not ask for.`,
     `The new pair must differ from the examples below, and be diverse, detailed, precise, comprehensive and of high quality. Keep it relevant and culturally appropriate for ${lang} speakers.`,
     `Return only a JSON object with the keys "prompt" and "response", both written in ${lang}. ${NO_CHATTER}`,
-    '',
-    'Examples:',
-    '',
-    renderExamples(examples),
-    '',
-    'New example:',
+    ...examplesBlock(examples),
   ].join('\n');
 }
 
@@ -58,12 +58,7 @@ function generateV2(lang: string, examples: Example[]): string {
     `Vary the kind of task, the style and tone of the response, and how complex the language is.`,
     `Learn the patterns and structure of the examples below rather than copying them: the new pair must differ from them yet stay related, and be diverse, detailed, precise, comprehensive and of high quality. Keep it relevant and culturally appropriate for ${lang} speakers.`,
     `Return only a JSON object with the keys "prompt" and "response", both written in ${lang}. ${NO_CHATTER}`,
-    '',
-    'Examples:',
-    '',
-    renderExamples(examples),
-    '',
-    'New example:',
+    ...examplesBlock(examples),
   ].join('\n');
 }
 

@@ -44,6 +44,12 @@ const seed = (id: string, prompt: string): SeedRow => ({
 });
 
 describe('a spec’s own prompt files', () => {
+  it('keeps the built-in wordings byte for byte: their hashes are in every dataset key made with them', () => {
+    // A changed hash silently turns every finished dataset into a cache miss; change a wording on purpose by
+    // adding a template version, never by editing one in place.
+    assert.deepEqual(TEMPLATE_HASHES, { v1: 'dd7d10b96be1374b', v2: 'ccdaf8476c8e52e1' });
+  });
+
   it('checks the placeholders each part needs, naming what is missing and what is allowed', () => {
     assert.deepEqual(templateProblems('respond', 'Answer in {{language}}: {{prompt}}'), []);
     assert.match(templateProblems('respond', 'Answer in {{language}}.')[0]!, /lacks \{\{prompt\}\}.*seed prompt/);
