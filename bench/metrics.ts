@@ -12,7 +12,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { DistinctAccumulator } from '../src/metrics/diversity';
 import { detectLanguage } from '../src/metrics/language';
-import { rng } from '../src/spec/random';
+import { rng } from '../src/common/random';
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(name);

@@ -1,4 +1,4 @@
-import { digestOf } from '../spec/hash';
+import { digestOf } from '../common/hash';
 import type { Repair } from '../storage/integrity';
 import type { S3Store } from '../storage/s3';
 

@@ -20,7 +20,7 @@ import {
   type TemplatePart,
 } from '../spec/templates';
 import { GENERATION_CODE_VERSION } from '../spec/plan';
-import { seededShuffle } from '../spec/random';
+import { seededShuffle } from '../common/random';
 import { keys } from '../storage/layout';
 import { runCheckpointed } from './checkpoint';
 import { clientFor } from './provider';

@@ -24,7 +24,7 @@ import {
   type ScoringEndpoint,
 } from '../metrics/perplexity';
 import { balancedSubsample, SUBSAMPLE_METHOD } from '../metrics/subsample';
-import { digestOf } from '../spec/hash';
+import { digestOf } from '../common/hash';
 import type { Provider } from '../spec/sweep';
 import { keys } from '../storage/layout';
 import { parseS3Uri, type S3Store, type StoreRegistry } from '../storage/s3';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ErrorType, PolyglotError } from './errors';
-import { digestOf, sha256Hex } from '../spec/hash';
+import { digestOf, sha256Hex } from './hash';
 
 /**
  * Protocol texts rendered from the paper's own packages into `generated/` (tools/protocols/, run by

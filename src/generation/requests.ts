@@ -1,9 +1,9 @@
 import type { ChatRequest, ChatResult } from '../llm/client';
 import { parseSftJson } from '../llm/client';
 import type { SeedRow } from '../seeds/pool';
-import { sha256Hex } from '../spec/hash';
-import { languageName } from '../spec/languages';
-import { sampleIndices } from '../spec/random';
+import { sha256Hex } from '../common/hash';
+import { languageName } from '../common/languages';
+import { sampleIndices } from '../common/random';
 import type { Strategy, Teacher } from '../spec/sweep';
 import {
   TEMPLATES,

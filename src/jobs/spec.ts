@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { sha256Hex } from '../spec/hash';
+import { sha256Hex } from '../common/hash';
 
 /**
  * The job contract (docs/architecture.md, "Job contract"): what a GPU job needs, independent of where it runs. The same

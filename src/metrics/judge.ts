@@ -1,4 +1,4 @@
-import { languageName } from '../spec/languages';
+import { languageName } from '../common/languages';
 import type { ChatMessage, ChatRequest } from '../llm/client';
 import type { PrometheusTexts } from '../common/protocols';
 import { PAPER_RUBRIC } from './paper-rubric';

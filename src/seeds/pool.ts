@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ErrorType, PolyglotError } from '../common/errors';
-import { LANGUAGES } from '../spec/languages';
+import { LANGUAGES } from '../common/languages';
 import { STRATEGIES } from '../spec/sweep';
 import { getSealed, putSealed } from '../storage/integrity';
 import { keys } from '../storage/layout';

@@ -1,4 +1,4 @@
-import { digestOf } from './hash';
+import { digestOf } from '../common/hash';
 import { PAPER_JUDGE_MAX_TOKENS } from '../metrics/judge';
 import {
   PAPER_TEACHER_MAX_TOKENS,

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { EnvMapSchema, SecretEnvSchema } from '../jobs/spec';
-import { LANGUAGES, suggestLanguage } from './languages';
+import { LANGUAGES, suggestLanguage } from '../common/languages';
 import { DEFAULT_JUDGE_TEMPLATE, JUDGE_TEMPLATES, LEGACY_JUDGE, PAPER_JUDGE_MAX_TOKENS } from '../metrics/judge';
 import { STORED_TEMPLATE, TEMPLATE_PARTS, type TemplateFiles, type TemplateVersion } from './templates';
 

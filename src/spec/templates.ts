@@ -1,4 +1,4 @@
-import { sha256Hex } from './hash';
+import { sha256Hex } from '../common/hash';
 
 /**
  * Generation prompt templates, versioned. The wording is Polyglot's own, carrying the instructions

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ErrorType, PolyglotError } from '../common/errors';
-import { digestOf } from '../spec/hash';
+import { digestOf } from '../common/hash';
 import type { S3Store } from './s3';
 export { MAX_REPAIRS_SHOWN, type Repair } from './repairs';
 
@@ -15,7 +15,7 @@ export { MAX_REPAIRS_SHOWN, type Repair } from './repairs';
  * - a part-file line carries the first 16 hex digits of the digest of its own content (checkpoint.ts).
  * Artifacts written before this scheme have no digest: they are "unverified", accepted when they parse
  * and have the expected shape. Stored bytes are hashed with node:crypto (shards can be large); a seal
- * uses `digestOf` (spec/hash.ts, pure SHA-256 over canonical JSON, the same digest workflows compute).
+ * uses `digestOf` (common/hash.ts, pure SHA-256 over canonical JSON, the same digest workflows compute).
  * Activities and the CLI import this module, workflows never do (they take `Repair` from repairs.ts).
  */
 
@@ -25,7 +25,7 @@ export interface Digest {
   sha256: string;
 }
 
-/** SHA-256 (hex) of stored bytes; equal to spec/hash.ts `sha256Hex`, which the unit tests check. */
+/** SHA-256 (hex) of stored bytes; equal to common/hash.ts `sha256Hex`, which the unit tests check. */
 export function sha256OfBytes(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }

@@ -3,7 +3,7 @@ import { executeChild, patched, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { StorageRef } from '../activities/types';
 import type { JobSpecInput } from '../jobs/spec';
-import { sha256Hex } from '../spec/hash';
+import { sha256Hex } from '../common/hash';
 import {
   PAPER_SUBSAMPLE_SEED,
   PAPER_TRAIN_SIZE,

@@ -12,7 +12,7 @@ import { loadKubeConfig } from '../../src/jobs/kubernetes';
 import { LABELS } from '../../src/jobs/manifest';
 import { FakeLlmServer, type FakeFault } from '../../src/llm/fake-server';
 import { planSweep, type SweepPlan } from '../../src/spec/plan';
-import { rng } from '../../src/spec/random';
+import { rng } from '../../src/common/random';
 import { parseSweepSpec, type SweepSpecInput } from '../../src/spec/sweep';
 import { keys } from '../../src/storage/layout';
 import { S3Store, makeS3Client } from '../../src/storage/s3';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { WorkflowFailedError } from '@temporalio/client';
 import { FakeLlmServer, type FakeFault } from '../../src/llm/fake-server';
-import { sha256Hex } from '../../src/spec/hash';
+import { sha256Hex } from '../../src/common/hash';
 import { planSweep } from '../../src/spec/plan';
 import { templateHashOf } from '../../src/spec/templates';
 import { parseSweepSpec, type SweepSpecInput } from '../../src/spec/sweep';

@@ -3,7 +3,7 @@
  * sleeps FAKE_JOB_SLEEP_MS, then writes `result.json` under POLYGLOT_OUTPUT_URI and exits with
  * FAKE_JOB_EXIT (default 0). Runs under the local runner as a real process.
  */
-import { sha256Hex } from '../../src/spec/hash';
+import { sha256Hex } from '../../src/common/hash';
 import { makeS3Client, parseS3Uri, S3Store } from '../../src/storage/s3';
 
 async function main() {

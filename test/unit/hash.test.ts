@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { canonicalJson, sha256Hex } from '../../src/spec/hash';
-import { rng, seededShuffle, sampleIndices } from '../../src/spec/random';
+import { canonicalJson, sha256Hex } from '../../src/common/hash';
+import { rng, seededShuffle, sampleIndices } from '../../src/common/random';
 
 describe('pure sha256 and seeded randomness', () => {
   it('matches node:crypto on edge-length and multi-byte inputs', () => {

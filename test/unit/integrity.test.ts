@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { sha256Hex } from '../../src/spec/hash';
+import { sha256Hex } from '../../src/common/hash';
 import { checkSeal, digestBytes, digestMismatch, parseJsonAt, parseJsonLines, seal } from '../../src/storage/integrity';
 
 describe('integrity helpers', () => {

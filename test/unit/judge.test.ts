@@ -15,7 +15,7 @@ import {
 } from '../../src/metrics/judge';
 import { PAPER_RUBRIC } from '../../src/metrics/paper-rubric';
 import { formatPy } from '../../src/metrics/pyformat';
-import { digestOf } from '../../src/spec/hash';
+import { digestOf } from '../../src/common/hash';
 import { parseSweepSpec, withJudgeAsBegun, type SweepSpecInput } from '../../src/spec/sweep';
 import { ROOT } from '../support/stack';
 

@@ -4,7 +4,7 @@ import { parseJudgement } from '../../src/metrics/judge';
 import { conformance, detectLanguage, duplicateRate } from '../../src/metrics/language';
 import { meanIgnoringNaN, responsePerplexity } from '../../src/metrics/perplexity';
 import { balancedSubsample, type StrategyRows } from '../../src/metrics/subsample';
-import { rng, seededShuffle } from '../../src/spec/random';
+import { rng, seededShuffle } from '../../src/common/random';
 import { numpyDistinct } from '../support/reference';
 
 const TOL = 1e-9;

@@ -20,7 +20,7 @@ import {
   type CellInput,
   type CohortScores,
 } from '../../src/scoring';
-import { rng } from '../../src/spec/random';
+import { rng } from '../../src/common/random';
 import { PYTHON, pythonJson } from '../support/reference';
 
 const TOL = 1e-9;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { LegacyRandomState, pandasSample } from '../../src/metrics/legacy-random';
 import { balancedSubsample } from '../../src/metrics/subsample';
-import { rng } from '../../src/spec/random';
+import { rng } from '../../src/common/random';
 import { runMlPython } from '../support/reference';
 
 /**

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { loadSpec } from '../../src/cli/spec-file';
 import { buildChatRequest, interpretResult, type GenerationContext } from '../../src/generation/requests';
 import type { SeedRow } from '../../src/seeds/pool';
-import { sha256Hex } from '../../src/spec/hash';
+import { sha256Hex } from '../../src/common/hash';
 import { planSweep } from '../../src/spec/plan';
 import { parseSweepSpec, type SweepSpecInput } from '../../src/spec/sweep';
 import {
