@@ -1,5 +1,5 @@
-import { parseResultsJson } from '../cli/score';
 import { scoreCohort } from '../scoring';
+import { parseResultsJson } from '../scoring/results-file';
 import type { CellInput, CohortScores, IntrinsicRecord, TeacherScore } from '../scoring/types';
 import { getSealed, mustBeIntact } from '../storage/integrity';
 import { parseS3Uri, type S3Store } from '../storage/s3';
