@@ -6,7 +6,7 @@
  *   node lib/bench/generation-throughput.js [--latency-ms 100] [--requests 1200]
  */
 import { readFileSync } from 'node:fs';
-import { FakeLlmServer } from '../src/llm/fake-server';
+import { FakeLlmServer } from '../test/support/fake-server';
 import { importSeedPool, type SeedRow } from '../src/seeds/pool';
 import { planSweep } from '../src/spec/plan';
 import { parseSweepSpec, type SweepSpecInput } from '../src/spec/sweep';

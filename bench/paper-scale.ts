@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { temporal } from '@temporalio/proto';
-import { FakeLlmServer } from '../src/llm/fake-server';
+import { FakeLlmServer } from '../test/support/fake-server';
 import { importSeedPool, type SeedRow } from '../src/seeds/pool';
 import { planSweep } from '../src/spec/plan';
 import { parseSweepSpec, type SweepSpecInput } from '../src/spec/sweep';

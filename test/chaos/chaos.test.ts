@@ -10,7 +10,7 @@ import { CancelledFailure, Client, Connection, WorkflowFailedError } from '@temp
 import { BatchV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { loadKubeConfig } from '../../src/jobs/kubernetes';
 import { LABELS } from '../../src/jobs/manifest';
-import { FakeLlmServer, type FakeFault } from '../../src/llm/fake-server';
+import { FakeLlmServer, type FakeFault } from '../support/fake-server';
 import { planSweep, type SweepPlan } from '../../src/spec/plan';
 import { rng } from '../../src/common/random';
 import { parseSweepSpec, type SweepSpecInput } from '../../src/spec/sweep';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { FakeLlmServer } from '../../src/llm/fake-server';
+import { FakeLlmServer } from '../support/fake-server';
 import { planSweep, type SweepPlan } from '../../src/spec/plan';
 import { parseSweepSpec } from '../../src/spec/sweep';
 import { keys } from '../../src/storage/layout';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { WorkflowFailedError } from '@temporalio/client';
-import { FakeLlmServer, type FakeFault } from '../../src/llm/fake-server';
+import { FakeLlmServer, type FakeFault } from '../support/fake-server';
 import { sha256Hex } from '../../src/common/hash';
 import { planSweep } from '../../src/spec/plan';
 import { templateHashOf } from '../../src/spec/templates';

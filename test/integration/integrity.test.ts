@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { explainPlan, renderGrid } from '../../src/cli/sweep';
 import { LocalJobRunner } from '../../src/jobs/local';
-import { FakeLlmServer } from '../../src/llm/fake-server';
+import { FakeLlmServer } from '../support/fake-server';
 import { planSweep, type SweepPlan } from '../../src/spec/plan';
 import { parseSweepSpec, type SweepSpecInput } from '../../src/spec/sweep';
 import { keys } from '../../src/storage/layout';

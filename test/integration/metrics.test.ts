@@ -3,7 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
 import type { SyntheticRow } from '../../src/generation/requests';
-import { FakeLlmServer } from '../../src/llm/fake-server';
+import { FakeLlmServer } from '../support/fake-server';
 import { judgeOutcome, readVerdict } from '../../src/metrics/judge';
 import { planSweep } from '../../src/spec/plan';
 import { parseSweepSpec, type SweepSpecInput } from '../../src/spec/sweep';

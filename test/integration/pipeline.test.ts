@@ -10,7 +10,7 @@ import { KubernetesJobRunner, loadKubeConfig } from '../../src/jobs/kubernetes';
 import { LABELS } from '../../src/jobs/manifest';
 import { JobResultSchema } from '../../src/jobs/spec';
 import { LocalJobRunner } from '../../src/jobs/local';
-import { FakeLlmServer } from '../../src/llm/fake-server';
+import { FakeLlmServer } from '../support/fake-server';
 import { planSweep } from '../../src/spec/plan';
 import { parseSweepSpec, type SweepSpecInput } from '../../src/spec/sweep';
 import { importAsset } from '../../src/storage/assets';

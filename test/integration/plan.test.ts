@@ -5,7 +5,7 @@ import { estimate, explainPlan } from '../../src/cli/sweep';
 import { eligibleSeeds } from '../../src/generation/requests';
 import { readSeedFile } from '../../src/seeds/pool';
 import { STRATEGIES } from '../../src/spec/sweep';
-import { FakeLlmServer } from '../../src/llm/fake-server';
+import { FakeLlmServer } from '../support/fake-server';
 import { parseSweepSpec } from '../../src/spec/sweep';
 import { StoreRegistry, makeS3Client } from '../../src/storage/s3';
 import { sweepWorkflow } from '../../src/workflows';

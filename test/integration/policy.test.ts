@@ -11,7 +11,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { POLICY_ENV, PolicyViolationError } from '../../src/common/policy';
 import { LocalJobRunner } from '../../src/jobs/local';
 import { JobSpecSchema } from '../../src/jobs/spec';
-import { FakeLlmServer } from '../../src/llm/fake-server';
+import { FakeLlmServer } from '../support/fake-server';
 import { planSweep } from '../../src/spec/plan';
 import { parseSweepSpec, type Provider, type SweepSpecInput } from '../../src/spec/sweep';
 import { makeS3Client } from '../../src/storage/s3';

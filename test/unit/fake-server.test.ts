@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { FakeLlmServer, type FakeFault } from '../../src/llm/fake-server';
+import { FakeLlmServer, type FakeFault } from '../support/fake-server';
 
 interface ChatResponse {
   model: string;

@@ -14,7 +14,7 @@
  *   GET  /_stats                counters as JSON (byPrompt as a plain object)
  *   POST /_faults               control: {faults: FakeFault[]} | {periodic: {everyN, fault}} | {latencyMs} | {clear: true}
  *
- * Run as a separate process: `node lib/src/llm/fake-server.js --port 8099 --latency-ms 20 [--host H] [--api-key K]`.
+ * Run as a separate process: `node lib/test/support/fake-server.js --port 8099 --latency-ms 20 [--host H] [--api-key K]`.
  */
 import { createHash } from 'node:crypto';
 import http from 'node:http';
@@ -699,7 +699,7 @@ export class FakeLlmServer {
 }
 
 // -------------------------------------------------------------------------------------------------------------------
-// CLI: node lib/src/llm/fake-server.js [--port N] [--latency-ms N] [--host H] [--api-key K]
+// CLI: node lib/test/support/fake-server.js [--port N] [--latency-ms N] [--host H] [--api-key K]
 // The API key may also come from FAKE_LLM_API_KEY.
 
 function parseCliArgs(argv: string[]): FakeServerOptions {
