@@ -1,5 +1,6 @@
 import { CancelledFailure, Context } from '@temporalio/activity';
 import { ErrorType, PolyglotError } from '../common/errors';
+import type { RunnerKind } from '../common/job-template';
 import {
   PolicyViolationError,
   checkBucketUri,
@@ -9,12 +10,19 @@ import {
   type TrustPolicy,
 } from '../common/policy';
 import type { JobHandle, JobRunner, JobStatus } from '../jobs/runner';
-import { JobResultSchema, JobSpecSchema, jobName, type JobResult, type JobSpecInput } from '../jobs/spec';
+import {
+  JOB_CONFIG_ENV,
+  JobResultSchema,
+  JobSpecSchema,
+  jobName,
+  type JobResult,
+  type JobSpecInput,
+} from '../jobs/spec';
 import { digestBytes, digestMismatch, getSealed, putSealed, type Digest, type Repair } from '../storage/integrity';
 import { parseS3Uri, type S3Store, type StoreRegistry } from '../storage/s3';
 
 export interface RunJobInput {
-  runner: 'kubernetes' | 'local';
+  runner: RunnerKind;
   spec: JobSpecInput;
   /** Status poll interval, milliseconds. Default 2000. */
   pollMs?: number;
@@ -88,7 +96,7 @@ function recordSuccess(store: S3Store, recordKey: string, bytes: Uint8Array): Pr
 
 export interface JobDeps {
   stores: StoreRegistry;
-  runners: Partial<Record<'kubernetes' | 'local', JobRunner>>;
+  runners: Partial<Record<RunnerKind, JobRunner>>;
   /** What a job may run and reference (commands, images, Secrets, buckets): checked before every launch. */
   policy?: TrustPolicy;
 }
@@ -115,8 +123,8 @@ export function createJobActivities(deps: JobDeps) {
     const problems = [
       // POLYGLOT_JOB_CONFIG is the contract's own variable, written by the student and anchor workflows —
       // or by whoever starts a jobWorkflow directly: the models and data it names are checked too.
-      ...checkJob(policy, spec, input.runner, 'job', { allowEnv: ['POLYGLOT_JOB_CONFIG'] }),
-      ...checkJobConfig(policy, spec.env.POLYGLOT_JOB_CONFIG, 'job.env.POLYGLOT_JOB_CONFIG'),
+      ...checkJob(policy, spec, input.runner, 'job', { allowEnv: [JOB_CONFIG_ENV] }),
+      ...checkJobConfig(policy, spec.env[JOB_CONFIG_ENV], `job.env.${JOB_CONFIG_ENV}`),
       ...checkBucketUri(policy, spec.outputUri, 'job.outputUri'),
       ...Object.entries(spec.inputs).flatMap(([k, uri]) => checkBucketUri(policy, uri, `job.inputs.${k}`)),
     ];

@@ -2,6 +2,7 @@ import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { posix } from 'node:path';
 import { ErrorType, PolyglotError } from './errors';
+import type { RunnerKind } from './job-template';
 
 /**
  * The worker's trust policy: what a sweep spec may make the worker send where. A spec is untrusted
@@ -514,7 +515,7 @@ export function checkBucketUri(policy: TrustPolicy, uri: string | undefined, fie
 }
 
 export interface JobTemplateLike {
-  runner?: 'local' | 'kubernetes';
+  runner?: RunnerKind;
   image?: string;
   command: string[];
   env?: Record<string, string>;
@@ -563,7 +564,7 @@ function checkJobEnvEntry(policy: TrustPolicy, name: string, value: string, at: 
 function checkSecretRef(
   policy: TrustPolicy,
   s: { name: string; secretName: string; key: string },
-  runner: 'local' | 'kubernetes',
+  runner: RunnerKind,
   at: string,
 ): string[] {
   const ref = `${s.secretName}/${s.key}`;
@@ -609,7 +610,7 @@ const podKeyOk = (policy: TrustPolicy, key: string) => !policy.podKeys || allows
 export function checkJob(
   policy: TrustPolicy,
   job: JobTemplateLike,
-  runner: 'local' | 'kubernetes',
+  runner: RunnerKind,
   field: string,
   opts: { allowEnv?: string[] } = {},
 ): string[] {

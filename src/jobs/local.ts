@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, 
 import path from 'node:path';
 import { PolicyViolationError, readTrustPolicy } from '../common/policy';
 import type { ForgetWait, JobHandle, JobRunner, JobStatus } from './runner';
-import { jobName, type JobSpec } from './spec';
+import { jobEnvironment, jobName, type JobSpec } from './spec';
 
 /**
  * The local backend: the same job spec run as a process on this machine (embedded stack, laptops).
@@ -41,10 +41,11 @@ export class LocalJobRunner implements JobRunner {
     const dir = this.dir(name);
     if (existsSync(path.join(dir, 'spec.json'))) return { name, namespace: 'local', attached: true };
     // The spec's env and secrets first, then this runner's own values over them: a spec cannot move
-    // PATH, HOME, the model cache, the offline switches or the contract's variables (runJob refuses such
-    // names first, with the fix; this order is the last line of defence).
-    const env: NodeJS.ProcessEnv = { ...spec.env };
-    for (const s of spec.secretEnv) {
+    // PATH, HOME, the model cache or the offline switches (runJob refuses such names first, with the fix;
+    // this order is the last line of defence). The contract's variables are in `values` already.
+    const jobEnv = jobEnvironment(spec);
+    const env: NodeJS.ProcessEnv = Object.fromEntries(jobEnv.values.map((e) => [e.name, e.value]));
+    for (const s of jobEnv.secrets) {
       const from = this.secrets.get(`${s.secretName}/${s.key}`);
       if (!from) throw new PolicyViolationError([`secretEnv ${s.name}: secret ${s.secretName}/${s.key} is not mapped`]);
       if (this.baseEnv[from] !== undefined) env[s.name] = this.baseEnv[from];
@@ -69,10 +70,6 @@ export class LocalJobRunner implements JobRunner {
     Object.assign(env, {
       PATH: [...this.pathPrefix, this.baseEnv.PATH ?? ''].filter(Boolean).join(path.delimiter),
       HOME: this.baseEnv.HOME,
-      POLYGLOT_OUTPUT_URI: spec.outputUri,
-      POLYGLOT_INPUTS: JSON.stringify(spec.inputs),
-      POLYGLOT_CELL_ID: spec.cellId,
-      POLYGLOT_JOB_ATTEMPT: String(spec.attempt),
     });
     if (env.HOME === undefined) delete env.HOME;
     mkdirSync(dir, { recursive: true });

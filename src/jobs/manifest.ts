@@ -1,5 +1,5 @@
 import type { V1Job } from '@kubernetes/client-node';
-import { jobName, labelValue, type JobSpec } from './spec';
+import { jobEnvironment, jobName, labelValue, type JobSpec } from './spec';
 
 export const MANAGED_BY = 'polyglot';
 export const LABELS = {
@@ -25,25 +25,7 @@ export function renderJob(spec: JobSpec, namespace: string): V1Job {
   };
   const gpuLimits: Record<string, string> =
     spec.resources.gpus > 0 ? { 'nvidia.com/gpu': String(spec.resources.gpus) } : {};
-  const contract = [
-    { name: 'POLYGLOT_OUTPUT_URI', value: spec.outputUri },
-    { name: 'POLYGLOT_INPUTS', value: JSON.stringify(spec.inputs) },
-    { name: 'POLYGLOT_CELL_ID', value: spec.cellId },
-    { name: 'POLYGLOT_JOB_ATTEMPT', value: String(spec.attempt) },
-  ];
-  // The contract's variables are the runner's: a spec's entry of the same name is dropped, not raced
-  // (runJob refuses such a spec first; this is the last line of defence).
-  const own = new Set(contract.map((e) => e.name));
-  const env = [
-    ...Object.entries(spec.env)
-      .filter(([n]) => !own.has(n))
-      .sort(([a], [b]) => (a < b ? -1 : 1))
-      .map(([n, value]) => ({ name: n, value })),
-    ...contract,
-    ...spec.secretEnv
-      .filter((s) => !own.has(s.name))
-      .map((s) => ({ name: s.name, valueFrom: { secretKeyRef: { name: s.secretName, key: s.key } } })),
-  ];
+  const env = jobEnvironment(spec);
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',
@@ -94,7 +76,13 @@ export function renderJob(spec: JobSpec, namespace: string): V1Job {
               image: spec.image,
               command: spec.command,
               args: spec.args,
-              env,
+              env: [
+                ...env.values,
+                ...env.secrets.map((s) => ({
+                  name: s.name,
+                  valueFrom: { secretKeyRef: { name: s.secretName, key: s.key } },
+                })),
+              ],
               ...(spec.envFromSecrets.length
                 ? { envFrom: spec.envFromSecrets.map((s) => ({ secretRef: { name: s } })) }
                 : {}),

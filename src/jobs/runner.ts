@@ -1,3 +1,4 @@
+import type { RunnerKind } from '../common/job-template';
 import type { JobSpec } from './spec';
 
 /**
@@ -39,7 +40,7 @@ export interface ForgetWait {
 }
 
 export interface JobRunner {
-  readonly kind: 'kubernetes' | 'local';
+  readonly kind: RunnerKind;
   submit(spec: JobSpec): Promise<JobHandle>;
   status(handle: JobHandle): Promise<JobStatus>;
   /** Delete the job and its pods/processes; idempotent. */

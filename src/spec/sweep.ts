@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { EnvMapSchema, SecretEnvSchema } from '../jobs/spec';
+import { JobTemplateSchema, TEMPLATE_ITEMS } from '../common/job-template';
 import { LANGUAGES, suggestLanguage } from '../common/languages';
 import { DEFAULT_JUDGE_TEMPLATE, JUDGE_TEMPLATES, LEGACY_JUDGE, PAPER_JUDGE_MAX_TOKENS } from '../metrics/judge';
 import { STORED_TEMPLATE, TEMPLATE_PARTS, type TemplateFiles, type TemplateVersion } from './templates';
@@ -40,15 +40,11 @@ export const SPEC_LIMITS = {
   teachers: 1000,
   languages: 200,
   students: 1000,
-  /** Entries of a job's command, args, env, secretEnv, podLabels; a student's languages; loraTargets. */
-  items: 256,
+  /** Entries of a job's command, args, env, secretEnv, podLabels (the job template's limit); a student's languages; loraTargets. */
+  items: TEMPLATE_ITEMS,
 } as const;
 const list = <T extends z.ZodType>(item: T, max: number, what: string) =>
   z.array(item).max(max, { error: `at most ${max} ${what} (the limit of a spec)` });
-const boundedMap = <T extends z.ZodType>(map: T, what: string) =>
-  map.refine((m) => Object.keys(m as object).length <= SPEC_LIMITS.items, {
-    error: `at most ${SPEC_LIMITS.items} ${what} (the limit of a spec)`,
-  });
 
 export const ProviderSchema = z.strictObject({
   /** Provider id; generation activities for it run on task queue `llm-<id>`. */
@@ -217,36 +213,6 @@ export const ScoringSchema = z.strictObject({
 export type ScoringSpec = z.infer<typeof ScoringSchema>;
 
 /**
- * How a student is trained on a dataset: a job template run by the job runner (`local` or
- * `kubernetes`). The trainer itself is the Python job of `jobs/`; any image/command honouring the
- * job contract (inputs and output as S3 URIs, `result.json`) works.
- */
-const JobTemplate = {
-  runner: z.enum(['local', 'kubernetes']).default('local'),
-  image: z.string().min(1).max(512),
-  command: list(z.string().max(4096), SPEC_LIMITS.items, 'command words').min(1),
-  args: list(z.string().max(4096), SPEC_LIMITS.items, 'arguments').default([]),
-  env: boundedMap(EnvMapSchema, 'environment variables'),
-  secretEnv: boundedMap(SecretEnvSchema, 'secret variables'),
-  gpus: z.int().min(0).max(64).default(1),
-  gpuType: z.string().max(128).optional(),
-  cpu: z.string().default('4'),
-  memory: z.string().default('32Gi'),
-  queueName: z.string().max(63).optional(),
-  activeDeadlineSeconds: z
-    .int()
-    .min(60)
-    .max(30 * 24 * 3600)
-    .default(24 * 3600),
-  /** How soon a crashed worker's job watch moves to another worker, seconds. Default 60. */
-  heartbeatSeconds: z.int().min(1).max(3600).default(60),
-  /** Jobs to try when one fails retryably (pod lost, OOM-kill); each is a new Job. Default 2. */
-  maxJobAttempts: z.int().min(1).max(10).default(2),
-  /** Extra pod labels (admission policies, cost tags; the test control plane's pod simulator). */
-  podLabels: boundedMap(z.record(z.string().min(1).max(316), z.string().max(63)), 'pod labels').optional(),
-};
-
-/**
  * Trainer settings (jobs/polyglot_jobs/trainer.py `TrainConfig`). Anything left out takes the paper's
  * value: QLoRA r 16 α 16 dropout 0 on q,k,v,o,gate,up,down; lr 5e-5; 2 epochs; batch 2 × 4; max length
  * 16,384; adamw_8bit, weight decay 0.001, linear, 5 warm-up steps; seed 3407; 10,500 rows (3,500 per strategy).
@@ -294,11 +260,11 @@ export const TrainHyperSchema = z.strictObject({
 export type TrainHyper = z.infer<typeof TrainHyperSchema>;
 
 /**
- * How a student is trained on a dataset: a job template run by the job runner (`local` or
- * `kubernetes`) plus the trainer's hyper-parameters. The trainer is the Python job of `jobs/`
+ * How a student is trained on a dataset: a job template (src/common/job-template.ts, the fields the job
+ * runner validates again at launch with the same schemas) plus the trainer's hyper-parameters. The trainer is the Python job of `jobs/`
  * (`polyglot-train`); any image/command honouring the job contract works.
  */
-export const TrainingSchema = z.strictObject({ ...JobTemplate, hyper: TrainHyperSchema.default({}) });
+export const TrainingSchema = z.strictObject({ ...JobTemplateSchema.shape, hyper: TrainHyperSchema.default({}) });
 export type TrainingSpec = z.infer<typeof TrainingSchema>;
 
 /**
@@ -306,7 +272,7 @@ export type TrainingSpec = z.infer<typeof TrainingSchema>;
  * suite, where its benchmark data lives, and generation settings (paper §9).
  */
 export const EvaluationSchema = z.strictObject({
-  ...JobTemplate,
+  ...JobTemplateSchema.shape,
   /**
    * Versioned task set (jobs/polyglot_jobs/suites.py): Global-MMLU-Lite, M-RewardBench MCF, MGSM (paper §9).
    * `lighteval-v1` (default) = the paper's requests and metrics, run by lighteval; `pg-v1` = the same tasks

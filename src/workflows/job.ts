@@ -1,6 +1,7 @@
 import { ActivityCancellationType, ActivityFailure, ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { Activities, RunJobInput, RunJobResult } from '../activities';
 import { NON_RETRYABLE } from '../common/errors';
+import { DEFAULT_DEADLINE_SECONDS } from '../common/job-template';
 
 export interface JobWorkflowInput extends RunJobInput {
   /** Heartbeat timeout of the watcher, seconds: how soon a dead worker's watch moves to another. Default 60. */
@@ -23,7 +24,7 @@ export async function jobWorkflow(input: JobWorkflowInput): Promise<RunJobResult
     // A cancel waits until the watcher has deleted the Job: when the workflow reports "cancelled", nothing
     // of it is left running on the cluster, and the watcher learns of the cancel as CANCELLED, not NOT_FOUND.
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    startToCloseTimeout: `${(input.spec.activeDeadlineSeconds ?? 24 * 3600) + 3600} seconds`,
+    startToCloseTimeout: `${(input.spec.activeDeadlineSeconds ?? DEFAULT_DEADLINE_SECONDS) + 3600} seconds`,
     heartbeatTimeout: `${input.heartbeatSeconds ?? 60} seconds`,
     retry: {
       initialInterval: '1s',

@@ -2,7 +2,7 @@ import type { SearchAttributePair } from '@temporalio/common';
 import { executeChild, patched, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { StorageRef } from '../activities/types';
-import type { JobSpecInput } from '../jobs/spec';
+import { jobSpecFrom } from '../jobs/spec';
 import { sha256Hex } from '../common/hash';
 import {
   PAPER_SUBSAMPLE_SEED,
@@ -64,50 +64,6 @@ export interface StudentWorkflowResult {
 }
 
 const short = (value: unknown) => sha256Hex(JSON.stringify(value)).slice(0, 16);
-
-type JobTemplate = Pick<
-  TrainingSpec,
-  | 'runner'
-  | 'image'
-  | 'command'
-  | 'args'
-  | 'env'
-  | 'secretEnv'
-  | 'gpus'
-  | 'gpuType'
-  | 'cpu'
-  | 'memory'
-  | 'queueName'
-  | 'activeDeadlineSeconds'
-  | 'heartbeatSeconds'
-  | 'maxJobAttempts'
-  | 'podLabels'
->;
-
-/** The job contract's spec from a spec template: one place maps the sweep spec onto jobs. */
-export function jobSpecFrom(
-  t: JobTemplate,
-  ids: { cellId: string; sweepId: string },
-  config: Record<string, unknown>,
-  inputs: Record<string, string>,
-  outputUri: string,
-): JobSpecInput {
-  return {
-    cellId: ids.cellId,
-    sweepId: ids.sweepId,
-    image: t.image,
-    command: t.command,
-    args: t.args,
-    env: { ...t.env, POLYGLOT_JOB_CONFIG: JSON.stringify(config) },
-    secretEnv: t.secretEnv,
-    resources: { cpu: t.cpu, memory: t.memory, gpus: t.gpus, gpuType: t.gpuType },
-    queueName: t.queueName,
-    podLabels: t.podLabels,
-    activeDeadlineSeconds: t.activeDeadlineSeconds,
-    inputs,
-    outputUri,
-  };
-}
 
 /** The evaluator's config for one language: also the identity of its result (with model and data). */
 export function evalConfig(e: EvaluationSpec, language: string): Record<string, unknown> {

@@ -12,6 +12,7 @@ import {
   type V1Node,
 } from '@kubernetes/client-node';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { MIN_DEADLINE_SECONDS } from '../../src/common/job-template';
 import { KubernetesJobRunner, loadKubeConfig } from '../../src/jobs/kubernetes';
 import { LABELS, renderJob } from '../../src/jobs/manifest';
 import { JobSpecSchema, labelValue, type JobSpecInput } from '../../src/jobs/spec';
@@ -168,8 +169,13 @@ describe('GPU job watcher on Kubernetes (kwok control plane)', function () {
       assert.equal(d.raw.pendingActivities?.length ?? 0, 0);
     });
 
-    it('keeps a Job that fits no node queued (Unschedulable) until its deadline, then fails it for good', async () => {
-      const s = spec({ resources: { cpu: '1', memory: '1Gi', gpus: 16, shm: '1Gi' }, activeDeadlineSeconds: 8 });
+    it('keeps a Job that fits no node queued (Unschedulable) until its deadline, then fails it for good', async function () {
+      // The shortest deadline a job may have: a shorter one is refused before launch (test/unit/spec.test.ts).
+      this.timeout((MIN_DEADLINE_SECONDS + 60) * 1000);
+      const s = spec({
+        resources: { cpu: '1', memory: '1Gi', gpus: 16, shm: '1Gi' },
+        activeDeadlineSeconds: MIN_DEADLINE_SECONDS,
+      });
       const t0 = Date.now();
       const h = await start(s);
       let seen: Record<string, unknown> | undefined;
@@ -187,7 +193,7 @@ describe('GPU job watcher on Kubernetes (kwok control plane)', function () {
       const elapsed = Date.now() - t0;
       assert.equal(root.type, 'JobFailedPermanently');
       assert.match(root.message, /DeadlineExceeded/);
-      assert.ok(elapsed >= 6_000, `failed only at the deadline (after ${elapsed} ms)`);
+      assert.ok(elapsed >= (MIN_DEADLINE_SECONDS - 2) * 1000, `failed only at the deadline (after ${elapsed} ms)`);
     });
 
     it('cancel deletes the Job and its pods', async () => {
