@@ -4,7 +4,17 @@ import path from 'node:path';
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import { jobStatusOf } from '../../src/jobs/kubernetes';
 import { renderJob } from '../../src/jobs/manifest';
-import { jobName, labelValue } from '../../src/jobs/spec';
+import { JobTemplateSchema, MIN_DEADLINE_SECONDS, TEMPLATE_ITEMS } from '../../src/common/job-template';
+import {
+  CONTRACT_ENV,
+  JOB_CONFIG_ENV,
+  JobSpecSchema,
+  jobEnvironment,
+  jobName,
+  jobSpecFrom,
+  labelValue,
+} from '../../src/jobs/spec';
+import { EvaluationSchema, TrainingSchema } from '../../src/spec/sweep';
 
 const ROOT = path.resolve(__dirname, '../../..');
 
@@ -65,6 +75,91 @@ describe('job manifests', () => {
     assert.match(
       jobName('sweep/a-rather-long-sweep-name-2026/t=teacher-a/l=de/s=olmo/train', 0),
       /-l-de-s-olmo-train-a0-/,
+    );
+  });
+});
+
+describe('the job template, defined once', () => {
+  const ids = { cellId: 'sweep/s1/t=a/l=de/s=olmo/train', sweepId: 's1' };
+  const out = 's3://polyglot-test/students/x/';
+  const template = (over: Record<string, unknown> = {}) =>
+    JobTemplateSchema.parse({
+      runner: 'kubernetes',
+      image: 'ghcr.io/x/trainer:1',
+      command: ['polyglot-train'],
+      ...over,
+    });
+  /** The messages a job spec made from the template gets from the job runner's schema. */
+  const launchProblems = (over: Record<string, unknown>): string[] => {
+    const t = { ...template(), ...over } as ReturnType<typeof template>;
+    const r = JobSpecSchema.safeParse(jobSpecFrom(t, ids, {}, {}, out));
+    return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  };
+  const templateProblems = (over: Record<string, unknown>): string[] => {
+    const r = JobTemplateSchema.safeParse({ ...template(), ...over });
+    return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  };
+
+  it('is the shape of training and evaluation: every template field, with the same schema', () => {
+    for (const schema of [TrainingSchema, EvaluationSchema]) {
+      for (const [field, fieldSchema] of Object.entries(JobTemplateSchema.shape)) {
+        assert.equal(schema.shape[field as keyof typeof schema.shape], fieldSchema, field);
+      }
+    }
+  });
+
+  it('launches every template the sweep accepts, at the edges of each rule', () => {
+    const env = Object.fromEntries(Array.from({ length: TEMPLATE_ITEMS }, (_, i) => [`V${i}`, 'x']));
+    const t = template({
+      queueName: 'gpu.queue-A_1',
+      activeDeadlineSeconds: MIN_DEADLINE_SECONDS,
+      gpuType: 'NVIDIA-H100-80GB-HBM3',
+      cpu: '500m',
+      memory: '1.5Gi',
+      env,
+      podLabels: { 'polyglot.dev/team': 'a' },
+    });
+    const spec = JobSpecSchema.parse(jobSpecFrom(t, ids, { lr: 1 }, { data: 's3://polyglot-test/d/' }, out));
+    assert.equal(spec.activeDeadlineSeconds, MIN_DEADLINE_SECONDS);
+    assert.equal(spec.queueName, 'gpu.queue-A_1');
+    assert.equal(Object.keys(spec.env).length, TEMPLATE_ITEMS + 1, 'the full env plus the job config');
+    assert.equal(spec.env[JOB_CONFIG_ENV], '{"lr":1}');
+  });
+
+  it('refuses what the runner would refuse, with the same message, when the sweep is validated', () => {
+    const bad: Record<string, unknown>[] = [
+      { queueName: 'GPU Queue' },
+      { queueName: 'q'.repeat(64) },
+      { activeDeadlineSeconds: MIN_DEADLINE_SECONDS - 1 },
+      { gpuType: 'H100 80GB' },
+      { memory: '32GB' },
+      { cpu: 'four' },
+      { podLabels: { team: 'a b' } },
+    ];
+    for (const over of bad) {
+      const atSweep = templateProblems(over);
+      const atLaunch = launchProblems(over);
+      assert.equal(atSweep.length, 1, `${JSON.stringify(over)}: ${atSweep.join('; ')}`);
+      assert.equal(atLaunch.length, 1, `${JSON.stringify(over)}: ${atLaunch.join('; ')}`);
+      // Same rule, same words; only the path differs where the job spec nests resources.
+      assert.equal(atLaunch[0]!.split(': ').slice(1).join(': '), atSweep[0]!.split(': ').slice(1).join(': '));
+    }
+  });
+
+  it("builds one environment for every backend: the manifest's is jobEnvironment's", () => {
+    const env = jobEnvironment(GPU_TRAIN_SPEC);
+    assert.deepEqual(
+      env.values.slice(-CONTRACT_ENV.length).map((e) => e.name),
+      [...CONTRACT_ENV],
+    );
+    const container = renderJob(GPU_TRAIN_SPEC, 'polyglot').spec!.template.spec!.containers[0]!;
+    assert.deepEqual(
+      container.env!.filter((e) => e.value !== undefined),
+      env.values,
+    );
+    assert.deepEqual(
+      container.env!.filter((e) => e.valueFrom).map((e) => e.name),
+      env.secrets.map((s) => s.name),
     );
   });
 });

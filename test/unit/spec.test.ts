@@ -171,6 +171,23 @@ const BAD: [string, (s: Doc) => void, RegExp][] = [
   ],
   ['unknown evaluation suite', (s) => withStudents(s, (x) => (x.evaluation.suite = 'pg-v9')), /^evaluation\.suite: /],
   [
+    // Kueue reads the queue from a label: a name that is no label value used to pass here and fail in runJob,
+    // after the sweep had generated the dataset.
+    'a queue name that is no Kubernetes label value',
+    (s) => withStudents(s, (x) => (x.training.queueName = 'GPU Queue')),
+    /^training\.queueName: must be a Kubernetes label value \(Kueue reads it from the label kueue\.x-k8s\.io\/queue-name\): .*e\.g\. gpu-queue$/,
+  ],
+  [
+    'a job deadline under the minimum',
+    (s) => withStudents(s, (x) => (x.evaluation.activeDeadlineSeconds = 59)),
+    /^evaluation\.activeDeadlineSeconds: must be at least 60 seconds: .*86400 = 24 h/,
+  ],
+  [
+    'a memory size Kubernetes does not read',
+    (s) => withStudents(s, (x) => (x.training.memory = '32GB')),
+    /^training\.memory: must be a Kubernetes quantity such as .*not GB/,
+  ],
+  [
     'benchmark data not in S3',
     (s) => withStudents(s, (x) => (x.evaluation.dataUri = 'https://huggingface.co/datasets/x')),
     /^evaluation\.dataUri: must be an s3:\/\/ prefix/,
