@@ -25,15 +25,6 @@ const labelValue = (what: string, example: string) =>
       error: `must be a Kubernetes label value (${what}): letters, digits, '-', '_' and '.', beginning and ending with a letter or digit, e.g. ${example}`,
     });
 
-/**
- * A Kubernetes resource quantity (`4`, `500m`, `32Gi`, `1.5`): the API server refuses anything else, so a
- * typo such as `32GB` would otherwise surface only when the Job is created.
- */
-const QUANTITY = /^(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[mkMGTPE]|[eE][+-]?\d+)?$/;
-export const QuantitySchema = z.string().regex(QUANTITY, {
-  error: 'must be a Kubernetes quantity such as 4, 500m, 32Gi or 512Mi (binary suffixes Ki Mi Gi Ti; not GB)',
-});
-
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const envName = z.string().regex(ENV_NAME, { error: 'must be an environment variable name like HF_HUB_OFFLINE' });
 /** Plain, non-secret environment settings. */
@@ -70,11 +61,16 @@ export const JobFields = {
   image: z.string().min(1).max(512),
   command: list(z.string().max(4096), 'command words').min(1),
   args: list(z.string().max(4096), 'arguments').default([]),
-  cpu: QuantitySchema,
-  memory: QuantitySchema,
+  /**
+   * Kubernetes quantities (`4`, `500m`, `32Gi`). Not checked against the quantity grammar yet: the local
+   * runner ignores them, so a sweep running today may hold values the API server would refuse, and the
+   * sweep workflow parses its spec again on replay (a stricter rule there needs a patched() guard).
+   */
+  cpu: z.string(),
+  memory: z.string(),
   gpus: z.int().min(0).max(64),
-  /** Node label value of `nvidia.com/gpu.product`, e.g. `NVIDIA-H100-80GB-HBM3`. */
-  gpuType: labelValue('the node label nvidia.com/gpu.product', 'NVIDIA-H100-80GB-HBM3').optional(),
+  /** Node label value of `nvidia.com/gpu.product`, e.g. `NVIDIA-H100-80GB-HBM3` (unchecked as cpu and memory are). */
+  gpuType: z.string().max(128).optional(),
   /** Kueue LocalQueue; the Job is created suspended by Kueue until admitted. */
   queueName: labelValue('Kueue reads it from the label kueue.x-k8s.io/queue-name', 'gpu-queue').optional(),
   activeDeadlineSeconds: z

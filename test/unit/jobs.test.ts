@@ -131,9 +131,6 @@ describe('the job template, defined once', () => {
       { queueName: 'GPU Queue' },
       { queueName: 'q'.repeat(64) },
       { activeDeadlineSeconds: MIN_DEADLINE_SECONDS - 1 },
-      { gpuType: 'H100 80GB' },
-      { memory: '32GB' },
-      { cpu: 'four' },
       { podLabels: { team: 'a b' } },
     ];
     for (const over of bad) {

@@ -183,11 +183,6 @@ const BAD: [string, (s: Doc) => void, RegExp][] = [
     /^evaluation\.activeDeadlineSeconds: must be at least 60 seconds: .*86400 = 24 h/,
   ],
   [
-    'a memory size Kubernetes does not read',
-    (s) => withStudents(s, (x) => (x.training.memory = '32GB')),
-    /^training\.memory: must be a Kubernetes quantity such as .*not GB/,
-  ],
-  [
     'benchmark data not in S3',
     (s) => withStudents(s, (x) => (x.evaluation.dataUri = 'https://huggingface.co/datasets/x')),
     /^evaluation\.dataUri: must be an s3:\/\/ prefix/,
