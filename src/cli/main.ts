@@ -1,9 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Client } from '@temporalio/client';
 import { codecFromEnv, generateKey } from '../common/codec';
 import { startCodecServer } from '../common/codec-server';
 import { readEnv } from '../common/env';
 import { isPolyglotError } from '../common/errors';
+import { formatLeaderboard, wantsColor } from '../report/terminal';
+import type { CohortScores } from '../scoring/types';
 import { importSeedPool, readSeedFile } from '../seeds/pool';
 import { deriveSweepId, specVersion, sweepWorkflowId } from '../spec/plan';
 import { InvalidSpecError, parseSweepSpec } from '../spec/sweep';
@@ -11,7 +14,7 @@ import { StoreRegistry, makeS3Client } from '../storage/s3';
 import { pauseSignal, resumeSignal } from '../workflows/shared';
 import { DEV_ENV_FILE, devDown, devPorts, devRestart, devStatus, devUp, loadDevEnv } from './devstack';
 import { enforceSpecPolicy } from './policy';
-import { verifySweepReport, writeSweepReport } from './report';
+import { readStoredScores, verifySweepReport, writeSweepReport } from './report';
 import { SCORE_HELP, renderScoreTable, scoreFromFile } from './score';
 import { loadSpec } from './spec-file';
 import {
@@ -129,11 +132,32 @@ async function waitAndReport(sweepId: string): Promise<number> {
   } finally {
     clearInterval(timer);
   }
-  const { status, progress, failure } = await sweepProgress(client, sweepId);
-  if (progress) console.log(renderGrid(progress));
-  console.log(`sweep ${sweepId}: ${status}`);
-  if (failure) console.log(failure);
+  const status = await printSweepView(client, sweepId);
   return status === 'COMPLETED' ? 0 : 1;
+}
+
+/**
+ * What `sweep status` and `--wait` print: the run, its teacher × language grid and, once scored, the
+ * leaderboard read from the stored report, then where the report's files are. Returns the run's status.
+ */
+async function printSweepView(client: Client, sweepId: string, runId?: string): Promise<string> {
+  const color = wantsColor(process.stdout, process.env);
+  const { status, runId: run, progress, failure } = await sweepProgress(client, sweepId, runId);
+  const spec = await specOfSweep(client, sweepId, run).catch(() => undefined);
+  const version = spec ? specVersion(spec) : undefined;
+  console.log(`sweep ${sweepId}: ${status} (run ${run}, version ${version ?? 'unknown (its spec does not validate)'})`);
+  let stored: { scores?: CohortScores; problem?: string; location?: string } | undefined;
+  if (spec && (progress?.report || (status === 'COMPLETED' && spec.metrics)))
+    stored = await readStoredScores(stores().for(spec.storage.bucket), spec.storage, sweepId, version).catch((e: unknown) => ({
+      problem: `cannot read the stored report: ${cliMessage(e)}`,
+    }));
+  if (progress) console.log(renderGrid(progress, { scores: stored?.scores, color }));
+  if (stored?.scores) console.log(['', ...formatLeaderboard(stored.scores, { color })].join('\n'));
+  if (stored?.problem) console.log(`leaderboard: ${stored.problem}`);
+  if (stored?.location)
+    console.log(`\nfull report (leaderboard.md, report.html, CSV, scores.json): ${stored.location}`);
+  if (failure) console.log(failure);
+  return status;
 }
 
 async function run(argv: string[]): Promise<number> {
@@ -238,7 +262,8 @@ async function run(argv: string[]): Promise<number> {
       return problems.length ? 2 : 0;
     }
     const written = await writeSweepReport(stores().for(spec.storage.bucket), spec, sweepId, out, version);
-    console.log(written.markdown.split('\n').slice(0, 30).join('\n'));
+    // The leaderboard as a table; the Markdown (with its links) is in the files.
+    console.log(formatLeaderboard(written.scores, { color: wantsColor(process.stdout, process.env) }).join('\n'));
     console.log(
       `\nreport: ${path.resolve(written.files.find((f) => f.endsWith('.html'))!)}\nalso in S3: ${written.s3Prefix}`,
     );
@@ -301,14 +326,7 @@ async function run(argv: string[]): Promise<number> {
       case 'status': {
         const client = await temporalClient();
         for (;;) {
-          const { status, runId, progress, failure } = await sweepProgress(client, target, run);
-          const version = await specOfSweep(client, target, runId).then(
-            specVersion,
-            () => 'unknown (its spec does not validate)',
-          );
-          console.log(`sweep ${target}: ${status} (run ${runId}, version ${version})`);
-          if (progress) console.log(renderGrid(progress));
-          if (failure) console.log(failure);
+          const status = await printSweepView(client, target, run);
           if (!watch || status !== 'RUNNING') return 0;
           await new Promise((r) => setTimeout(r, 5000));
         }

@@ -1,13 +1,14 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { reportPrefix, storeReport, verifyStoredReport } from '../activities/report';
+import { REPORT_FILES, reportPrefix, storeReport, verifyStoredReport } from '../activities/report';
 import { readLatestVersion, readRecordedSpec } from '../activities/sweep';
 import { buildSweepReport, type SweepReportInput } from '../report/sweep-report';
 import { writeReportFiles } from '../report/write';
 import { scoringRuns, type AnchorRunScore, type StudentRunScore } from '../scoring/runs';
+import type { CohortScores } from '../scoring/types';
 import type { SweepSpec } from '../spec/sweep';
 import { keys } from '../storage/layout';
-import { getSealed, mustBeIntact } from '../storage/integrity';
+import { getSealed, getVerified, mustBeIntact, type Digest } from '../storage/integrity';
 import type { S3Store } from '../storage/s3';
 import { ROOT } from './devstack';
 
@@ -22,7 +23,7 @@ export async function writeSweepReport(
   outDir: string,
   /** A version of the sweep (`runs/<version>/`); default: the latest, or the unversioned keys of older sweeps. */
   version?: string,
-): Promise<{ files: string[]; markdown: string; s3Prefix: string }> {
+): Promise<{ files: string[]; markdown: string; scores: CohortScores; s3Prefix: string }> {
   version ??= await readLatestVersion(store, spec.storage.prefix, sweepId);
   if (version) {
     // The named version's own spec: its scoring settings, not the latest's. Checked against its seal.
@@ -55,7 +56,7 @@ export async function writeSweepReport(
   const linkForUri = existsSync(path.join(localS3, spec.storage.bucket))
     ? (uri: string) => `file://${path.join(localS3, uri.replace(/^s3:\/\//, ''))}`
     : undefined;
-  const { report } = await buildSweepReport(
+  const { scores, report } = await buildSweepReport(
     store,
     {
       sweepId,
@@ -73,7 +74,7 @@ export async function writeSweepReport(
   const files = await writeReportFiles(outDir, report);
   const prefix = reportPrefix(spec.storage, sweepId, version);
   await storeReport(store, prefix, report);
-  return { files, markdown: report.markdown, s3Prefix: store.uri(prefix) };
+  return { files, markdown: report.markdown, scores, s3Prefix: store.uri(prefix) };
 }
 
 /** `polyglot report <sweepId> --verify`: the stored report (latest version, or the one named) against its integrity.json. */
@@ -86,4 +87,34 @@ export async function verifySweepReport(
   version ??= await readLatestVersion(store, spec.storage.prefix, sweepId);
   const prefix = reportPrefix(spec.storage, sweepId, version);
   return { prefix: store.uri(prefix), problems: await verifyStoredReport(store, prefix) };
+}
+
+/**
+ * The scores of a sweep version's stored report (`scores.json`, checked against the report's integrity.json),
+ * for the terminal's leaderboard; `problem` says why there are none. `location`: where the report's files are,
+ * as a local folder on the local stack, else as an s3:// URI.
+ */
+export async function readStoredScores(
+  store: S3Store,
+  storage: SweepSpec['storage'],
+  sweepId: string,
+  version: string | undefined,
+): Promise<{ scores?: CohortScores; problem?: string; location: string }> {
+  const prefix = reportPrefix(storage, sweepId, version);
+  const localS3 = path.join(ROOT, '.data/s3', storage.bucket);
+  const location = existsSync(localS3) ? `${path.join(localS3, prefix)}/` : `${store.uri(prefix)}/`;
+  const record = await getSealed<{ files: Record<string, Digest> }>(store, `${prefix}/${REPORT_FILES.integrity}`);
+  if (record.state === 'missing') return { problem: 'no report stored yet', location };
+  if (record.state === 'damaged')
+    return { problem: `the report's integrity.json is damaged (${record.reason})`, location };
+  const digest = record.value.files[REPORT_FILES.json];
+  if (!digest) return { problem: `the report's integrity.json lists no ${REPORT_FILES.json}`, location };
+  const got = await getVerified(store, `${prefix}/${REPORT_FILES.json}`, digest);
+  if (got.state !== 'ok')
+    return {
+      problem: `the report's ${REPORT_FILES.json} is ${got.state === 'damaged' ? `damaged (${got.reason})` : 'missing'}; \`polyglot report ${sweepId} --verify\` checks every file`,
+      location,
+    };
+  const { scores } = JSON.parse(Buffer.from(got.value).toString('utf8')) as { scores: CohortScores };
+  return { scores, location };
 }

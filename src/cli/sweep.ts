@@ -20,7 +20,10 @@ import { checkDataset } from '../activities/dataset';
 import { readLatestVersion, readRecordedSpec } from '../activities/sweep';
 import { keys } from '../storage/layout';
 import { parseS3Uri, type StoreRegistry } from '../storage/s3';
-import type { SweepProgress } from '../workflows/shared';
+import { INTRINSIC_ONLY } from '../report/render';
+import { fmtCost, fmtScore, formatGrid, MISSING, paint, primaryFamily, type Cell, type Tone } from '../report/terminal';
+import type { CohortScores } from '../scoring/types';
+import type { CellStatus, SweepProgress } from '../workflows/shared';
 import { StageKey, SweepIdKey } from '../workflows/shared';
 
 /** The `polyglot sweep …` commands. Each talks to Temporal and S3 only through their clients. */
@@ -358,31 +361,59 @@ export async function sweepProgress(
   return { status: d.status.name, runId: d.runId, progress, failure };
 }
 
-export function renderGrid(progress: SweepProgress): string {
+const STATUS_TONE: Partial<Record<CellStatus, Tone>> = {
+  done: 'green',
+  cached: 'green',
+  failed: 'red',
+  cancelled: 'red',
+  paused: 'yellow',
+  pending: 'dim',
+};
+
+/**
+ * The teacher × language grid of `sweep status`: per cell its stage, shards, examples and, once scored,
+ * its score (PG-Score of the leaderboard's first student family, else mean intrinsic z), before that its
+ * cost. Then the totals and what went wrong. No links: the report files have them.
+ */
+export function renderGrid(progress: SweepProgress, opts: { scores?: CohortScores; color?: boolean } = {}): string {
   const teachers = [...new Set(progress.cells.map((c) => c.teacherId))];
   const langs = [...new Set(progress.cells.map((c) => c.language))];
-  const cellText = (t: string, l: string) => {
-    const c = progress.cells.find((x) => x.teacherId === t && x.language === l);
-    if (!c) return '-';
-    // Answers cut at the teacher's maxTokens: a sign the limit is too low for the wording (see `sweep plan`).
-    const cut = c.truncated ? `, ${c.truncated} cut` : '';
-    return `${c.status} ${c.shardsDone}/${c.shardsTotal} (${c.examples} ex${cut})`;
+  const family = opts.scores ? primaryFamily(opts.scores) : undefined;
+  const scoreOf = (t: string, l: string): string | undefined => {
+    const scored = opts.scores?.cells.filter((c) => c.teacher === t && c.language === l) ?? [];
+    const pg = fmtScore(scored.find((c) => c.family === family && c.pg_score !== undefined)?.pg_score);
+    if (pg !== undefined) return `PG ${pg}`;
+    const z = fmtScore(scored[0]?.z_score);
+    return z === undefined ? undefined : `z ${z}`;
   };
-  const w0 = Math.max(8, ...teachers.map((t) => t.length));
-  const widths = langs.map((l) => Math.max(l.length, ...teachers.map((t) => cellText(t, l).length)));
-  const line = (cols: string[]) => cols.map((c, i) => (i === 0 ? c.padEnd(w0) : c.padEnd(widths[i - 1]!))).join('  ');
-  const rows = [line(['teacher', ...langs]), ...teachers.map((t) => line([t, ...langs.map((l) => cellText(t, l))]))];
+  const cell = (t: string, l: string): Cell => {
+    const c = progress.cells.find((x) => x.teacherId === t && x.language === l);
+    if (!c) return undefined;
+    // Answers cut at the teacher's maxTokens: a sign the limit is too low for the wording (see `sweep plan`).
+    const parts = [`${c.status} ${c.shardsDone}/${c.shardsTotal}`, `${c.examples} ex`];
+    if (c.truncated) parts.push(`${c.truncated} cut`);
+    parts.push(scoreOf(t, l) ?? fmtCost(c.costUsd) ?? MISSING);
+    return { text: parts.join(' · '), tone: STATUS_TONE[c.status] };
+  };
+  const color = opts.color ?? false;
+  const rows = formatGrid({ rowHeader: 'teacher', rows: teachers, cols: langs, cell }, { color });
   const tot = progress.totals;
   rows.push(
     '',
-    `stage ${progress.stage}${progress.paused ? ` — PAUSED: ${progress.pauseReason ?? ''}` : ''}; ${tot.examples} examples, ${tot.tokens} tokens, $${tot.costUsd.toFixed(4)}`,
+    `stage ${progress.stage}${progress.paused ? ` — ${paint('PAUSED', 'yellow', color)}: ${progress.pauseReason ?? ''}` : ''}; ${tot.examples} examples, ${tot.tokens} tokens, ${fmtCost(tot.costUsd) ?? MISSING}`,
   );
+  if (opts.scores)
+    rows.push(
+      family === INTRINSIC_ONLY || family === undefined
+        ? 'scores: mean intrinsic z per cell (no student results)'
+        : `scores: PG-Score per cell for student family ${family}`,
+    );
   const cut = progress.cells.reduce((n, c) => n + (c.truncated ?? 0), 0);
   if (cut)
     rows.push(
       `${cut} teacher answers were cut at the length limit (finish_reason length); raise teachers[].sampling.maxTokens (the paper allowed ${PAPER_TEACHER_MAX_TOKENS})`,
     );
-  for (const c of progress.cells) if (c.error) rows.push(`failed ${c.cellId}: ${c.error}`);
+  for (const c of progress.cells) if (c.error) rows.push(`${paint('failed', 'red', color)} ${c.cellId}: ${c.error}`);
   for (const c of progress.cells)
     for (const r of c.repaired ?? []) rows.push(`repaired ${c.cellId}: ${r.key}: ${r.reason}`);
   return rows.join('\n');

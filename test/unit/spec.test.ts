@@ -473,8 +473,8 @@ describe('answer budgets: the paper’s by default, a warning below it', () => {
       cells: [cell('a', 3), cell('b')],
       totals: { tokens: 0, costUsd: 0, examples: 18 },
     });
-    assert.match(grid, /done 1\/1 \(9 ex, 3 cut\)/);
-    assert.match(grid, /done 1\/1 \(9 ex\)/);
+    assert.match(grid, /done 1\/1 · 9 ex · 3 cut · \$0\.0000/);
+    assert.match(grid, /done 1\/1 · 9 ex · \$0\.0000/);
     assert.match(grid, /^3 teacher answers were cut at the length limit/m);
   });
 });
