@@ -40,7 +40,9 @@ set -e
 echo "[test] mocha"
 log=$(mktemp)
 set +e
-POLYGLOT_TEST_RUN=$run_id npx mocha --exit --require lib/test/support/hooks.js "lib/test/**/*.test.js" 2>&1 | tee "$log"
+# The spec reporter plus, at the end, the slowest tests, hooks and files (where the suite's minutes go).
+POLYGLOT_TEST_RUN=$run_id npx mocha --exit --require lib/test/support/hooks.js \
+  --reporter lib/test/support/slowest-reporter.js "lib/test/**/*.test.js" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 passed=$(grep -Eo '^ *[0-9]+ passing' "$log" | grep -Eo '[0-9]+' || echo 0)
