@@ -148,9 +148,11 @@ async function printSweepView(client: Client, sweepId: string, runId?: string): 
   console.log(`sweep ${sweepId}: ${status} (run ${run}, version ${version ?? 'unknown (its spec does not validate)'})`);
   let stored: { scores?: CohortScores; problem?: string; location?: string } | undefined;
   if (spec && (progress?.report || (status === 'COMPLETED' && spec.metrics)))
-    stored = await readStoredScores(stores().for(spec.storage.bucket), spec.storage, sweepId, version).catch((e: unknown) => ({
-      problem: `cannot read the stored report: ${cliMessage(e)}`,
-    }));
+    stored = await readStoredScores(stores().for(spec.storage.bucket), spec.storage, sweepId, version).catch(
+      (e: unknown) => ({
+        problem: `cannot read the stored report: ${cliMessage(e)}`,
+      }),
+    );
   if (progress) console.log(renderGrid(progress, { scores: stored?.scores, color }));
   if (stored?.scores) console.log(['', ...formatLeaderboard(stored.scores, { color })].join('\n'));
   if (stored?.problem) console.log(`leaderboard: ${stored.problem}`);
