@@ -34,6 +34,11 @@ export const ErrorType = {
    * reader cannot rebuild it. Retrying reads the same bytes: the message names the object and the way out.
    */
   CorruptArtifact: 'CorruptArtifact',
+  /**
+   * A sweep whose cells (or anchors) failed, each named in the message, after the others had finished: a
+   * resume redoes only the failed ones. Thrown by the sweep workflow itself, non-retryable there.
+   */
+  CellsFailed: 'CellsFailed',
 } as const;
 export type ErrorTypeName = (typeof ErrorType)[keyof typeof ErrorType];
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ErrorType } from '../common/errors';
 import { JobTemplateSchema, TEMPLATE_ITEMS } from '../common/job-template';
 import { LANGUAGES, suggestLanguage } from '../common/languages';
 import { DEFAULT_JUDGE_TEMPLATE, JUDGE_TEMPLATES, LEGACY_JUDGE, PAPER_JUDGE_MAX_TOKENS } from '../metrics/judge';
@@ -402,7 +403,7 @@ export type SweepSpecInput = z.input<typeof SweepSpecSchema>;
 
 /** Thrown when a spec is invalid; `problems` holds one `path: message` line per problem. */
 export class InvalidSpecError extends Error {
-  readonly type = 'InvalidSpec';
+  readonly type = ErrorType.InvalidSpec;
   constructor(readonly problems: string[]) {
     super(`invalid sweep spec:\n  ${problems.join('\n  ')}`);
     this.name = 'InvalidSpecError';

@@ -1,6 +1,6 @@
 import { ActivityCancellationType, ActivityFailure, ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { Activities, RunJobInput, RunJobResult } from '../activities';
-import { NON_RETRYABLE } from '../common/errors';
+import { ErrorType, NON_RETRYABLE } from '../common/errors';
 import { DEFAULT_DEADLINE_SECONDS } from '../common/job-template';
 
 export interface JobWorkflowInput extends RunJobInput {
@@ -40,7 +40,7 @@ export async function jobWorkflow(input: JobWorkflowInput): Promise<RunJobResult
       return await runJob({ runner: input.runner, spec: { ...input.spec, attempt }, pollMs: input.pollMs });
     } catch (e) {
       const cause = e instanceof ActivityFailure ? e.cause : undefined;
-      if (attempt < last && cause instanceof ApplicationFailure && cause.type === 'JobFailed') continue;
+      if (attempt < last && cause instanceof ApplicationFailure && cause.type === ErrorType.JobFailed) continue;
       throw e;
     }
   }
