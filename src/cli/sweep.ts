@@ -6,7 +6,6 @@ import { loadSeedPool } from '../seeds/pool';
 import {
   diffManifests,
   planSweep,
-  sweepWorkflowId,
   type CellPlan,
   type DatasetKeyManifest,
   type SweepPlan,
@@ -14,6 +13,7 @@ import {
 } from '../spec/plan';
 import { formatPath, PAPER_TEACHER_MAX_TOKENS, parseSweepSpec, type SweepSpec } from '../spec/sweep';
 import { canonicalJson, digestOf } from '../common/hash';
+import { sweepWorkflowId } from '../workflows/ids';
 import { ErrorType, PolyglotError } from '../common/errors';
 import { dataConverterFromEnv } from '../common/codec';
 import { checkDataset } from '../activities/dataset';

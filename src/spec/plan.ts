@@ -9,6 +9,7 @@ import {
   type Teacher,
 } from './sweep';
 import { templateHashOf, type TemplateFiles } from './templates';
+import { datasetWorkflowId, sweepWorkflowId } from '../workflows/ids';
 
 /**
  * Planning: expand a validated spec into cells and shards, and derive every id and cache key.
@@ -76,10 +77,6 @@ export function specVersion(spec: SweepSpec): string {
   return digestOf(spec).slice(0, 16);
 }
 
-export function sweepWorkflowId(sweepId: string): string {
-  return `sweep/${sweepId}`;
-}
-
 export function seedPoolDigest(seedPoolUri: string): string {
   const m = /seeds\/(sha256-[0-9a-f]{64})\/?$/.exec(seedPoolUri);
   if (!m) throw new Error(`not a seed pool URI: ${seedPoolUri}`);
@@ -129,7 +126,7 @@ export function planSweep(spec: SweepSpec): SweepPlan {
         shards: Math.ceil(count / spec.shardSize),
       }));
       cells.push({
-        cellId: `sweep/${sweepId}/t=${teacher.id}/l=${language}/dataset`,
+        cellId: datasetWorkflowId({ sweepId, teacherId: teacher.id, language }),
         teacherId: teacher.id,
         language,
         datasetKey: `${teacher.id}/${language}/${digestOf(keyManifest).slice(0, 16)}`,

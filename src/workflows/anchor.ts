@@ -1,6 +1,7 @@
 import type { SearchAttributePair } from '@temporalio/common';
 import type { StorageRef } from '../activities/types';
 import type { EvaluationSpec } from '../spec/sweep';
+import { anchorJobId } from './ids';
 import { evalKey, runEvaluation, type EvalOutcome } from './student';
 
 export interface AnchorWorkflowInput {
@@ -28,11 +29,11 @@ export interface AnchorWorkflowResult {
  */
 export async function anchorWorkflow(input: AnchorWorkflowInput): Promise<AnchorWorkflowResult> {
   const { evaluation: e, storage, language } = input;
-  const cell = `sweep/${input.sweepId}/anchors/f=${input.family}/l=${language}`;
+  const anchor = { sweepId: input.sweepId, family: input.family, language };
   const one = (which: 'base' | 'reference', model: string) =>
     runEvaluation(
       e,
-      { cellId: `${cell}/${which}`, sweepId: input.sweepId },
+      { cellId: anchorJobId(anchor, which), sweepId: input.sweepId },
       language,
       { config: model },
       `s3://${storage.bucket}/${storage.prefix}/anchors/${input.family}/${language}/${which}-${evalKey(e, language, model)}/`,

@@ -12,6 +12,7 @@ import {
   type TrainingSpec,
 } from '../spec/sweep';
 import type { Repair } from '../storage/repairs';
+import { evalJobId, trainJobId } from './ids';
 import { jobWorkflow } from './job';
 import { keptAlive } from './shared';
 
@@ -128,7 +129,8 @@ export async function runEvaluation(
 export async function studentWorkflow(input: StudentWorkflowInput): Promise<StudentWorkflowResult> {
   const { student, training: t, evaluation: e, storage } = input;
   const family = student.family ?? student.id;
-  const base = input.cellId.replace(/\/dataset$/, `/s=${student.id}`);
+  const cell = { sweepId: input.sweepId, teacherId: input.teacher, language: input.language };
+  const trainId = trainJobId(cell, student.id);
   const trainInputs: Record<string, string> = { dataset: input.manifestUri };
   let chosen: Record<string, unknown> = {};
   // The training rows are chosen here, by the same code as the metrics' subsample (src/metrics/subsample.ts), and
@@ -151,13 +153,13 @@ export async function studentWorkflow(input: StudentWorkflowInput): Promise<Stud
   const trainKey = short({ trainConfig, image: t.image, command: t.command, args: t.args, v: TRAIN_CODE_VERSION });
   const trainOut = `s3://${storage.bucket}/${storage.prefix}/students/${input.datasetKey}/${student.id}-${trainKey}/`;
   const train = await executeChild(jobWorkflow, {
-    workflowId: `${base}/train`,
+    workflowId: trainId,
     args: [
       {
         runner: t.runner,
         heartbeatSeconds: t.heartbeatSeconds,
         maxJobAttempts: t.maxJobAttempts,
-        spec: jobSpecFrom(t, { cellId: `${base}/train`, sweepId: input.sweepId }, trainConfig, trainInputs, trainOut),
+        spec: jobSpecFrom(t, { cellId: trainId, sweepId: input.sweepId }, trainConfig, trainInputs, trainOut),
       },
     ],
     typedSearchAttributes: input.searchAttributes,
@@ -170,7 +172,7 @@ export async function studentWorkflow(input: StudentWorkflowInput): Promise<Stud
   }
   const ev = await runEvaluation(
     e,
-    { cellId: `${base}/eval`, sweepId: input.sweepId },
+    { cellId: evalJobId(cell, student.id), sweepId: input.sweepId },
     input.language,
     { input: modelUri },
     `${trainOut}eval/${evalKey(e, input.language, modelUri)}/`,
