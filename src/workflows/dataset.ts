@@ -1,5 +1,4 @@
 import {
-  ActivityCancellationType,
   condition,
   getExternalWorkflowHandle,
   isCancellation,
@@ -9,7 +8,6 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities, GenerateShardResult } from '../activities';
-import { NON_RETRYABLE } from '../common/errors';
 import { llmTaskQueue } from '../common/env';
 import type { CellPlan } from '../spec/plan';
 import type { Provider, SweepSpec, Teacher } from '../spec/sweep';
@@ -23,7 +21,9 @@ import {
   pauseSignal,
   resumeSignal,
   type CellProgress,
+  heartbeating,
   keptAlive,
+  specRetry,
 } from './shared';
 
 export interface DatasetWorkflowInput {
@@ -108,19 +108,15 @@ export async function datasetWorkflow(input: DatasetWorkflowInput): Promise<Data
     await parent.signal(cellProgressSignal, { ...progress });
   };
 
-  const generateShard = proxyActivities<Activities>({
-    taskQueue: llmTaskQueue(input.provider.id),
-    startToCloseTimeout: `${spec.timeouts.shardMinutes} minutes`,
-    heartbeatTimeout: `${spec.timeouts.heartbeatSeconds} seconds`,
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    retry: {
-      initialInterval: `${spec.retry.initialIntervalSeconds} seconds`,
-      maximumInterval: `${spec.retry.maximumIntervalSeconds} seconds`,
-      backoffCoefficient: 2,
-      maximumAttempts: spec.retry.maximumAttempts,
-      nonRetryableErrorTypes: [...NON_RETRYABLE],
-    },
-  }).generateShard;
+  const generateShard = proxyActivities<Activities>(
+    heartbeating({
+      taskQueue: llmTaskQueue(input.provider.id),
+      startToCloseTimeout: `${spec.timeouts.shardMinutes} minutes`,
+      heartbeatTimeout: `${spec.timeouts.heartbeatSeconds} seconds`,
+      waitForCancel: true,
+      retry: { ...specRetry(spec.retry), backoffCoefficient: 2 },
+    }),
+  ).generateShard;
 
   setStage('prepare');
   const prepared = await prepareDataset({

@@ -1,7 +1,8 @@
-import { ActivityCancellationType, ActivityFailure, ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { Activities, RunJobInput, RunJobResult } from '../activities';
-import { ErrorType, NON_RETRYABLE } from '../common/errors';
+import { ErrorType } from '../common/errors';
 import { DEFAULT_DEADLINE_SECONDS } from '../common/job-template';
+import { heartbeating } from './shared';
 
 export interface JobWorkflowInput extends RunJobInput {
   /** Heartbeat timeout of the watcher, seconds: how soon a dead worker's watch moves to another. Default 60. */
@@ -20,19 +21,16 @@ export interface JobWorkflowInput extends RunJobInput {
  *   up to `maxJobAttempts`. Final failures (`JobFailedPermanently`) end the workflow at once.
  */
 export async function jobWorkflow(input: JobWorkflowInput): Promise<RunJobResult> {
-  const { runJob } = proxyActivities<Activities>({
-    // A cancel waits until the watcher has deleted the Job: when the workflow reports "cancelled", nothing
-    // of it is left running on the cluster, and the watcher learns of the cancel as CANCELLED, not NOT_FOUND.
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    startToCloseTimeout: `${(input.spec.activeDeadlineSeconds ?? DEFAULT_DEADLINE_SECONDS) + 3600} seconds`,
-    heartbeatTimeout: `${input.heartbeatSeconds ?? 60} seconds`,
-    retry: {
-      initialInterval: '1s',
-      maximumInterval: '30s',
-      maximumAttempts: input.maximumAttempts ?? 50,
-      nonRetryableErrorTypes: [...NON_RETRYABLE],
-    },
-  });
+  const { runJob } = proxyActivities<Activities>(
+    heartbeating({
+      // A cancel waits until the watcher has deleted the Job: when the workflow reports "cancelled", nothing
+      // of it is left running on the cluster, and the watcher learns of the cancel as CANCELLED, not NOT_FOUND.
+      waitForCancel: true,
+      startToCloseTimeout: `${(input.spec.activeDeadlineSeconds ?? DEFAULT_DEADLINE_SECONDS) + 3600} seconds`,
+      heartbeatTimeout: `${input.heartbeatSeconds ?? 60} seconds`,
+      retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: input.maximumAttempts ?? 50 },
+    }),
+  );
   const first = input.spec.attempt ?? 0;
   const last = first + Math.max(1, input.maxJobAttempts ?? 2) - 1;
   for (let attempt = first; ; attempt++) {

@@ -1,10 +1,9 @@
 import { proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Activities, MetricResult } from '../activities';
 import { llmTaskQueue } from '../common/env';
-import { NON_RETRYABLE } from '../common/errors';
 import type { MetricsSpec, Provider, SweepSpec } from '../spec/sweep';
 import type { Repair } from '../storage/repairs';
-import { StageKey, keptAlive } from './shared';
+import { StageKey, heartbeating, keptAlive, specRetry } from './shared';
 
 export interface MetricsWorkflowInput {
   cellId: string;
@@ -52,17 +51,14 @@ export async function metricsWorkflow(input: MetricsWorkflowInput): Promise<Metr
   };
 
   const onProvider = (providerId: string) =>
-    proxyActivities<Activities>({
-      taskQueue: llmTaskQueue(providerId),
-      startToCloseTimeout: '4 hours',
-      heartbeatTimeout: '2 minutes',
-      retry: {
-        initialInterval: `${input.retry.initialIntervalSeconds} seconds`,
-        maximumInterval: `${input.retry.maximumIntervalSeconds} seconds`,
-        maximumAttempts: input.retry.maximumAttempts,
-        nonRetryableErrorTypes: [...NON_RETRYABLE],
-      },
-    });
+    proxyActivities<Activities>(
+      heartbeating({
+        taskQueue: llmTaskQueue(providerId),
+        startToCloseTimeout: '4 hours',
+        heartbeatTimeout: '2 minutes',
+        retry: specRetry(input.retry),
+      }),
+    );
   const provider = (id: string) => input.providers.find((p) => p.id === id)!;
 
   // Each model-backed metric runs on its endpoint's provider queue, under that provider's limits.

@@ -1,6 +1,7 @@
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { defineQuery, defineSignal, type ActivityOptions } from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType, type Duration, type RetryPolicy } from '@temporalio/common';
+import { ActivityCancellationType, defineQuery, defineSignal, type ActivityOptions } from '@temporalio/workflow';
 import { NON_RETRYABLE } from '../common/errors';
+import type { SweepSpec } from '../spec/sweep';
 import { MAX_REPAIRS_SHOWN, type Repair } from '../storage/repairs';
 
 /** Search attributes the project registers (see `polyglot dev up` and the test setup). */
@@ -69,15 +70,46 @@ export const sweepProgressQuery = defineQuery<SweepProgress>('progress');
 export const cellProgressQuery = defineQuery<CellProgress>('cellProgress');
 
 /**
+ * The one shape of options for an activity that heartbeats while it runs (long calls, GPU job watchers, the
+ * worker's keep-alive): a dead worker shows within the heartbeat timeout, retries are bounded, and the
+ * taxonomy's final failures (NON_RETRYABLE) are never retried. `waitForCancel`: a cancel waits until the
+ * activity has stopped what it started (a provider call, a Job), so "cancelled" means nothing is left running.
+ */
+export function heartbeating(o: {
+  startToCloseTimeout: Duration;
+  heartbeatTimeout: Duration;
+  retry: Omit<RetryPolicy, 'nonRetryableErrorTypes'>;
+  taskQueue?: string;
+  waitForCancel?: boolean;
+}): ActivityOptions {
+  return {
+    ...(o.taskQueue !== undefined ? { taskQueue: o.taskQueue } : {}),
+    ...(o.waitForCancel ? { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED } : {}),
+    startToCloseTimeout: o.startToCloseTimeout,
+    heartbeatTimeout: o.heartbeatTimeout,
+    retry: { ...o.retry, nonRetryableErrorTypes: [...NON_RETRYABLE] },
+  };
+}
+
+/** A spec's retry settings (`retry:` of the sweep spec) as an activity's retry policy. */
+export function specRetry(r: SweepSpec['retry']): Omit<RetryPolicy, 'nonRetryableErrorTypes'> {
+  return {
+    initialInterval: `${r.initialIntervalSeconds} seconds`,
+    maximumInterval: `${r.maximumIntervalSeconds} seconds`,
+    maximumAttempts: r.maximumAttempts,
+  };
+}
+
+/**
  * Options of the short activities the worker heartbeats for while they run (KEEP_ALIVE in activities/index.ts):
  * a dead worker shows within the 30 s heartbeat timeout. Retries are bounded, so a fault that outlasts them
  * (about 5 minutes at the default interval) ends the workflow with the last error and a resume picks it up;
  * retry options are not replay-checked, so they may change without a patch.
  */
 export function keptAlive(startToCloseTimeout: string, maximumInterval = '30s'): ActivityOptions {
-  return {
+  return heartbeating({
     startToCloseTimeout,
     heartbeatTimeout: '30 seconds',
-    retry: { initialInterval: '1s', maximumInterval, maximumAttempts: 12, nonRetryableErrorTypes: [...NON_RETRYABLE] },
-  };
+    retry: { initialInterval: '1s', maximumInterval, maximumAttempts: 12 },
+  });
 }
