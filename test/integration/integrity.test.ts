@@ -11,6 +11,7 @@ import { keys } from '../../src/storage/layout';
 import { digestBytes, getSealed, type Digest } from '../../src/storage/integrity';
 import { StoreRegistry, makeS3Client, parseS3Uri, type S3Store } from '../../src/storage/s3';
 import { sweepWorkflow } from '../../src/workflows';
+import { trainJobId } from '../../src/workflows/ids';
 import type { SweepProgress } from '../../src/workflows/shared';
 import type { SweepResult } from '../../src/workflows/sweep';
 import {
@@ -378,7 +379,10 @@ describe('integrity: damaged artifacts are discarded and rebuilt, costing only w
       const progress = await getStack().env.client.workflow.getHandle(plan.workflowId).query<SweepProgress>('progress');
       assert.match(renderGrid(progress), new RegExp(`repaired ${plan.cells[0]!.cellId}: ${resultKey}: stored result`));
       // The discard is in the job workflow's history: the watcher's result names the damaged result.
-      const trainWf = plan.cells[0]!.cellId.replace(/\/dataset$/, '/s=stu/train');
+      const trainWf = trainJobId(
+        { sweepId: plan.sweepId, teacherId: plan.cells[0]!.teacherId, language: plan.cells[0]!.language },
+        'stu',
+      );
       const history = await getStack().env.client.workflow.getHandle(trainWf).fetchHistory();
       const results = (history.events ?? []).flatMap((e) =>
         (e.activityTaskCompletedEventAttributes?.result?.payloads ?? []).map((p) =>

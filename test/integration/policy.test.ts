@@ -15,6 +15,7 @@ import { FakeLlmServer } from '../support/fake-server';
 import { planSweep } from '../../src/spec/plan';
 import { parseSweepSpec, type Provider, type SweepSpecInput } from '../../src/spec/sweep';
 import { makeS3Client } from '../../src/storage/s3';
+import { metricsWorkflowId } from '../../src/workflows/ids';
 import { FAKE_JOB_COMMAND, fakeMetrics, importDemoSeeds, smallSpec, storeFor, uniqueName } from '../support/fixtures';
 import { killHard, processEnv, runCommand, spawnWorker, temporalCliStart, until } from '../support/processes';
 import { spawnTracked, stopProcess } from '../support/registry';
@@ -604,7 +605,7 @@ describe('trust policy: child workflows started directly', function () {
     assert.ok(llm.stats().served > 0);
     const f = await rootFailure('metricsWorkflow', [
       {
-        cellId: c.cell.cellId.replace(/\/dataset$/, '/metrics'),
+        cellId: metricsWorkflowId({ sweepId: c.spec.sweepId!, teacherId: c.cell.teacherId, language: c.cell.language }),
         teacherId: c.cell.teacherId,
         language: c.cell.language,
         datasetKey: c.cell.datasetKey,
