@@ -18,6 +18,7 @@ export const WORKFLOW_IMPORTS = {
     'src/common/errors',
     'src/common/hash',
     'src/common/job-template',
+    'src/common/workflow-ids', // every workflow id; imports nothing
     'src/jobs/spec',
     'src/scoring/runs',
     'src/spec/plan',

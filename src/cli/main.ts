@@ -9,7 +9,7 @@ import { formatLeaderboard, wantsColor } from '../report/terminal';
 import type { CohortScores } from '../scoring/types';
 import { importSeedPool, readSeedFile } from '../seeds/pool';
 import { deriveSweepId, specVersion } from '../spec/plan';
-import { sweepWorkflowId } from '../workflows/ids';
+import { sweepWorkflowId } from '../common/workflow-ids';
 import { InvalidSpecError, parseSweepSpec } from '../spec/sweep';
 import { StoreRegistry, makeS3Client } from '../storage/s3';
 import { pauseSignal, resumeSignal } from '../workflows/shared';

@@ -13,7 +13,7 @@ import {
 } from '../spec/plan';
 import { formatPath, PAPER_TEACHER_MAX_TOKENS, parseSweepSpec, type SweepSpec } from '../spec/sweep';
 import { canonicalJson, digestOf } from '../common/hash';
-import { sweepWorkflowId } from '../workflows/ids';
+import { sweepWorkflowId } from '../common/workflow-ids';
 import { ErrorType, PolyglotError } from '../common/errors';
 import { dataConverterFromEnv } from '../common/codec';
 import { checkDataset } from '../activities/dataset';

@@ -9,7 +9,7 @@ import {
   type Teacher,
 } from './sweep';
 import { templateHashOf, type TemplateFiles } from './templates';
-import { datasetWorkflowId, sweepWorkflowId } from '../workflows/ids';
+import { datasetWorkflowId, sweepWorkflowId } from '../common/workflow-ids';
 
 /**
  * Planning: expand a validated spec into cells and shards, and derive every id and cache key.

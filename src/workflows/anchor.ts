@@ -1,7 +1,7 @@
 import type { SearchAttributePair } from '@temporalio/common';
 import type { StorageRef } from '../activities/types';
 import type { EvaluationSpec } from '../spec/sweep';
-import { anchorJobId } from './ids';
+import { anchorJobId } from '../common/workflow-ids';
 import { evalKey, runEvaluation, type EvalOutcome } from './student';
 
 export interface AnchorWorkflowInput {

@@ -12,7 +12,7 @@ import {
   type TrainingSpec,
 } from '../spec/sweep';
 import type { Repair } from '../storage/repairs';
-import { evalJobId, trainJobId } from './ids';
+import { evalJobId, trainJobId } from '../common/workflow-ids';
 import { jobWorkflow } from './job';
 import { keptAlive } from './shared';
 

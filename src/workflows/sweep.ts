@@ -19,7 +19,7 @@ import { planSweep, specVersion, type CellPlan, type SweepPlan } from '../spec/p
 import { InvalidSpecError, parseSweepSpec, withJudgeAsBegun, type SweepSpec } from '../spec/sweep';
 import { datasetWorkflow, type DatasetWorkflowResult } from './dataset';
 import { anchorWorkflow, type AnchorWorkflowResult } from './anchor';
-import { anchorWorkflowId, metricsWorkflowId, studentWorkflowId, type CellRef } from './ids';
+import { anchorWorkflowId, metricsWorkflowId, studentWorkflowId, type CellRef } from '../common/workflow-ids';
 import { metricsWorkflow } from './metrics';
 import { studentWorkflow } from './student';
 import {

@@ -11,7 +11,7 @@ import { keys } from '../../src/storage/layout';
 import { digestBytes, getSealed, type Digest } from '../../src/storage/integrity';
 import { StoreRegistry, makeS3Client, parseS3Uri, type S3Store } from '../../src/storage/s3';
 import { sweepWorkflow } from '../../src/workflows';
-import { trainJobId } from '../../src/workflows/ids';
+import { trainJobId } from '../../src/common/workflow-ids';
 import type { SweepProgress } from '../../src/workflows/shared';
 import type { SweepResult } from '../../src/workflows/sweep';
 import {

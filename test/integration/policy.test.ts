@@ -15,7 +15,7 @@ import { FakeLlmServer } from '../support/fake-server';
 import { planSweep } from '../../src/spec/plan';
 import { parseSweepSpec, type Provider, type SweepSpecInput } from '../../src/spec/sweep';
 import { makeS3Client } from '../../src/storage/s3';
-import { metricsWorkflowId } from '../../src/workflows/ids';
+import { metricsWorkflowId } from '../../src/common/workflow-ids';
 import { FAKE_JOB_COMMAND, fakeMetrics, importDemoSeeds, smallSpec, storeFor, uniqueName } from '../support/fixtures';
 import { killHard, processEnv, runCommand, spawnWorker, temporalCliStart, until } from '../support/processes';
 import { spawnTracked, stopProcess } from '../support/registry';

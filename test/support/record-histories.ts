@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { LocalJobRunner } from '../../src/jobs/local';
-import { FakeLlmServer } from '../../src/llm/fake-server';
+import { FakeLlmServer } from './fake-server';
 import { planSweep } from '../../src/spec/plan';
 import { parseSweepSpec } from '../../src/spec/sweep';
 import { sweepWorkflow } from '../../src/workflows';

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorType } from '../../src/common/errors';
-import * as ids from '../../src/workflows/ids';
+import * as ids from '../../src/common/workflow-ids';
 
 const ROOT = path.resolve(__dirname, '../../..');
-const IDS_MODULE = 'src/workflows/ids.ts';
+const IDS_MODULE = 'src/common/workflow-ids.ts';
 const ERRORS_MODULE = 'src/common/errors.ts';
 
 const cell = { sweepId: '<sweepId>', teacherId: '<teacher>', language: '<language>' };
@@ -33,8 +33,8 @@ function scanSource(file: string, text: string): string[] {
       [/workflowId:\s*[`'"]/, 'a workflow id written as a literal'],
       [/workflowId:[^,\n]*\.replace\(/, 'a workflow id derived by replace'],
       [/\b\w*(?:Id|ID)\b[\w.!?]*\.replace\(/, 'an id derived from another by replace'],
-      [/sweep\/\$\{/, 'a `sweep/${…}` id built outside ids.ts'],
-      [/\/(?:t|l|s|f)=\$\{/, 'an id segment (t=, l=, s=, f=) built outside ids.ts'],
+      [/sweep\/\$\{/, 'a `sweep/${…}` id built outside workflow-ids.ts'],
+      [/\/(?:t|l|s|f)=\$\{/, 'an id segment (t=, l=, s=, f=) built outside workflow-ids.ts'],
     );
   }
   if (file !== ERRORS_MODULE) {
@@ -82,7 +82,7 @@ describe('workflow ids: one module builds them all', () => {
     for (const name of Object.keys(FORMS)) assert.ok(doc.includes(`\`${name}\``), `docs name the builder ${name}`);
   });
 
-  it('the scanner finds an id built outside ids.ts and a failure type written as a literal', () => {
+  it('the scanner finds an id built outside workflow-ids.ts and a failure type written as a literal', () => {
     const bad = [
       "workflowId: cell.cellId.replace(/\\/dataset$/, '/metrics'),",
       '  const base = input.cellId.replace(/\\/dataset$/, `/s=${student.id}`);',
@@ -104,7 +104,7 @@ describe('workflow ids: one module builds them all', () => {
     for (const line of good) assert.deepEqual(scanSource('src/workflows/x.ts', line), [], line);
   });
 
-  it('no source file outside ids.ts builds a workflow id, none outside errors.ts names a failure type', () => {
+  it('no source file outside workflow-ids.ts builds a workflow id, none outside errors.ts names a failure type', () => {
     const files = sourceFiles('src');
     assert.ok(files.includes(IDS_MODULE) && files.includes('src/workflows/sweep.ts'), 'scanned src/');
     const problems = files.flatMap((f) => scanSource(f, fs.readFileSync(path.join(ROOT, f), 'utf8')));
