@@ -110,7 +110,7 @@ export async function checkDataset(
     return { state: 'damaged', problems: [{ key: manifestKey, reason: read.reason }], rewrites: [] };
   const problems: (Repair & { marker?: string })[] = [];
   const rewrites: MarkerRewrite[] = [];
-  const listed = depth === 'sizes' ? await store.listSizes(`${ds}/shards/`) : undefined;
+  const listed = depth === 'sizes' ? await store.listSizes(keys.shardsPrefix(ds)) : undefined;
   for (const [strategy, s] of Object.entries(read.value.perStrategy)) {
     const intact: ShardMarker[] = [];
     const lost: { key: string; shard: number; rows: number; reason: string }[] = [];
@@ -296,9 +296,13 @@ export function createDatasetActivities(deps: DatasetDeps) {
     }
     await store.ensureBucket();
     await store.putJson(keys.datasetKeyManifest(ds), input.keyManifest);
-    const digest = input.datasetKey.split('/').pop()!;
     await store.putJson(
-      keys.cellIndexEntry(input.storage.prefix, input.keyManifest.teacher.id, input.language, digest),
+      keys.cellIndexEntry(
+        input.storage.prefix,
+        input.keyManifest.teacher.id,
+        input.language,
+        keys.datasetDigest(input.keyManifest),
+      ),
       { datasetKey: input.datasetKey, keyManifest: input.keyManifest },
     );
     const pool = await pools.load(store, parseS3Uri(input.seedPool).key);

@@ -19,6 +19,7 @@ import {
   type JobSpecInput,
 } from '../jobs/spec';
 import { digestBytes, digestMismatch, getSealed, putSealed, type Digest, type Repair } from '../storage/integrity';
+import { keys } from '../storage/layout';
 import { parseS3Uri, type S3Store, type StoreRegistry } from '../storage/s3';
 
 export interface RunJobInput {
@@ -41,10 +42,10 @@ export interface RunJobResult {
 }
 
 /**
- * Beside result.json: `{result: {size, sha256}, status: 'succeeded'}`, sealed, written by the watcher
- * for a succeeded result only (a failed one is never reused, and a retry overwrites it).
+ * The record beside result.json (`keys.jobResultRecord`): `{result: {size, sha256}, status: 'succeeded'}`,
+ * sealed, written by the watcher for a succeeded result only (a failed one is never reused, and a retry
+ * overwrites it).
  */
-export const RESULT_RECORD = 'result.integrity.json';
 interface ResultRecord {
   result: Digest;
   status: 'succeeded';
@@ -137,8 +138,8 @@ export function createJobActivities(deps: JobDeps) {
 
     // Outputs are keyed by their inputs: a succeeded result already there is this job done before
     // (a resumed sweep, an anchor another sweep evaluated). Nothing is launched again — if it is intact.
-    const resultKey = `${outKey}/result.json`;
-    const recordKey = `${outKey}/${RESULT_RECORD}`;
+    const resultKey = keys.jobResult(outKey);
+    const recordKey = keys.jobResultRecord(outKey);
     const stored = await readResult(store, resultKey, recordKey);
     const repaired: Repair[] = [];
     if (stored.state === 'damaged') {
@@ -163,7 +164,7 @@ export function createJobActivities(deps: JobDeps) {
         cached: true,
         resultUri: store.uri(resultKey),
         result: previous.data,
-        logsUri: store.uri(`${outKey}/logs/`),
+        logsUri: store.uri(keys.jobLogs(outKey)),
       };
     }
 
@@ -186,8 +187,8 @@ export function createJobActivities(deps: JobDeps) {
     }
 
     const logs = await runner.logs(handle).catch(() => ({}) as Record<string, string>);
-    for (const [name, text] of Object.entries(logs)) await store.putText(`${outKey}/logs/${name}`, text, 'text/plain');
-    const logsUri = store.uri(`${outKey}/logs/`);
+    for (const [name, text] of Object.entries(logs)) await store.putText(keys.jobLog(outKey, name), text, 'text/plain');
+    const logsUri = store.uri(keys.jobLogs(outKey));
     if (status.phase === 'failed') {
       const what = `job ${handle.name} failed: ${status.reason ?? 'unknown'}${status.exitCode !== undefined ? ` (exit ${status.exitCode})` : ''}${status.message ? `: ${status.message}` : ''}; logs at ${logsUri}`;
       throw new PolyglotError(status.retryable ? ErrorType.JobFailed : ErrorType.JobFailedPermanently, what);

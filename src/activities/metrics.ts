@@ -150,8 +150,6 @@ async function readSubsample(store: S3Store, uri: string): Promise<Subsample | u
   );
 }
 
-const metricsPrefix = (storage: StorageRef, datasetKey: string) => keys.metrics(storage.prefix, datasetKey);
-
 async function datasetRows(
   store: S3Store,
   storage: StorageRef,
@@ -217,7 +215,7 @@ export function createMetricsActivities(deps: MetricsDeps) {
   ): Promise<MetricResult> {
     const store = deps.stores.for(input.storage.bucket);
     const digest = digestOf({ metric, config, subsample: input.subsampleUri }).slice(0, 16);
-    const key = `${metricsPrefix(input.storage, input.datasetKey)}/${metric}-${digest}.json`;
+    const key = keys.metricResult(input.storage.prefix, input.datasetKey, metric, digest);
     const read = await getSealed<{ values: Record<string, number> }>(store, key, (v) => isValues(v));
     // A cached result's own digest too: the intrinsic record lists every result's size and digest.
     if (read.state === 'ok')
@@ -225,7 +223,7 @@ export function createMetricsActivities(deps: MetricsDeps) {
     const repaired: Repair[] = [];
     // A damaged result is recomputed alone; its part-files, if any, still hold (checked line by line).
     if (read.state === 'damaged') repaired.push({ key, reason: `metric result ${read.reason}; recomputed` });
-    const parts = `${metricsPrefix(input.storage, input.datasetKey)}/${metric}-${digest}/parts/`;
+    const parts = keys.metricParts(input.storage.prefix, input.datasetKey, metric, digest);
     const { values, detail, repaired: partRepairs } = await compute(parts);
     repaired.push(...(partRepairs ?? []));
     const file = await putSealed(store, key, {
@@ -524,7 +522,11 @@ export function createMetricsActivities(deps: MetricsDeps) {
       values.generation_truncated = manifest.value.truncated;
       values.generation_truncated_dropped = manifest.value.truncatedDropped ?? NaN;
     }
-    const key = `${metricsPrefix(input.storage, input.datasetKey)}/intrinsic-${digestOf(input.metrics.map((m) => m.uri)).slice(0, 16)}.json`;
+    const key = keys.intrinsic(
+      input.storage.prefix,
+      input.datasetKey,
+      input.metrics.map((m) => m.uri),
+    );
     const read = await getSealed(store, key, (v) => typeof (v as { intrinsic?: unknown }).intrinsic === 'object');
     const repaired: Repair[] =
       read.state === 'damaged' ? [{ key, reason: `intrinsic record ${read.reason}; rewritten` }] : [];

@@ -1,7 +1,7 @@
 import { buildSweepReport, type SweepReportInput } from '../report/sweep-report';
 import type { RenderedReport } from '../report/render';
 import { getSealed, getVerified, putSealed, putVerified, type Digest } from '../storage/integrity';
-import { keys } from '../storage/layout';
+import { keys, REPORT_FILES } from '../storage/layout';
 import type { S3Store, StoreRegistry } from '../storage/s3';
 import type { StorageRef } from './types';
 
@@ -20,14 +20,6 @@ export interface ScoreSweepResult {
   warnings: number;
 }
 
-export const REPORT_FILES = {
-  markdown: 'leaderboard.md',
-  html: 'report.html',
-  json: 'scores.json',
-  /** Size and digest of each file above. */
-  integrity: 'integrity.json',
-} as const;
-
 export function reportPrefix(storage: StorageRef, sweepId: string, version?: string): string {
   return keys.sweepReport(storage.prefix, sweepId, version);
 }
@@ -39,12 +31,12 @@ export function reportPrefix(storage: StorageRef, sweepId: string, version?: str
 export async function storeReport(store: S3Store, prefix: string, report: RenderedReport): Promise<void> {
   const files: Record<string, Digest> = {};
   const put = async (name: string, text: string, type: string) =>
-    (files[name] = await putVerified(store, `${prefix}/${name}`, text, type));
+    (files[name] = await putVerified(store, keys.reportFile(prefix, name), text, type));
   for (const [name, text] of Object.entries(report.csv)) await put(name, text, 'text/csv');
   await put(REPORT_FILES.json, report.json, 'application/json');
   await put(REPORT_FILES.markdown, report.markdown, 'text/markdown');
   await put(REPORT_FILES.html, report.html, 'text/html');
-  await putSealed(store, `${prefix}/${REPORT_FILES.integrity}`, { files });
+  await putSealed(store, keys.reportFile(prefix, REPORT_FILES.integrity), { files });
 }
 
 /**
@@ -52,7 +44,7 @@ export async function storeReport(store: S3Store, prefix: string, report: Render
  * for `polyglot report --verify` and for anyone handed the S3 folder). Returns one line per problem.
  */
 export async function verifyStoredReport(store: S3Store, prefix: string): Promise<string[]> {
-  const key = `${prefix}/${REPORT_FILES.integrity}`;
+  const key = keys.reportFile(prefix, REPORT_FILES.integrity);
   const record = await getSealed<{ files: Record<string, Digest> }>(
     store,
     key,
@@ -63,10 +55,10 @@ export async function verifyStoredReport(store: S3Store, prefix: string): Promis
   if (!record.verified) return [`${store.uri(key)} is unsealed: nothing to verify against`];
   const problems: string[] = [];
   for (const [name, digest] of Object.entries(record.value.files)) {
-    const got = await getVerified(store, `${prefix}/${name}`, digest);
+    const got = await getVerified(store, keys.reportFile(prefix, name), digest);
     if (got.state !== 'ok')
       problems.push(
-        `${store.uri(`${prefix}/${name}`)} is ${got.state === 'missing' ? 'missing' : `damaged (${got.reason})`}`,
+        `${store.uri(keys.reportFile(prefix, name))} is ${got.state === 'missing' ? 'missing' : `damaged (${got.reason})`}`,
       );
   }
   return problems;
@@ -86,8 +78,8 @@ export function createReportActivities(deps: { stores: StoreRegistry; env: NodeJ
     await storeReport(store, prefix, report);
     return {
       reportPrefix: store.uri(prefix),
-      htmlUri: store.uri(`${prefix}/${REPORT_FILES.html}`),
-      markdownUri: store.uri(`${prefix}/${REPORT_FILES.markdown}`),
+      htmlUri: store.uri(keys.reportFile(prefix, REPORT_FILES.html)),
+      markdownUri: store.uri(keys.reportFile(prefix, REPORT_FILES.markdown)),
       leaderboard: scores.teachers
         .slice(0, 50)
         .map((t) => ({ rank: t.rank, teacher: t.teacher, family: t.family, score: t.pg_score })),

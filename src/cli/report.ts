@@ -1,13 +1,13 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { REPORT_FILES, reportPrefix, storeReport, verifyStoredReport } from '../activities/report';
+import { reportPrefix, storeReport, verifyStoredReport } from '../activities/report';
 import { readLatestVersion, readRecordedSpec } from '../activities/sweep';
 import { buildSweepReport, type SweepReportInput } from '../report/sweep-report';
 import { writeReportFiles } from '../report/write';
 import { scoringRuns, type AnchorRunScore, type StudentRunScore } from '../scoring/runs';
 import type { CohortScores } from '../scoring/types';
 import type { SweepSpec } from '../spec/sweep';
-import { keys } from '../storage/layout';
+import { keys, REPORT_FILES } from '../storage/layout';
 import { getSealed, getVerified, mustBeIntact, type Digest } from '../storage/integrity';
 import type { S3Store } from '../storage/s3';
 import { ROOT } from './devstack';
@@ -31,7 +31,7 @@ export async function writeSweepReport(
       { spec: SweepSpec } | undefined;
     if (!recorded)
       throw new Error(
-        `sweep ${sweepId} has no version ${version} in ${store.uri(keys.sweep(spec.storage.prefix, sweepId))}/runs/; \`polyglot sweep status ${sweepId}\` shows the latest`,
+        `sweep ${sweepId} has no version ${version} in ${store.uri(keys.sweepRuns(spec.storage.prefix, sweepId))}; \`polyglot sweep status ${sweepId}\` shows the latest`,
       );
     spec = recorded.spec;
   }
@@ -102,14 +102,17 @@ export async function readStoredScores(
 ): Promise<{ scores?: CohortScores; problem?: string; location: string }> {
   const prefix = reportPrefix(storage, sweepId, version);
   const localS3 = path.join(ROOT, '.data/s3', storage.bucket);
-  const location = existsSync(localS3) ? `${path.join(localS3, prefix)}/` : `${store.uri(prefix)}/`;
-  const record = await getSealed<{ files: Record<string, Digest> }>(store, `${prefix}/${REPORT_FILES.integrity}`);
+  const location = existsSync(localS3) ? `${path.join(localS3, prefix)}/` : keys.folderUri(store.bucket, prefix);
+  const record = await getSealed<{ files: Record<string, Digest> }>(
+    store,
+    keys.reportFile(prefix, REPORT_FILES.integrity),
+  );
   if (record.state === 'missing') return { problem: 'no report stored yet', location };
   if (record.state === 'damaged')
     return { problem: `the report's integrity.json is damaged (${record.reason})`, location };
   const digest = record.value.files[REPORT_FILES.json];
   if (!digest) return { problem: `the report's integrity.json lists no ${REPORT_FILES.json}`, location };
-  const got = await getVerified(store, `${prefix}/${REPORT_FILES.json}`, digest);
+  const got = await getVerified(store, keys.reportFile(prefix, REPORT_FILES.json), digest);
   if (got.state !== 'ok')
     return {
       problem: `the report's ${REPORT_FILES.json} is ${got.state === 'damaged' ? `damaged (${got.reason})` : 'missing'}; \`polyglot report ${sweepId} --verify\` checks every file`,

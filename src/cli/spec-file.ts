@@ -4,7 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { ErrorType, PolyglotError } from '../common/errors';
 import { canonicalSeedJsonl, decodeUtf8, importSeedPool, poolDigest, readSeedFile } from '../seeds/pool';
 import { SPEC_LIMITS, formatPath, parseSweepSpec, type SweepSpec } from '../spec/sweep';
-import { assetKey, digestLocalAsset, importAsset } from '../storage/assets';
+import { digestLocalAsset, importAsset } from '../storage/assets';
 import { sha256OfBytes } from '../storage/integrity';
 import { keys } from '../storage/layout';
 import { parseS3Uri, type StoreRegistry } from '../storage/s3';
@@ -130,7 +130,10 @@ export async function loadSpec(
       ).uri;
     } else {
       // Same digest as an import would give, so `plan` shows the keys `start` will use.
-      doc.seedPool = `s3://${String(storage.bucket)}/${String(storage.prefix ?? 'polyglot')}/seeds/${poolDigest(canonicalSeedJsonl(rows))}`;
+      doc.seedPool = keys.uri(
+        String(storage.bucket),
+        keys.seedPool(String(storage.prefix ?? 'polyglot'), poolDigest(canonicalSeedJsonl(rows))),
+      );
     }
   }
   await importLocalAssets(file, doc, stores, opts.importSeeds);
@@ -182,7 +185,7 @@ async function storeTemplateFiles(
     const key = keys.template(prefix, sha256OfBytes(bytes));
     const store = stores.for(String(storage.bucket));
     if (upload && !(await store.exists(key))) await store.putText(key, bytes, 'text/plain; charset=utf-8');
-    parts[part] = `s3://${String(storage.bucket)}/${key}`;
+    parts[part] = keys.uri(String(storage.bucket), key);
   }
 }
 
@@ -213,7 +216,11 @@ async function importLocalAssets(
     if (!uri) {
       try {
         if (upload) uri = await importAsset(stores.for(String(storage.bucket)), prefix, kind, local);
-        else uri = `s3://${String(storage.bucket)}/${assetKey(prefix, kind, (await digestLocalAsset(local)).digest)}/`;
+        else
+          uri = keys.folderUri(
+            String(storage.bucket),
+            keys.asset(prefix, kind, (await digestLocalAsset(local)).digest),
+          );
       } catch (e) {
         throw new PolyglotError(
           ErrorType.InvalidInput,
@@ -244,7 +251,9 @@ function withAssetPlaceholders(doc: Record<string, unknown>): Record<string, unk
   const copy = JSON.parse(JSON.stringify(doc)) as Record<string, unknown>;
   const ph = (v: unknown) => {
     const random = typeof v === 'string' && v.startsWith('random:') ? 'random:' : '';
-    return isLocalPath(typeof v === 'string' ? v.slice(random.length) : v) ? `${random}s3://placeholder/asset/` : v;
+    return isLocalPath(typeof v === 'string' ? v.slice(random.length) : v)
+      ? `${random}${keys.folderUri('placeholder', 'asset')}`
+      : v;
   };
   for (const s of Array.isArray(copy.students) ? (copy.students as Record<string, unknown>[]) : []) {
     if (!s || typeof s !== 'object') continue;
@@ -258,5 +267,8 @@ function withAssetPlaceholders(doc: Record<string, unknown>): Record<string, unk
 }
 
 function placeholderPool(storage: { bucket?: unknown; prefix?: unknown }): string {
-  return `s3://${String(storage.bucket)}/${String(storage.prefix ?? 'polyglot')}/seeds/sha256-${'0'.repeat(64)}`;
+  return keys.uri(
+    String(storage.bucket),
+    keys.seedPool(String(storage.prefix ?? 'polyglot'), `sha256-${'0'.repeat(64)}`),
+  );
 }

@@ -104,7 +104,7 @@ export async function explainPlan(
             'resume discards the damaged artifacts and rebuilds them from part-files (calls only for lost items)',
           ]
         : [];
-    const listed = new Set(await store.list(`${ds}/shards/`));
+    const listed = new Set(await store.list(keys.shardsPrefix(ds)));
     // Requests of the shards without a done marker: the selected seeds, shard by shard.
     let requests = 0;
     let markers = 0;
@@ -125,8 +125,9 @@ export async function explainPlan(
       });
       continue;
     }
+    const own = keys.cellIndexEntry(prefix, cell.teacherId, cell.language, keys.datasetDigest(cell.keyManifest));
     const others = (await store.list(keys.cellIndexPrefix(prefix, cell.teacherId, cell.language))).filter(
-      (k) => !k.endsWith(`${cell.datasetKey.split('/').pop()}.json`),
+      (k) => k !== own,
     );
     const why = [...damage, 'miss: no dataset with this key'];
     for (const k of others.slice(-1)) {

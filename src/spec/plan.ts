@@ -1,4 +1,5 @@
 import { digestOf } from '../common/hash';
+import { keys } from '../storage/layout';
 import { PAPER_JUDGE_MAX_TOKENS } from '../metrics/judge';
 import {
   PAPER_TEACHER_MAX_TOKENS,
@@ -129,7 +130,7 @@ export function planSweep(spec: SweepSpec): SweepPlan {
         cellId: datasetWorkflowId({ sweepId, teacherId: teacher.id, language }),
         teacherId: teacher.id,
         language,
-        datasetKey: `${teacher.id}/${language}/${digestOf(keyManifest).slice(0, 16)}`,
+        datasetKey: keys.datasetKey(teacher.id, language, keys.datasetDigest(keyManifest)),
         keyManifest,
         strategies,
       });

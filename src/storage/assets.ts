@@ -1,15 +1,14 @@
-import { createHash } from 'node:crypto';
-import { readFile, readdir, stat } from 'node:fs/promises';
-import path from 'node:path';
-import type { S3Store } from './s3';
-
 /**
  * Content-addressed folders in S3 (models, benchmark data) imported from a local path named in a spec
  * file. The key is the SHA-256 of every file's relative path and bytes, so importing again is free, a
  * changed file gives a new key (and with it new cache keys downstream), and jobs read `_COMPLETE` to
- * know the folder is whole: it is written last.
+ * know the folder is whole: it is written last. storage/layout.ts (`keys.asset`) names the folder.
  */
-export const COMPLETE_MARKER = '_COMPLETE';
+import { createHash } from 'node:crypto';
+import { readFile, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { keys } from './layout';
+import type { S3Store } from './s3';
 
 async function listFiles(root: string): Promise<string[]> {
   const s = await stat(root);
@@ -48,10 +47,6 @@ export async function digestLocalAsset(local: string): Promise<LocalAsset> {
   return { digest: `sha256-${h.digest('hex')}`, files };
 }
 
-export function assetKey(prefix: string, kind: 'models' | 'benchmarks', digest: string): string {
-  return `${prefix}/${kind}/${digest}`;
-}
-
 /** Upload a local file or folder once; returns its `s3://…/` folder URI. */
 export async function importAsset(
   store: S3Store,
@@ -60,10 +55,10 @@ export async function importAsset(
   local: string,
 ): Promise<string> {
   const asset = await digestLocalAsset(local);
-  const key = assetKey(prefix, kind, asset.digest);
-  if (!(await store.exists(`${key}/${COMPLETE_MARKER}`))) {
-    for (const f of asset.files) await store.putText(`${key}/${f.rel}`, await readFile(f.abs));
-    await store.putText(`${key}/${COMPLETE_MARKER}`, '');
+  const key = keys.asset(prefix, kind, asset.digest);
+  if (!(await store.exists(keys.assetComplete(key)))) {
+    for (const f of asset.files) await store.putText(keys.assetFile(key, f.rel), await readFile(f.abs));
+    await store.putText(keys.assetComplete(key), '');
   }
-  return `${store.uri(key)}/`;
+  return keys.folderUri(store.bucket, key);
 }

@@ -11,6 +11,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { ErrorType, PolyglotError } from '../common/errors';
 import { parseJsonAt } from './integrity';
+import { keys } from './layout';
 
 /**
  * The S3 adapter. Every artifact goes through here. Writes are whole-object PUTs, so a reader never
@@ -28,10 +29,6 @@ export function makeS3Client(endpoint: string | undefined, region: string): S3Cl
     responseChecksumValidation: 'WHEN_REQUIRED',
     maxAttempts: 3,
   });
-}
-
-export function s3Uri(bucket: string, key: string): string {
-  return `s3://${bucket}/${key}`;
 }
 
 export function parseS3Uri(uri: string): { bucket: string; key: string } {
@@ -61,7 +58,7 @@ export class S3Store {
   ) {}
 
   uri(key: string): string {
-    return s3Uri(this.bucket, key);
+    return keys.uri(this.bucket, key);
   }
 
   async ensureBucket(): Promise<void> {

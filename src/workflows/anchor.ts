@@ -2,6 +2,7 @@ import type { SearchAttributePair } from '@temporalio/common';
 import type { StorageRef } from '../activities/types';
 import type { EvaluationSpec } from '../spec/sweep';
 import { anchorJobId } from '../common/workflow-ids';
+import { keys } from '../storage/layout';
 import { evalKey, runEvaluation, type EvalOutcome } from './student';
 
 export interface AnchorWorkflowInput {
@@ -36,7 +37,10 @@ export async function anchorWorkflow(input: AnchorWorkflowInput): Promise<Anchor
       { cellId: anchorJobId(anchor, which), sweepId: input.sweepId },
       language,
       { config: model },
-      `s3://${storage.bucket}/${storage.prefix}/anchors/${input.family}/${language}/${which}-${evalKey(e, language, model)}/`,
+      keys.folderUri(
+        storage.bucket,
+        keys.anchorEval(storage.prefix, input.family, language, which, evalKey(e, language, model)),
+      ),
       input.searchAttributes,
     );
   const [base, reference] = await Promise.all([one('base', input.base), one('reference', input.reference)]);
