@@ -3,7 +3,6 @@ import { executeChild, patched, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { StorageRef } from '../activities/types';
 import { jobSpecFrom } from '../jobs/spec';
-import { sha256Hex } from '../common/hash';
 import {
   PAPER_SUBSAMPLE_SEED,
   PAPER_TRAIN_SIZE,
@@ -11,6 +10,7 @@ import {
   type StudentSpec,
   type TrainingSpec,
 } from '../spec/sweep';
+import { keys } from '../storage/layout';
 import type { Repair } from '../storage/repairs';
 import { evalJobId, trainJobId } from '../common/workflow-ids';
 import { jobWorkflow } from './job';
@@ -18,9 +18,15 @@ import { keptAlive } from './shared';
 
 const { subsampleDataset } = proxyActivities<Activities>(keptAlive('30 minutes', '60s'));
 
-/** Versions of the job contracts: bumping one recomputes every output keyed by it. */
-export const TRAIN_CODE_VERSION = 'train-1';
-export const EVAL_CODE_VERSION = 'eval-1';
+/**
+ * Versions of the job contracts: bumping one recomputes every output keyed by it.
+ * train-2, eval-2: the job keys became `keys.jobDigest` (canonical JSON, like every other key) instead of a hash
+ * of JSON.stringify, whose value followed the order of the spec's `training.hyper` fields. The new versions give
+ * new keys, so a resumed sweep never takes a result stored under the old keys for one of the new: it trains and
+ * evaluates again (anchors included), once.
+ */
+export const TRAIN_CODE_VERSION = 'train-2';
+export const EVAL_CODE_VERSION = 'eval-2';
 
 /** Small, history-friendly outcome of one evaluation job. */
 export interface EvalOutcome {
@@ -64,8 +70,6 @@ export interface StudentWorkflowResult {
   repaired?: Repair[];
 }
 
-const short = (value: unknown) => sha256Hex(JSON.stringify(value)).slice(0, 16);
-
 /** The evaluator's config for one language: also the identity of its result (with model and data). */
 export function evalConfig(e: EvaluationSpec, language: string): Record<string, unknown> {
   return {
@@ -82,7 +86,14 @@ export function evalConfig(e: EvaluationSpec, language: string): Record<string, 
 
 export function evalKey(e: EvaluationSpec, language: string, model: string): string {
   const { batchSize: _ignored, ...identity } = evalConfig(e, language);
-  return short({ ...identity, model, data: e.dataUri, image: e.image, command: e.command, v: EVAL_CODE_VERSION });
+  return keys.jobDigest({
+    ...identity,
+    model,
+    data: e.dataUri,
+    image: e.image,
+    command: e.command,
+    v: EVAL_CODE_VERSION,
+  });
 }
 
 /** Run one evaluation job and keep only what scoring needs from its result. */
@@ -150,8 +161,15 @@ export async function studentWorkflow(input: StudentWorkflowInput): Promise<Stud
     student: student.model,
     ...(student.chatTemplate ? { chatTemplate: student.chatTemplate } : {}),
   };
-  const trainKey = short({ trainConfig, image: t.image, command: t.command, args: t.args, v: TRAIN_CODE_VERSION });
-  const trainOut = `s3://${storage.bucket}/${storage.prefix}/students/${input.datasetKey}/${student.id}-${trainKey}/`;
+  const trainKey = keys.jobDigest({
+    trainConfig,
+    image: t.image,
+    command: t.command,
+    args: t.args,
+    v: TRAIN_CODE_VERSION,
+  });
+  const studentKey = keys.student(storage.prefix, input.datasetKey, student.id, trainKey);
+  const trainOut = keys.folderUri(storage.bucket, studentKey);
   const train = await executeChild(jobWorkflow, {
     workflowId: trainId,
     args: [
@@ -175,7 +193,7 @@ export async function studentWorkflow(input: StudentWorkflowInput): Promise<Stud
     { cellId: evalJobId(cell, student.id), sweepId: input.sweepId },
     input.language,
     { input: modelUri },
-    `${trainOut}eval/${evalKey(e, input.language, modelUri)}/`,
+    keys.folderUri(storage.bucket, keys.studentEval(studentKey, evalKey(e, input.language, modelUri))),
     input.searchAttributes,
   );
   return {
