@@ -1,5 +1,5 @@
 import { digestOf } from '../common/hash';
-import { keys } from '../storage/layout';
+import { keys, seedPoolDigestOf } from '../storage/layout';
 import { PAPER_JUDGE_MAX_TOKENS } from '../metrics/judge';
 import {
   PAPER_TEACHER_MAX_TOKENS,
@@ -79,9 +79,9 @@ export function specVersion(spec: SweepSpec): string {
 }
 
 export function seedPoolDigest(seedPoolUri: string): string {
-  const m = /seeds\/(sha256-[0-9a-f]{64})\/?$/.exec(seedPoolUri);
-  if (!m) throw new Error(`not a seed pool URI: ${seedPoolUri}`);
-  return m[1]!;
+  const digest = seedPoolDigestOf(seedPoolUri);
+  if (!digest) throw new Error(`not a seed pool URI: ${seedPoolUri}`);
+  return digest;
 }
 
 export function datasetKeyManifest(spec: SweepSpec, teacher: Teacher, language: string): DatasetKeyManifest {

@@ -3,6 +3,7 @@ import { ErrorType } from '../common/errors';
 import { JobTemplateSchema, TEMPLATE_ITEMS } from '../common/job-template';
 import { LANGUAGES, suggestLanguage } from '../common/languages';
 import { DEFAULT_JUDGE_TEMPLATE, JUDGE_TEMPLATES, LEGACY_JUDGE, PAPER_JUDGE_MAX_TOKENS } from '../metrics/judge';
+import { SEED_POOL_URI } from '../storage/layout';
 import { STORED_TEMPLATE, TEMPLATE_PARTS, type TemplateFiles, type TemplateVersion } from './templates';
 
 /**
@@ -297,8 +298,6 @@ export const EvaluationSchema = z.strictObject({
 });
 export type EvaluationSpec = z.infer<typeof EvaluationSchema>;
 
-const SEED_POOL = /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/(?:[A-Za-z0-9._-]+\/)*seeds\/sha256-[0-9a-f]{64}\/?$/;
-
 export const SweepSpecSchema = z.strictObject({
   /** Human name for the sweep (free text, shown in reports). */
   name: z.string().max(200).optional(),
@@ -331,7 +330,7 @@ export const SweepSpecSchema = z.strictObject({
       error: 'needs at least one of generate, translate, respond with count > 0',
     }),
   /** S3 URI of an imported seed pool: `s3://<bucket>/<prefix>/seeds/sha256-<hex>` (see `polyglot seeds import`). */
-  seedPool: z.string().regex(SEED_POOL, {
+  seedPool: z.string().regex(SEED_POOL_URI, {
     error: 'must be the S3 URI printed by `polyglot seeds import` (s3://<bucket>/<prefix>/seeds/sha256-<64 hex>)',
   }),
   /** Prompt template version: `v1` (main grid) or `v2` (with the ten task categories). */

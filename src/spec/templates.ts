@@ -1,4 +1,5 @@
 import { sha256Hex } from '../common/hash';
+import { STORED_TEMPLATE_URI, storedTemplateDigestOf } from '../storage/layout';
 
 /**
  * Generation prompt templates, versioned. The wording is Polyglot's own, carrying the instructions
@@ -163,12 +164,8 @@ export function renderTemplate(text: string, values: Record<string, string>): st
   return text.replace(PLACEHOLDER, (whole, name: string) => values[name] ?? whole);
 }
 
-/** A stored template file: content-addressed, so its URI carries the SHA-256 of its bytes. */
-export const STORED_TEMPLATE = /^s3:\/\/[^/]+\/(?:.+\/)?templates\/sha256-([0-9a-f]{64})\.txt$/;
-
-export function storedTemplateDigest(uri: string): string | undefined {
-  return STORED_TEMPLATE.exec(uri)?.[1];
-}
+/** A stored template file: content-addressed, so its URI carries the SHA-256 of its bytes (read in layout.ts). */
+export { STORED_TEMPLATE_URI as STORED_TEMPLATE, storedTemplateDigestOf as storedTemplateDigest };
 
 /**
  * The template hash of a sweep: the built-in version's hash, or, with files of its own, a hash of that and each
@@ -176,7 +173,7 @@ export function storedTemplateDigest(uri: string): string | undefined {
  */
 export function templateHashOf(version: TemplateVersion, files: TemplateFiles | undefined): string {
   const digests = Object.fromEntries(
-    TEMPLATE_PARTS.filter((p) => files?.[p]).map((p) => [p, storedTemplateDigest(files![p]!) ?? files![p]!]),
+    TEMPLATE_PARTS.filter((p) => files?.[p]).map((p) => [p, storedTemplateDigestOf(files![p]!) ?? files![p]!]),
   );
   if (!Object.keys(digests).length) return TEMPLATE_HASHES[version];
   return sha256Hex(JSON.stringify({ base: TEMPLATE_HASHES[version], files: digests })).slice(0, 16);

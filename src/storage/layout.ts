@@ -29,6 +29,25 @@ export const REPORT_FILES = {
   integrity: 'integrity.json',
 } as const;
 
+/**
+ * A spec names its seed pool and its own prompt files by URI (printed by `polyglot seeds import`, written into the
+ * spec by the CLI), so their digests can only be read from those URIs: these patterns are that one reading, kept
+ * beside the keys they match (`seedPool`, `template`). Nothing else in src/ takes a key or URI apart.
+ */
+export const SEED_POOL_URI =
+  /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/(?:[A-Za-z0-9._-]+\/)*seeds\/(sha256-[0-9a-f]{64})\/?$/;
+export const STORED_TEMPLATE_URI = /^s3:\/\/[^/]+\/(?:.+\/)?templates\/sha256-([0-9a-f]{64})\.txt$/;
+
+/** The seed pool's digest (`sha256-<hex>`) from the URI a spec names it by; undefined for any other URI. */
+export function seedPoolDigestOf(uri: string): string | undefined {
+  return SEED_POOL_URI.exec(uri)?.[1];
+}
+
+/** The SHA-256 of a stored prompt file from its URI; undefined for any other URI. */
+export function storedTemplateDigestOf(uri: string): string | undefined {
+  return STORED_TEMPLATE_URI.exec(uri)?.[1];
+}
+
 export const keys = {
   /** `s3://<bucket>/<key>`: the only place a key becomes a URI. */
   uri: (bucket: string, key: string) => `s3://${bucket}/${key}`,
