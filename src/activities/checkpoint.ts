@@ -1,4 +1,5 @@
 import { digestOf } from '../common/hash';
+import { keys } from '../storage/layout';
 import type { Repair } from '../storage/integrity';
 import type { S3Store } from '../storage/s3';
 
@@ -57,15 +58,22 @@ function readLine<O>(line: string): PartLine<O> | string {
   return v;
 }
 
-const partName = (n: number) => `part-${String(n).padStart(5, '0')}.jsonl`;
-
 export async function runCheckpointed<I, O>(opts: CheckpointOptions<I, O>): Promise<Checkpointed<O>> {
   const { store, partsPrefix } = opts;
   const outcomes = new Map<string, O>();
   const repaired: Repair[] = [];
+  const listed = (await store.list(partsPrefix)).filter((k) => k.endsWith('.jsonl'));
+  // A new part-file takes the first name nobody holds, so nothing stored is overwritten; the listing is never
+  // parsed for numbers (names are built in layout.ts, from parts, and only compared).
+  const taken = new Set(listed);
   let nextPart = 0;
-  for (const key of (await store.list(partsPrefix)).filter((k) => k.endsWith('.jsonl'))) {
-    nextPart = Math.max(nextPart, Number(/part-(\d+)\.jsonl$/.exec(key)?.[1] ?? -1) + 1);
+  const newPart = () => {
+    while (taken.has(keys.partFile(partsPrefix, nextPart))) nextPart++;
+    const key = keys.partFile(partsPrefix, nextPart++);
+    taken.add(key);
+    return key;
+  };
+  for (const key of listed) {
     const good: string[] = [];
     const bad: string[] = [];
     const lines = ((await store.getText(key)) ?? '').split('\n');
@@ -101,7 +109,7 @@ export async function runCheckpointed<I, O>(opts: CheckpointOptions<I, O>): Prom
     const finished = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     if (finished.length) {
       await store.putText(
-        `${partsPrefix}${partName(nextPart++)}`,
+        newPart(),
         finished.map((f) => JSON.stringify({ ...f, check: lineCheck(f.id, f.outcome) })).join('\n') + '\n',
         'application/x-ndjson',
       );

@@ -80,6 +80,8 @@ export const keys = {
   shardsPrefix: (ds: string) => `${ds}/shards/`,
   shardData: (ds: string, strategy: string, shard: number) => `${ds}/shards/${strategy}-${pad(shard)}.jsonl`,
   shardMarker: (ds: string, strategy: string, shard: number) => `${ds}/shards/${strategy}-${pad(shard)}.done.json`,
+  /** One checkpoint part-file in a parts folder (`shardPartsPrefix`, `metricParts`: both end in `/`). */
+  partFile: (partsPrefix: string, n: number) => `${partsPrefix}part-${pad(n)}.jsonl`,
   shardPartsPrefix: (ds: string, strategy: string, shard: number) => `${ds}/parts/${strategy}-${pad(shard)}/`,
   /** Index of every dataset ever made for a teacher × language, so `plan` can say why a key changed. */
   cellIndexPrefix: (prefix: string, teacherId: string, language: string) => `${prefix}/index/${teacherId}/${language}/`,
