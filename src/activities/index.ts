@@ -6,7 +6,7 @@ import { createMetricsActivities } from './metrics';
 import { createReportActivities } from './report';
 import { createPolicyActivities } from './policy';
 import { createSweepActivities } from './sweep';
-import { PolicyViolationError, checkBucketUri, readTrustPolicy } from '../common/policy';
+import { PolicyViolationError, checkBucket, readTrustPolicy } from '../common/policy';
 
 export type ActivityDeps = DatasetDeps & { runners?: JobDeps['runners'] };
 
@@ -48,7 +48,7 @@ export function createActivities(given: ActivityDeps) {
   // Every activity's bucket is checked where its store is taken: a child workflow started directly (the
   // Web UI can) skips the sweep's up-front check.
   const stores = given.stores.guarded((bucket) => {
-    const problems = checkBucketUri(policy, `s3://${bucket}`, 'storage.bucket');
+    const problems = checkBucket(policy, bucket, 'storage.bucket');
     if (problems.length) throw new PolicyViolationError(problems);
   });
   const deps: ActivityDeps = { ...given, stores, policy };

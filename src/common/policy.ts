@@ -507,7 +507,12 @@ export function checkBucketUri(policy: TrustPolicy, uri: string | undefined, fie
   const m = /^(?:random:)?s3:\/\/([^/]+)/.exec(uri);
   const bucket = m ? m[1]! : /^s3:/.test(uri) ? uri : undefined;
   if (bucket === undefined) return [];
-  return allows(policy.buckets, bucket)
+  return checkBucket(policy, bucket, field);
+}
+
+/** A bucket by name (the sweep's own `storage.bucket`): no URI is built just to be taken apart again. */
+export function checkBucket(policy: TrustPolicy, bucket: string, field: string): string[] {
+  return !policy.buckets || allows(policy.buckets, bucket)
     ? []
     : [
         `${field}: bucket "${bucket}" is not one this worker may use (allowed: ${policy.buckets.join(', ')}); the worker operator allows buckets with POLYGLOT_ALLOWED_BUCKETS`,
@@ -736,7 +741,7 @@ export async function checkSweepSpecPolicy(
     if (opts.lookup && !own.some((x) => x.startsWith(`${field}.baseUrl`)))
       problems.push(...(await checkResolved(policy, p.baseUrl, `${field}.baseUrl`, opts.lookup)));
   }
-  problems.push(...checkBucketUri(policy, `s3://${spec.storage.bucket}`, 'storage.bucket'));
+  problems.push(...checkBucket(policy, spec.storage.bucket, 'storage.bucket'));
   problems.push(...checkBucketUri(policy, spec.seedPool, 'seedPool'));
   problems.push(...checkBucketUri(policy, spec.scoring?.resultsUri, 'scoring.resultsUri'));
   for (const [part, uri] of Object.entries(spec.templates ?? {}))
