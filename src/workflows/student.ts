@@ -96,6 +96,14 @@ export function evalKey(e: EvaluationSpec, language: string, model: string): str
   });
 }
 
+/** The identity of a training job: its config (hyper-parameters, student, rows) and the job's code. */
+export function trainKey(
+  t: Pick<TrainingSpec, 'image' | 'command' | 'args'>,
+  trainConfig: Record<string, unknown>,
+): string {
+  return keys.jobDigest({ trainConfig, image: t.image, command: t.command, args: t.args, v: TRAIN_CODE_VERSION });
+}
+
 /** Run one evaluation job and keep only what scoring needs from its result. */
 export async function runEvaluation(
   e: EvaluationSpec,
@@ -161,14 +169,7 @@ export async function studentWorkflow(input: StudentWorkflowInput): Promise<Stud
     student: student.model,
     ...(student.chatTemplate ? { chatTemplate: student.chatTemplate } : {}),
   };
-  const trainKey = keys.jobDigest({
-    trainConfig,
-    image: t.image,
-    command: t.command,
-    args: t.args,
-    v: TRAIN_CODE_VERSION,
-  });
-  const studentKey = keys.student(storage.prefix, input.datasetKey, student.id, trainKey);
+  const studentKey = keys.student(storage.prefix, input.datasetKey, student.id, trainKey(t, trainConfig));
   const trainOut = keys.folderUri(storage.bucket, studentKey);
   const train = await executeChild(jobWorkflow, {
     workflowId: trainId,
