@@ -32,7 +32,8 @@ export const REPORT_FILES = {
 /**
  * A spec names its seed pool and its own prompt files by URI (printed by `polyglot seeds import`, written into the
  * spec by the CLI), so their digests can only be read from those URIs: these patterns are that one reading, kept
- * beside the keys they match (`seedPool`, `template`). Nothing else in src/ takes a key or URI apart.
+ * beside the keys they match (`seedPool`, `template`). Nothing else in src/ reads an id or digest out of a key or
+ * URI (`parseS3Uri` only splits a URI into the bucket and object key that address it).
  */
 export const SEED_POOL_URI =
   /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/(?:[A-Za-z0-9._-]+\/)*seeds\/(sha256-[0-9a-f]{64})\/?$/;
