@@ -20,6 +20,7 @@ export const WORKFLOW_IMPORTS = {
     'src/common/job-template',
     'src/common/workflow-ids', // every workflow id; imports nothing
     'src/jobs/spec',
+    'src/metrics/registry', // metric definitions: names, zod schemas, queues, outputs
     'src/scoring/runs',
     'src/spec/plan',
     'src/spec/sweep',

@@ -7,13 +7,15 @@ import { createReportActivities } from './report';
 import { createPolicyActivities } from './policy';
 import { createSweepActivities } from './sweep';
 import { PolicyViolationError, checkBucket, readTrustPolicy } from '../common/policy';
+import { metricActivities } from '../metrics/registry';
 
 export type ActivityDeps = DatasetDeps & { runners?: JobDeps['runners'] };
 
 /**
  * Activities that report no progress of their own. While one runs, the worker heartbeats for it every
  * few seconds, so the workflow can use a short heartbeat timeout: when the worker dies, the activity is
- * retried elsewhere in seconds instead of after its whole start-to-close timeout.
+ * retried elsewhere in seconds instead of after its whole start-to-close timeout. The registry's `main`-queue
+ * metrics are among them (the metrics workflow gives them the kept-alive options).
  */
 const KEEP_ALIVE = new Set([
   'prepareDataset',
@@ -24,7 +26,7 @@ const KEEP_ALIVE = new Set([
   'writeSweepSummaryPage',
   'scoreSweep',
   'subsampleDataset',
-  'measureLanguage',
+  ...metricActivities('main'),
   'combineIntrinsic',
 ]);
 /** How often a kept-alive activity heartbeats; workflows give such activities a 30 s heartbeat timeout. */

@@ -1,28 +1,10 @@
 import { Context } from '@temporalio/activity';
-import { ErrorType, isPolyglotError, PolyglotError } from '../common/errors';
+import { ErrorType, PolyglotError } from '../common/errors';
 import type { SyntheticRow } from '../generation/requests';
 import type { LimiterRegistry } from '../llm/limiter';
-import { DistinctAccumulator } from '../metrics/diversity';
-import { prometheusTexts } from '../common/protocols';
-import {
-  judgeOutcome,
-  judgeRequest,
-  judgeSettings,
-  LEGACY_JUDGE,
-  readVerdict,
-  type JudgeOutcome,
-  type JudgeTemplate,
-} from '../metrics/judge';
-import { conformance, duplicateRate } from '../metrics/language';
-import {
-  inBatches,
-  meanIgnoringNaN,
-  paperBatchPerplexity,
-  scoreItem,
-  type PadSide,
-  type ScoredItem,
-  type ScoringEndpoint,
-} from '../metrics/perplexity';
+import type { MetricOptions, PerplexityOptions } from '../metrics/definition';
+import { COMPUTE, type ComputeFn, type MetricContext } from './measure';
+import { METRICS, type MetricActivity, type MetricDefinition } from '../metrics/registry';
 import { balancedSubsample, SUBSAMPLE_METHOD } from '../metrics/subsample';
 import { digestOf } from '../common/hash';
 import type { Provider } from '../spec/sweep';
@@ -45,7 +27,8 @@ import type { DatasetManifest, StorageRef } from './types';
 /**
  * Intrinsic metrics of one dataset (docs/method.md, "Intrinsic metrics"), each its own cached S3 artifact keyed by the
  * dataset key and the metric's config: a finished metric is never recomputed, and per-item metrics
- * checkpoint part-files so a retry continues where it stopped.
+ * checkpoint part-files so a retry continues where it stopped. One activity per metric of the registry
+ * (src/metrics/registry.ts), computed by its entry in src/activities/measure.
  */
 
 export interface SubsampleInput {
@@ -55,7 +38,8 @@ export interface SubsampleInput {
   seed: number;
 }
 
-export interface MetricInput {
+/** A metric activity's input: the common fields, then its metric's options (src/metrics/definition.ts). */
+export interface MetricInput extends MetricOptions {
   storage: StorageRef;
   datasetKey: string;
   language: string;
@@ -63,22 +47,10 @@ export interface MetricInput {
   /** Model and provider of the metric's endpoint (absent for local metrics). */
   model?: string;
   provider?: Provider;
-  maxTokens?: number;
-  /**
-   * Judge template version (docs/method.md, "Rubric judge"). Absent only in runs begun before versions
-   * were selectable: those keep the template they began with.
-   */
-  judgeTemplate?: JudgeTemplate;
-  /** Perplexity's options (absent from inputs of earlier versions: per-item). */
-  perplexity?: PerplexityOptions;
   checkpointEvery: number;
 }
 
-export interface PerplexityOptions {
-  mode: 'per-item' | 'paper';
-  batchSize: number;
-  padSide: PadSide;
-}
+export type { PerplexityOptions };
 
 export interface MetricResult {
   metric: string;
@@ -124,18 +96,6 @@ export interface MetricsDeps {
   env: NodeJS.ProcessEnv;
   fetchImpl?: typeof fetch;
   policy?: TrustPolicy;
-}
-
-/** One judged item as its part-file stores it. */
-interface JudgedItem {
-  score: number | null;
-  /** Absent in part-files written before outcomes were recorded. */
-  outcome?: JudgeOutcome;
-  finishReason?: string;
-  /** The answer's first 2,000 characters. */
-  feedback: string;
-  /** Its last 200 characters, where it is longer. */
-  tail?: string;
 }
 
 const isValues = (v: unknown) => typeof (v as { values?: unknown }).values === 'object';
@@ -263,6 +223,31 @@ export function createMetricsActivities(deps: MetricsDeps) {
     return { rows, outcomes, repaired };
   }
 
+  /** What metric `def`'s compute function may use; its fresh values may hold only `def`'s declared outputs. */
+  function contextFor(def: MetricDefinition, input: MetricInput): MetricContext<MetricDefinition> {
+    const declared = new Set(def.outputs.map((o) => o.name));
+    return {
+      input,
+      env: deps.env,
+      cached: (config, compute) =>
+        cached(input, def.name, config, async (parts) => {
+          const fresh = await compute(parts);
+          const undeclared = Object.keys(fresh.values).filter((k) => !declared.has(k));
+          if (undeclared.length)
+            throw new PolyglotError(
+              ErrorType.InvalidInput,
+              `metric ${def.name} computed ${undeclared.join(', ')}, not among its outputs (src/metrics/defs)`,
+            );
+          return fresh as { values: Record<string, number>; detail?: unknown; repaired?: Repair[] };
+        }),
+      endpoint: () => endpoint(input),
+      subsampleRows: () => subsampleRows(input),
+      perSubsampleItem: (parts, process) => perSubsampleItem(input, parts, process),
+      heartbeat: (details) => Context.current().heartbeat(details),
+      signal: () => Context.current().cancellationSignal,
+    };
+  }
+
   /**
    * The balanced subsample's ids, stored once per dataset, size and seed; metrics and student training read the
    * same record. `file` is the stored bytes' size and SHA-256: a job that reads the file verifies it.
@@ -300,207 +285,6 @@ export function createMetricsActivities(deps: MetricsDeps) {
     };
     const file = await putSealed(store, key, sub);
     return { uri: store.uri(key), n: sub.ids.length, file, repaired };
-  }
-
-  async function measureDiversity(input: MetricInput): Promise<MetricResult> {
-    return cached(input, 'diversity', { model: input.model, provider: input.provider?.id }, async () => {
-      const { client, limiter, model } = endpoint(input);
-      const rows = await subsampleRows(input);
-      const prompts = new DistinctAccumulator();
-      const responses = new DistinctAccumulator();
-      const embed = (texts: string[]) =>
-        limiter.run(
-          () => client.embed(model, texts, Context.current().cancellationSignal),
-          () => 0,
-        );
-      const batch = 32;
-      for (let i = 0; i < rows.length; i += batch) {
-        const part = rows.slice(i, i + batch);
-        const [p, r] = await Promise.all([embed(part.map((x) => x.prompt)), embed(part.map((x) => x.response))]);
-        prompts.add(p);
-        responses.add(r);
-        Context.current().heartbeat({ done: i + part.length, total: rows.length });
-      }
-      return {
-        values: { prompts_distinct_ri: prompts.value(), responses_distinct_ri: responses.value(), n: rows.length },
-      };
-    });
-  }
-
-  async function measureJudge(input: MetricInput): Promise<MetricResult> {
-    const maxTokens = input.maxTokens ?? LEGACY_JUDGE.maxTokens;
-    const template = input.judgeTemplate ?? LEGACY_JUDGE.template;
-    // Read before anything else: a worker without the rendered texts fails at once, naming the fix.
-    const texts = template === 'rubric-v2' ? undefined : prometheusTexts(deps.env);
-    return cached(
-      input,
-      'judge',
-      // rubric-v2's settings are what they were before versions, so its stored results stay found.
-      { model: input.model, provider: input.provider?.id, ...judgeSettings(template, texts), maxTokens },
-      async (parts) => {
-        const { client, limiter, model } = endpoint(input);
-        const { rows, outcomes, repaired } = await perSubsampleItem(input, parts, async (r): Promise<JudgedItem> => {
-          const req = judgeRequest(
-            template,
-            { model, language: input.language, prompt: r.prompt, response: r.response, maxTokens },
-            texts,
-          );
-          const res = await limiter.run(
-            () => client.chat(req, Context.current().cancellationSignal),
-            (x) => x.promptTokens + x.completionTokens,
-          );
-          const score = readVerdict(template, res.content);
-          return {
-            score: score ?? null,
-            outcome: judgeOutcome(score, res.finishReason),
-            finishReason: res.finishReason,
-            feedback: res.content.slice(0, 2000),
-            // The verdict ends the answer: a long answer keeps its end too, so the score can be checked.
-            ...(res.content.length > 2000 ? { tail: res.content.slice(-200) } : {}),
-          };
-        });
-        const items = rows.map((r) => outcomes.get(r.id)!);
-        const scores = items.map((o) => o.score);
-        const parsed = scores.filter((s): s is number => s !== null);
-        // Part-files written before outcomes were recorded hold a score only: unread counts as unparsed.
-        const count = (k: JudgeOutcome) =>
-          items.filter((o) => (o.outcome ?? (o.score === null ? 'unparsed' : 'scored')) === k).length;
-        return {
-          values: {
-            // Faithful: unreadable judgements score 1, whether cut by the length limit or not.
-            average_rubric_score: scores.reduce<number>((a, s) => a + (s ?? 1), 0) / Math.max(1, scores.length),
-            rubric_mean_parsed_only: parsed.length ? parsed.reduce((a, b) => a + b, 0) / parsed.length : NaN,
-            rubric_parse_failures: scores.length - parsed.length,
-            rubric_truncated: count('truncated'),
-            rubric_unparsed: count('unparsed'),
-          },
-          detail: rows.map((r) => ({ id: r.id, ...outcomes.get(r.id)! })),
-          repaired,
-        };
-      },
-    );
-  }
-
-  async function measurePerplexity(input: MetricInput): Promise<MetricResult> {
-    const opts: PerplexityOptions = input.perplexity ?? { mode: 'per-item', batchSize: 8, padSide: 'left' };
-    const paper = opts.mode === 'paper';
-    // The boundary now comes from the echo's own length (a leading BOS is detected, not assumed absent), so the
-    // config says so: results of the earlier prompt-count boundary keep their own keys.
-    const config = {
-      model: input.model,
-      provider: input.provider?.id,
-      mode: opts.mode,
-      boundary: 'echo-minus-tokenize',
-      ...(paper ? { batchSize: opts.batchSize, padSide: opts.padSide } : {}),
-    };
-    return cached(input, 'perplexity', config, async (parts) => {
-      const { client, limiter, model } = endpoint(input);
-      const signal = () => Context.current().cancellationSignal;
-      const server: ScoringEndpoint = {
-        countTokens: (text) =>
-          limiter.run(
-            () => client.countTokens(model, text, signal()),
-            () => 0,
-          ),
-        promptLogprobs: async (text) =>
-          (
-            await limiter.run(
-              () => client.promptLogprobs(model, text, signal()),
-              () => 0,
-            )
-          ).logprobs,
-      };
-      const { rows, outcomes, repaired } = await perSubsampleItem(
-        input,
-        parts,
-        async (r): Promise<{ ppl: number | null; boundary?: number; logprobs?: (number | null)[] }> => {
-          let item: ScoredItem;
-          try {
-            item = await scoreItem(server, r.prompt, r.response);
-          } catch (e) {
-            if (isPolyglotError(e)) throw e;
-            throw new PolyglotError(ErrorType.LlmBadResponse, `perplexity of item ${r.id}: ${(e as Error).message}`);
-          }
-          const { ppl, boundary, logprobs } = item;
-          // Paper mode needs every echoed logprob later (left padding can expose prompt tokens to the loss).
-          return { ppl: Number.isFinite(ppl) ? ppl : null, ...(paper ? { boundary, logprobs } : {}) };
-        },
-      );
-      const perItem = rows.map((r) => outcomes.get(r.id)!.ppl ?? NaN);
-      const values: Record<string, number> = {
-        average_perplexity: meanIgnoringNaN(perItem),
-        average_perplexity_per_item: meanIgnoringNaN(perItem),
-        perplexity_items: perItem.filter(Number.isFinite).length,
-        perplexity_paper_mode: paper ? 1 : 0,
-      };
-      let paperValues: number[] | undefined;
-      if (paper) {
-        paperValues = [];
-        let unscored = 0;
-        for (const batch of inBatches(rows, opts.batchSize)) {
-          const items = batch.map((r) => {
-            const o = outcomes.get(r.id)!;
-            if (!o.logprobs || o.boundary === undefined)
-              throw new PolyglotError(ErrorType.CorruptArtifact, `perplexity part-file for ${r.id} lacks its logprobs`);
-            return { logprobs: o.logprobs, boundary: o.boundary };
-          });
-          const b = paperBatchPerplexity(items, opts.padSide);
-          unscored += b.unscored;
-          paperValues.push(...batch.map(() => b.perplexity));
-        }
-        values.average_perplexity_paper = meanIgnoringNaN(paperValues);
-        values.perplexity_paper_unscored_labels = unscored;
-        values.average_perplexity = values.average_perplexity_paper;
-      }
-      return {
-        values,
-        detail: rows.map((r, i) => ({ id: r.id, ppl: perItem[i], ...(paperValues ? { paper: paperValues[i] } : {}) })),
-        repaired,
-      };
-    });
-  }
-
-  async function measureLengths(input: MetricInput): Promise<MetricResult> {
-    return cached(input, 'lengths', { model: input.model, provider: input.provider?.id }, async (parts) => {
-      const { client, limiter, model } = endpoint(input);
-      const signal = () => Context.current().cancellationSignal;
-      const count = (text: string) =>
-        limiter.run(
-          () => client.countTokens(model, text, signal()),
-          () => 0,
-        );
-      const { rows, outcomes, repaired } = await perSubsampleItem(input, parts, async (r) => ({
-        p: await count(r.prompt),
-        r: await count(r.response),
-      }));
-      const all = rows.map((r) => outcomes.get(r.id)!);
-      return {
-        values: {
-          prompts_average_length: all.reduce((a, x) => a + x.p, 0) / Math.max(1, all.length),
-          responses_average_length: all.reduce((a, x) => a + x.r, 0) / Math.max(1, all.length),
-        },
-        repaired,
-      };
-    });
-  }
-
-  async function measureLanguage(input: MetricInput): Promise<MetricResult> {
-    return cached(input, 'language', { detector: 'fasttext-lid.176', target: input.language }, async () => {
-      const rows = await subsampleRows(input);
-      return {
-        values: {
-          prompts_language_conformance: await conformance(
-            rows.map((r) => r.prompt),
-            input.language,
-          ),
-          responses_language_conformance: await conformance(
-            rows.map((r) => r.response),
-            input.language,
-          ),
-          duplicate_rate: duplicateRate(rows),
-        },
-      };
-    });
   }
 
   async function combineIntrinsic(
@@ -544,13 +328,13 @@ export function createMetricsActivities(deps: MetricsDeps) {
     return { uri: store.uri(key), values, repaired };
   }
 
-  return {
-    subsampleDataset,
-    measureDiversity,
-    measureJudge,
-    measurePerplexity,
-    measureLengths,
-    measureLanguage,
-    combineIntrinsic,
-  };
+  /** One activity per registered metric, named by its definition, computed by its `COMPUTE` entry. */
+  const measures = Object.fromEntries(
+    METRICS.map((def) => [
+      def.activity,
+      (input: MetricInput) => (COMPUTE[def.name] as ComputeFn<MetricDefinition>)(contextFor(def, input)),
+    ]),
+  ) as Record<MetricActivity, (input: MetricInput) => Promise<MetricResult>>;
+
+  return { subsampleDataset, ...measures, combineIntrinsic };
 }

@@ -1,6 +1,13 @@
 import { scoreCohort } from '../scoring';
 import { parseResultsJson } from '../scoring/results-file';
-import type { CellInput, CohortScores, IntrinsicRecord, TeacherScore } from '../scoring/types';
+import {
+  CORE_INTRINSIC,
+  EXTRA_INTRINSIC,
+  type CellInput,
+  type CohortScores,
+  type IntrinsicRecord,
+  type TeacherScore,
+} from '../scoring/types';
 import { getSealed, mustBeIntact } from '../storage/integrity';
 import { parseS3Uri, type S3Store } from '../storage/s3';
 import { INTRINSIC_ONLY, renderReport, type IntrinsicRow, type RenderedReport } from './render';
@@ -39,22 +46,11 @@ export async function buildSweepReport(
     );
     if (!doc) throw new Error(`intrinsic metrics ${c.intrinsicUri} are missing`);
     const v = doc.intrinsic;
-    const record: IntrinsicRecord = {
-      prompts_distinct_ri: v.prompts_distinct_ri ?? NaN,
-      responses_distinct_ri: v.responses_distinct_ri ?? NaN,
-      average_rubric_score: v.average_rubric_score ?? NaN,
-      average_perplexity: v.average_perplexity ?? NaN,
-      prompts_average_length: v.prompts_average_length ?? NaN,
-      responses_average_length: v.responses_average_length ?? NaN,
-      rubric_parse_failures: v.rubric_parse_failures,
-      rubric_truncated: v.rubric_truncated,
-      rubric_unparsed: v.rubric_unparsed,
-      rubric_mean_parsed_only: v.rubric_mean_parsed_only,
-      prompts_language_conformance: v.prompts_language_conformance,
-      responses_language_conformance: v.responses_language_conformance,
-      duplicate_rate: v.duplicate_rate,
-      subsample_size: v.subsample_size,
-    };
+    // Core measures absent from a record are NaN (the cell is then flagged); extras are carried as found.
+    const record = Object.fromEntries([
+      ...CORE_INTRINSIC.map((k) => [k, v[k] ?? NaN]),
+      ...EXTRA_INTRINSIC.map((k) => [k, v[k]]),
+    ]) as IntrinsicRecord;
     byCell.set(`${c.teacher}|${c.language}`, { record, uri: c.intrinsicUri, workflowId: c.workflowId, runId: c.runId });
     intrinsic.push({
       teacher: c.teacher,

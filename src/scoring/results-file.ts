@@ -6,19 +6,10 @@
  */
 import { z } from 'zod';
 import { ErrorType, PolyglotError } from '../common/errors';
-import { CORE_INTRINSIC, type AnchorScores, type CellInput, type IntrinsicRecord } from './types';
+import { CORE_INTRINSIC, EXTRA_INTRINSIC, type AnchorScores, type CellInput, type IntrinsicRecord } from './types';
 
-/** Intrinsic columns a results file may give besides the core ones: reported, never part of z. */
-export const EXTRA_INTRINSIC = [
-  'rubric_parse_failures',
-  'rubric_truncated',
-  'rubric_unparsed',
-  'rubric_mean_parsed_only',
-  'prompts_language_conformance',
-  'responses_language_conformance',
-  'duplicate_rate',
-  'subsample_size',
-] as const;
+/** Intrinsic columns a results file may give besides the core ones: reported, never part of z (from the metric registry). */
+export { EXTRA_INTRINSIC };
 
 // ---- JSON ------------------------------------------------------------------------------------------
 

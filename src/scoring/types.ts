@@ -2,40 +2,17 @@
  * Data shapes of scoring (docs/method.md, "PG-Score" and "Analyses"). Pure types: workflows, activities, CLI and report
  * all speak these. Field names follow the reference implementation's tables.
  */
+import type { CoreIntrinsicField, ExtraIntrinsicField } from '../metrics/registry';
 
-/** Intrinsic data-quality measures of one data cell (teacher × language), paper §5 "Intrinsic record". */
-export interface IntrinsicRecord {
-  prompts_distinct_ri: number;
-  responses_distinct_ri: number;
-  /** Mean judge score 1–5 with unparseable judgements scored 1 (faithful). */
-  average_rubric_score: number;
-  /** Mean perplexity of responses given prompts, in the metric's mode (per-item by default, or the paper's batch mode). */
-  average_perplexity: number;
-  prompts_average_length: number;
-  responses_average_length: number;
-  /** Beyond the paper (optional in inputs). */
-  /** Judge answers without a readable verdict (scored 1): `rubric_truncated` + `rubric_unparsed`. */
-  rubric_parse_failures?: number;
-  /** Of those, answers cut by the length limit (`finish_reason: length`) before a verdict. */
-  rubric_truncated?: number;
-  /** Of those, complete answers whose verdict could not be read. */
-  rubric_unparsed?: number;
-  rubric_mean_parsed_only?: number;
-  prompts_language_conformance?: number;
-  responses_language_conformance?: number;
-  duplicate_rate?: number;
-  subsample_size?: number;
-}
+/**
+ * Intrinsic data-quality measures of one data cell (teacher × language), paper §5 "Intrinsic record": the six core
+ * measures, then optional extras beyond the paper. Both lists come from the metric registry (each field is
+ * documented in its metric's src/metrics/defs/<name>.ts).
+ */
+export type IntrinsicRecord = { [K in CoreIntrinsicField]: number } & { [K in ExtraIntrinsicField]?: number };
 
 /** The six intrinsic measures every cohort cell must have (paper §5), in the reference's table order. */
-export const CORE_INTRINSIC = [
-  'prompts_distinct_ri',
-  'responses_distinct_ri',
-  'average_rubric_score',
-  'average_perplexity',
-  'prompts_average_length',
-  'responses_average_length',
-] as const;
+export { CORE_INTRINSIC, EXTRA_INTRINSIC } from '../metrics/registry';
 
 /** Where a number came from, so the report can link every value to its artifact and workflow run. */
 export interface Provenance {

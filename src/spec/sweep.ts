@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { ErrorType } from '../common/errors';
 import { JobTemplateSchema, TEMPLATE_ITEMS } from '../common/job-template';
 import { LANGUAGES, suggestLanguage } from '../common/languages';
-import { DEFAULT_JUDGE_TEMPLATE, JUDGE_TEMPLATES, LEGACY_JUDGE, PAPER_JUDGE_MAX_TOKENS } from '../metrics/judge';
+import { LEGACY_JUDGE } from '../metrics/judge';
+import { METRICS, metricSpecShape } from '../metrics/registry';
 import { SEED_POOL_URI } from '../storage/layout';
 import { STORED_TEMPLATE, TEMPLATE_PARTS, type TemplateFiles, type TemplateVersion } from './templates';
 
@@ -146,13 +147,10 @@ export const StudentSchema = z.strictObject({
 });
 export type StudentSpec = z.infer<typeof StudentSchema>;
 
-/** An OpenAI-compatible endpoint used by a metric: a provider id from `providers` and a model name. */
 const StoredTemplate = z.string().max(2048).regex(STORED_TEMPLATE, {
   error:
     'must be a stored prompt file (s3://<bucket>/<prefix>/templates/sha256-<64 hex>.txt); in a spec file give a local path or any s3:// object, and `polyglot sweep plan|start` checks and stores it',
 });
-
-const MetricModel = z.strictObject({ provider: z.string(), model: z.string().min(1).max(256) });
 
 /** The paper's balanced subsample: its seed (the remainder draws with seed + 1), and the student training size. */
 export const PAPER_SUBSAMPLE_SEED = 42;
@@ -167,32 +165,8 @@ export const MetricsSchema = z.strictObject({
     .min(0)
     .max(2 ** 31 - 1)
     .default(PAPER_SUBSAMPLE_SEED),
-  /** `/v1/embeddings` model for distinct-RI of prompts and responses. */
-  embeddings: MetricModel.optional(),
-  /**
-   * Judge model for the 1–5 rubric score (docs/method.md, "Rubric judge"). `template`: the prompt and
-   * verdict format, `prometheus-absolute-v1` (the study's: Prometheus absolute grading, `[RESULT] n`) or
-   * `rubric-v2` (Polyglot's earlier wording, JSON answer). `maxTokens`: the answer budget, the study's 2,048.
-   */
-  judge: MetricModel.extend({
-    template: z.enum(JUDGE_TEMPLATES).default(DEFAULT_JUDGE_TEMPLATE),
-    maxTokens: z.int().min(16).max(8192).default(PAPER_JUDGE_MAX_TOKENS),
-  }).optional(),
-  /**
-   * Scoring LM for perplexity (`/v1/completions` with echo + logprobs, `/tokenize`). `mode`: `per-item` (default,
-   * each item's own response NLL) or `paper` (the reference's batch-level loss over `batchSize` rows in subsample
-   * order, padded on `padSide`; docs/method.md, "Perplexity"). `padSide` is the scoring tokenizer's: the paper's
-   * Gemma tokenizer pads left.
-   */
-  perplexity: MetricModel.extend({
-    mode: z.enum(['per-item', 'paper']).default('per-item'),
-    batchSize: z.int().min(1).max(1024).default(8),
-    padSide: z.enum(['left', 'right']).default('left'),
-  }).optional(),
-  /** Tokenizer (`/tokenize`) for prompt and response lengths. */
-  tokenizer: MetricModel.optional(),
-  /** fastText language-ID conformance and duplicate rate (local, no endpoint). Default true. */
-  languageId: z.boolean().default(true),
+  /** One entry per metric (src/metrics/registry.ts; each documented in its src/metrics/defs/<name>.ts). */
+  ...metricSpecShape(METRICS),
   /** Items per part-file for per-item metrics. Default 20. */
   checkpointEvery: z.int().min(1).max(10_000).default(20),
 });
@@ -470,7 +444,7 @@ function crossFieldProblems(spec: Loose): string[] {
     seenLang.add(code);
   });
   if (isObj(spec.metrics)) {
-    for (const m of ['embeddings', 'judge', 'perplexity', 'tokenizer'] as const) {
+    for (const m of METRICS.filter((d) => d.queue === 'provider').map((d) => d.specKey)) {
       const ref = spec.metrics[m];
       const provider = isObj(ref) ? text(ref.provider) : undefined;
       if (provider !== undefined && !providerIds.includes(provider)) {

@@ -6,6 +6,7 @@ import { llmTaskQueue, type RuntimeEnv } from '../common/env';
 import { LimiterRegistry } from '../llm/limiter';
 import path from 'node:path';
 import { KubernetesJobRunner, loadKubeConfig } from '../jobs/kubernetes';
+import { metricActivities, type MetricActivity } from '../metrics/registry';
 import { LocalJobRunner } from '../jobs/local';
 import { readTrustPolicy } from '../common/policy';
 import { StoreRegistry, makeS3Client } from '../storage/s3';
@@ -106,10 +107,7 @@ export async function createWorkers(
         // Everything that calls a model runs here, under the provider's limits.
         activities: {
           generateShard: activities.generateShard,
-          measureDiversity: activities.measureDiversity,
-          measureJudge: activities.measureJudge,
-          measurePerplexity: activities.measurePerplexity,
-          measureLengths: activities.measureLengths,
+          ...Object.fromEntries(metricActivities('provider').map((a) => [a, activities[a as MetricActivity]])),
         },
         maxConcurrentActivityTaskExecutions: opts.shardSlots ?? 8,
         ...(opts.maxShardsPerSecond ? { maxTaskQueueActivitiesPerSecond: opts.maxShardsPerSecond } : {}),

@@ -1,8 +1,9 @@
 import { proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { Activities, MetricResult } from '../activities';
+import type { Activities } from '../activities';
 import { llmTaskQueue } from '../common/env';
 import type { MetricsSpec, Provider, SweepSpec } from '../spec/sweep';
 import type { Repair } from '../storage/repairs';
+import { metricCalls } from '../metrics/registry';
 import { StageKey, heartbeating, keptAlive, specRetry } from './shared';
 
 export interface MetricsWorkflowInput {
@@ -59,33 +60,11 @@ export async function metricsWorkflow(input: MetricsWorkflowInput): Promise<Metr
         retry: specRetry(input.retry),
       }),
     );
-  const provider = (id: string) => input.providers.find((p) => p.id === id)!;
-
-  // Each model-backed metric runs on its endpoint's provider queue, under that provider's limits.
-  const onEndpoint = (ref: { provider: string; model: string }) => ({
-    queue: onProvider(ref.provider),
-    input: { ...base, model: ref.model, provider: provider(ref.provider) },
-  });
-  const jobs: Promise<MetricResult>[] = [];
-  if (m.embeddings) {
-    const e = onEndpoint(m.embeddings);
-    jobs.push(e.queue.measureDiversity(e.input));
-  }
-  if (m.judge) {
-    const e = onEndpoint(m.judge);
-    // `template` is absent only in a run begun before it existed: the activity then keeps that run's template.
-    jobs.push(e.queue.measureJudge({ ...e.input, maxTokens: m.judge.maxTokens, judgeTemplate: m.judge.template }));
-  }
-  if (m.perplexity) {
-    const e = onEndpoint(m.perplexity);
-    const { mode, batchSize, padSide } = m.perplexity;
-    jobs.push(e.queue.measurePerplexity({ ...e.input, perplexity: { mode, batchSize, padSide } }));
-  }
-  if (m.tokenizer) {
-    const e = onEndpoint(m.tokenizer);
-    jobs.push(e.queue.measureLengths(e.input));
-  }
-  if (m.languageId) jobs.push(local.measureLanguage(base));
+  // Each model-backed metric runs on its endpoint's provider queue, under that provider's limits; local ones on
+  // the main queue. Registry order is schedule order, so the commands (and activity ids) stay what they were.
+  const jobs = metricCalls(m, base, input.providers).map((c) =>
+    c.providerId === undefined ? local[c.activity](c.input) : onProvider(c.providerId)[c.activity](c.input),
+  );
   const results = await Promise.all(jobs);
 
   const info = workflowInfo();

@@ -21,6 +21,7 @@ import { datasetWorkflow, type DatasetWorkflowResult } from './dataset';
 import { anchorWorkflow, type AnchorWorkflowResult } from './anchor';
 import { anchorWorkflowId, metricsWorkflowId, studentWorkflowId, type CellRef } from '../common/workflow-ids';
 import { metricsWorkflow } from './metrics';
+import { metricProviders } from '../metrics/registry';
 import { studentWorkflow } from './student';
 import {
   LanguageKey,
@@ -513,9 +514,7 @@ async function runStudents(run: Run, cell: CellPlan, manifestUri: string, progre
 async function runMetrics(run: Run, cell: CellPlan, progress: CellProgress): Promise<void> {
   const { spec } = run;
   const metrics = spec.metrics!;
-  const needed = new Set(
-    [metrics.embeddings, metrics.judge, metrics.perplexity, metrics.tokenizer].flatMap((x) => (x ? [x.provider] : [])),
-  );
+  const needed = new Set(metricProviders(metrics));
   const mh = await startChild(metricsWorkflow, {
     workflowId: metricsWorkflowId(cellRef(run, cell)),
     args: [
