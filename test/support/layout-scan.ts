@@ -65,7 +65,15 @@ const KEYISH_RE = /(?:key|uri|prefix)s?$/i;
  */
 const WORKFLOW_ID_RE = /^sweep\//;
 
-function keyProblem(text: string): string | undefined {
+/**
+ * A path into this repository named in a message (`src/metrics/defs`, `docs/s3-layout.md`) is not a key, though
+ * it may pass through a folder named like a layout folder. Only `src/`, `test/` and `docs/` are taken: `jobs/`
+ * is itself a layout folder.
+ */
+const REPO_PATH_RE = /(?<![\w/\0-])(?:src|test|docs)\/[\w./-]+/g;
+
+function keyProblem(raw: string): string | undefined {
+  const text = raw.replace(REPO_PATH_RE, '');
   // `s3://` followed by a substitution or a bucket name; "an s3:// URI" in a message is prose.
   if (/s3:\/\/[\0a-z0-9]/.test(text)) return 'builds an s3:// URI';
   if (SEGMENT_RE.test(text)) return `builds a key under a layout folder (${SEGMENT_RE.exec(text)![0]})`;

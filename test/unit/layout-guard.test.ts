@@ -89,6 +89,7 @@ describe('S3 keys are built in src/storage/layout.ts only', function () {
       'const p = readFileSync(`/proc/${pid}/stat`);',
       "const metrics = 'metrics/';",
       'const re = /\\/dataset$/;',
+      'throw new Error(`metric ${name} computed ${x}, not among its outputs (src/metrics/defs)`);',
     ];
     for (const code of good) assert.deepEqual(scanForKeyBuilding(code), [], `flagged: ${code}`);
   });
