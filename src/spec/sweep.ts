@@ -147,6 +147,7 @@ export const StudentSchema = z.strictObject({
 });
 export type StudentSpec = z.infer<typeof StudentSchema>;
 
+/** A spec's own prompt file once the CLI has checked and stored it: content-addressed (its URI names its SHA-256). */
 const StoredTemplate = z.string().max(2048).regex(STORED_TEMPLATE, {
   error:
     'must be a stored prompt file (s3://<bucket>/<prefix>/templates/sha256-<64 hex>.txt); in a spec file give a local path or any s3:// object, and `polyglot sweep plan|start` checks and stores it',
@@ -506,7 +507,6 @@ export function specBytes(input: unknown): number {
   return new TextEncoder().encode(JSON.stringify(input) ?? '').length;
 }
 
-/** Parse and validate a spec; throws InvalidSpecError listing every problem with its path. */
 /**
  * The spec as a sweep begun before judge template versions parsed it: no `template` (its metrics runs then
  * keep `rubric-v2`) and the old default budget where the spec set none. Used by the sweep workflow for runs
@@ -523,6 +523,7 @@ export function withJudgeAsBegun(spec: SweepSpec, input: unknown): SweepSpec {
   return { ...spec, metrics: { ...metrics, judge: legacy as typeof judge } };
 }
 
+/** Parse and validate a spec; throws InvalidSpecError listing every problem with its path. */
 export function parseSweepSpec(input: unknown): SweepSpec {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw new InvalidSpecError([

@@ -55,15 +55,15 @@ export interface DatasetWorkflowResult {
 
 const { prepareDataset, finalizeDataset } = proxyActivities<Activities>(keptAlive('10 minutes'));
 
+function setStage(stage: string): void {
+  upsertSearchAttributes([{ key: StageKey, value: stage }]);
+}
+
 /**
  * One teacher × language dataset: select seeds, generate every shard of every strategy on the
  * provider's task queue, then write the manifest. Finished shards and datasets are found in S3 by
  * their keys, so a re-run repeats nothing that completed.
  */
-function setStage(stage: string): void {
-  upsertSearchAttributes([{ key: StageKey, value: stage }]);
-}
-
 export async function datasetWorkflow(input: DatasetWorkflowInput): Promise<DatasetWorkflowResult> {
   const { cell, spec } = input;
   const storage = { bucket: spec.storage.bucket, prefix: spec.storage.prefix };

@@ -25,8 +25,6 @@ import { chartsOf, dumpDom, findChromium } from '../support/browser';
  * (SmolLM2-135M) for judge, perplexity and tokenizer — checked against values the test computes itself.
  */
 
-/** The reference's N×N definition in numpy (NaN similarities → 0, diagonal excluded). */
-
 /** A counting pass-through proxy: every request to the upstream server goes through here and is counted. */
 function countingProxy(upstreamPort: number): Promise<{ server: http.Server; url: string; count: () => number }> {
   let n = 0;

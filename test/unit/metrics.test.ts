@@ -9,11 +9,6 @@ import { numpyDistinct } from '../support/reference';
 
 const TOL = 1e-9;
 
-/**
- * The reference's definition, literally: the full N×N cosine matrix (NaN → 0, diagonal excluded), in
- * numpy float64. Independent of the streaming ‖Σê‖² − N′ identity that DistinctAccumulator uses.
- */
-
 /** Standard normal from a uniform stream (Box–Muller). */
 function gaussian(next: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
