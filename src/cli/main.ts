@@ -67,7 +67,7 @@ usage:
 
 environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, S3_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY (defaults come from .data/dev.env after \`polyglot dev up\`); POLYGLOT_CODEC_KEY
-and POLYGLOT_CODEC_OLD_KEYS turn on payload encryption (README.md, "Payload encryption").`;
+and POLYGLOT_CODEC_OLD_KEYS turn on payload encryption (docs/operations.md, "Payload encryption").`;
 
 function flag(args: string[], name: string): string | undefined {
   const i = args.indexOf(name);

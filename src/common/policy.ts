@@ -44,7 +44,7 @@ const DEFAULT_LOCAL_SECRETS =
   'polyglot-s3/access-key-id=AWS_ACCESS_KEY_ID,polyglot-s3/secret-access-key=AWS_SECRET_ACCESS_KEY';
 const DEFAULT_COMMANDS = 'polyglot-train,polyglot-eval';
 
-/** The settings above, by name: the README and the CLI's "this machine's policy" note list them. */
+/** The settings above, by name: docs/security.md and the CLI's "this machine's policy" note list them. */
 export const POLICY_ENV = [
   'POLYGLOT_ALLOWED_KEY_ENVS',
   'POLYGLOT_ALLOWED_HOSTS',

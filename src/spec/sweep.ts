@@ -543,7 +543,7 @@ export function parseSweepSpec(input: unknown): SweepSpec {
     ? []
     : result.error.issues.map((issue) => {
         if (issue.code === 'unrecognized_keys') {
-          return `${formatPath(issue.path)}: unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}; check the spelling against the spec reference in README.md`;
+          return `${formatPath(issue.path)}: unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}; check the spelling against the spec reference in docs/spec.md`;
         }
         return `${formatPath(issue.path)}: ${issue.message}`;
       });

@@ -6,7 +6,7 @@ import { createWorkers, runWorkers } from './options';
  * Worker process entry point.
  *   POLYGLOT_PROVIDERS   comma-separated provider ids to serve (default: local)
  *   POLYGLOT_SHARD_SLOTS shard activities per provider at once (default 8)
- *   TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, POLYGLOT_TASK_QUEUE, S3_ENDPOINT, AWS_* — see README.
+ *   TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, POLYGLOT_TASK_QUEUE, S3_ENDPOINT, AWS_* — see docs/operations.md.
  */
 async function main(): Promise<void> {
   const env = readEnv();
