@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { WorkflowFailedError } from '@temporalio/client';
 import { FakeLlmServer, type FakeFault } from '../support/fake-server';
+import type { DatasetManifest } from '../../src/activities/types';
 import { sha256Hex } from '../../src/common/hash';
 import { planSweep } from '../../src/spec/plan';
 import { templateHashOf } from '../../src/spec/templates';
@@ -11,16 +12,6 @@ import type { SweepProgress } from '../../src/workflows/shared';
 import { importDemoSeeds, smallSpec, startWorkers, storeFor, uniqueName } from '../support/fixtures';
 import { until } from '../support/processes';
 import { getStack } from '../support/stack';
-
-interface Manifest {
-  requested: number;
-  produced: number;
-  parseFailures: number;
-  emptyResponses: number;
-  truncated?: number;
-  truncatedDropped?: number;
-  perStrategy: Record<string, { truncated?: number; truncatedDropped?: number; produced: number }>;
-}
 
 describe('LLM server failures, budget, pause and cancel', function () {
   this.timeout(120_000);
@@ -67,7 +58,7 @@ describe('LLM server failures, budget, pause and cancel', function () {
           (r) => ({ ok: true as const, r }),
           (e: unknown) => ({ ok: false as const, e }),
         );
-      const manifest = await storeFor(bucket).getJson<Manifest>(
+      const manifest = await storeFor(bucket).getJson<DatasetManifest>(
         keys.datasetManifest(keys.dataset('polyglot', plan.cells[0]!.datasetKey)),
       );
       return { result, manifest, elapsedMs: Date.now() - started, plan };
