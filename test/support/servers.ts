@@ -7,6 +7,22 @@ import { ROOT, TOOLS } from './stack';
 export const LLM_MODEL = 'smollm2-135m';
 export const EMBED_MODEL = 'multilingual-e5-small-q4';
 
+/**
+ * Every metric measured by the tests' real local servers: `lm` (the local LLM: judge, perplexity, tokenizer) and
+ * `emb` (the embeddings server) are provider ids of the spec; judge answers are cut at `judgeMaxTokens` because a
+ * 135M model on CPU writes slowly.
+ */
+export function localServerMetrics(lm: string, emb: string, o: { judgeMaxTokens: number; checkpointEvery: number }) {
+  return {
+    subsampleSize: 4,
+    embeddings: { provider: emb, model: EMBED_MODEL },
+    judge: { provider: lm, model: LLM_MODEL, maxTokens: o.judgeMaxTokens },
+    perplexity: { provider: lm, model: LLM_MODEL },
+    tokenizer: { provider: lm, model: LLM_MODEL },
+    checkpointEvery: o.checkpointEvery,
+  };
+}
+
 /** Spawn a server and resolve with it once `ready` appears on its stdout. */
 export function startServer(
   cmd: string,
