@@ -13,7 +13,6 @@ import type { LimiterRegistry } from '../llm/limiter';
 import { decodeUtf8, loadSeedPool, type SeedRow } from '../seeds/pool';
 import {
   TEMPLATE_PARTS,
-  storedTemplateDigest,
   templateHashOf,
   templateProblems,
   type TemplateFiles,
@@ -21,7 +20,7 @@ import {
 } from '../spec/templates';
 import { GENERATION_CODE_VERSION } from '../spec/plan';
 import { seededShuffle } from '../common/random';
-import { keys } from '../storage/layout';
+import { keys, storedTemplateDigestOf } from '../storage/layout';
 import { runCheckpointed } from './checkpoint';
 import { clientFor } from './provider';
 import { parseS3Uri, type S3Store, type StoreRegistry } from '../storage/s3';
@@ -342,7 +341,7 @@ export function createDatasetActivities(deps: DatasetDeps) {
       const uri = files?.[part];
       if (!uri) continue;
       const field = `templates.${part}`;
-      const want = storedTemplateDigest(uri);
+      const want = storedTemplateDigestOf(uri);
       if (!want) throw new PolyglotError(ErrorType.InvalidInput, `${field}: ${uri} is not a stored prompt file`);
       const { bucket, key } = parseS3Uri(uri);
       const bytes = await deps.stores.for(bucket).getBytes(key);

@@ -6,9 +6,9 @@ import { canonicalSeedJsonl, decodeUtf8, importSeedPool, poolDigest, readSeedFil
 import { SPEC_LIMITS, formatPath, parseSweepSpec, type SweepSpec } from '../spec/sweep';
 import { digestLocalAsset, importAsset } from '../storage/assets';
 import { sha256OfBytes } from '../storage/integrity';
-import { keys } from '../storage/layout';
+import { STORED_TEMPLATE_URI, keys } from '../storage/layout';
 import { parseS3Uri, type StoreRegistry } from '../storage/s3';
-import { STORED_TEMPLATE, TEMPLATE_PARTS, templateProblems } from '../spec/templates';
+import { TEMPLATE_PARTS, templateProblems } from '../spec/templates';
 
 /** Read a YAML or JSON spec file into a plain object (no validation yet). */
 export async function readSpecFile(file: string): Promise<Record<string, unknown>> {
@@ -160,7 +160,7 @@ async function storeTemplateFiles(
   const parts = t as Record<string, unknown>;
   for (const part of TEMPLATE_PARTS) {
     const ref = parts[part];
-    if (typeof ref !== 'string' || STORED_TEMPLATE.test(ref)) continue;
+    if (typeof ref !== 'string' || STORED_TEMPLATE_URI.test(ref)) continue;
     const field = `templates.${part}`;
     let bytes: Uint8Array | undefined;
     let origin: string;

@@ -4,8 +4,8 @@ import { JobTemplateSchema, TEMPLATE_ITEMS } from '../common/job-template';
 import { LANGUAGES, suggestLanguage } from '../common/languages';
 import { LEGACY_JUDGE } from '../metrics/judge';
 import { METRICS, metricSpecShape } from '../metrics/registry';
-import { SEED_POOL_URI } from '../storage/layout';
-import { STORED_TEMPLATE, TEMPLATE_PARTS, type TemplateFiles, type TemplateVersion } from './templates';
+import { SEED_POOL_URI, STORED_TEMPLATE_URI } from '../storage/layout';
+import { TEMPLATE_PARTS, type TemplateFiles, type TemplateVersion } from './templates';
 
 /**
  * The sweep spec: one document that defines every work item of a sweep. It is parsed from YAML or
@@ -148,7 +148,7 @@ export const StudentSchema = z.strictObject({
 export type StudentSpec = z.infer<typeof StudentSchema>;
 
 /** A spec's own prompt file once the CLI has checked and stored it: content-addressed (its URI names its SHA-256). */
-const StoredTemplate = z.string().max(2048).regex(STORED_TEMPLATE, {
+const StoredTemplate = z.string().max(2048).regex(STORED_TEMPLATE_URI, {
   error:
     'must be a stored prompt file (s3://<bucket>/<prefix>/templates/sha256-<64 hex>.txt); in a spec file give a local path or any s3:// object, and `polyglot sweep plan|start` checks and stores it',
 });

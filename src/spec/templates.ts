@@ -1,5 +1,5 @@
 import { sha256Hex } from '../common/hash';
-import { STORED_TEMPLATE_URI, storedTemplateDigestOf } from '../storage/layout';
+import { storedTemplateDigestOf } from '../storage/layout';
 
 /**
  * Generation prompt templates, versioned. The wording is Polyglot's own, carrying the instructions
@@ -163,9 +163,6 @@ export function templateProblems(part: TemplatePart, text: string): string[] {
 export function renderTemplate(text: string, values: Record<string, string>): string {
   return text.replace(PLACEHOLDER, (whole, name: string) => values[name] ?? whole);
 }
-
-/** A stored template file: content-addressed, so its URI carries the SHA-256 of its bytes (read in layout.ts). */
-export { STORED_TEMPLATE_URI as STORED_TEMPLATE, storedTemplateDigestOf as storedTemplateDigest };
 
 /**
  * The template hash of a sweep: the built-in version's hash, or, with files of its own, a hash of that and each
